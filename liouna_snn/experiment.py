@@ -1,0 +1,241 @@
+"""Experiments: a TOML file names a model spec, data, rules, a schedule and evaluations.
+
+::
+
+    name = "quickstart"
+    model = "cifar10_3layer"            # models/<model>.toml, or a path
+
+    [data]
+    dataset = "cifar10-mini"            # see liouna_snn.data.DATASETS
+    root = "data"                       # folder holding the standard layout (not for cifar10-mini)
+
+    [unsupervised]                      # liouna_snn.training.TrainConfig + precision
+    schedule = "greedy"
+    batch_size = 10
+    precision = "bf16"                  # bf16 convolutions, float32 master weights; or "fp32"
+
+    [probe]
+    epochs = 50
+
+    [[runs]]
+    rule = "softhebb"                   # a preset of liouna_snn.rules.PRESETS
+    seeds = [0]
+    options = { lr = [0.08, 0.005, 0.01], inverse_temperature = [1.0, 0.65, 0.25] }   # scalar or per layer
+
+:func:`run_experiment` trains every run, probes every layer, and writes
+``<results>/<name>.json`` (the project's results schema) plus plots.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .data import load_dataset
+from .evaluation import extract_features, knn_top1, linear_probe
+from .network import build_network, load_spec, tomllib
+from .rules import RuleConfig, rule_config
+from .training import TrainConfig, train_unsupervised
+
+TOP_KEYS = {"name", "description", "model", "data", "unsupervised", "probe", "runs", "device"}
+DATA_KEYS = {"dataset", "root", "download", "train_subset", "test_subset", "image_size"}
+UNSUP_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} | {"precision"}
+PROBE_KEYS = {"epochs", "batch_size", "lr", "dropout", "standardize", "knn_k", "knn_temperature", "layers",
+              "feature_batch_size"}
+RUN_KEYS = {"rule", "seeds", "options", "label"}
+PRECISIONS = {"bf16": torch.bfloat16, "fp32": None}
+
+
+def _reject_unknown(table: dict, allowed: set, where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
+
+
+def load_experiment(path: str | Path) -> dict:
+    """Read an experiment TOML and validate every section's keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"experiment file {path} does not exist")
+    with open(path, "rb") as f:
+        exp = tomllib.load(f)
+    where = str(path)
+    _reject_unknown(exp, TOP_KEYS, where)
+    for key in ("model", "data", "runs"):
+        if key not in exp:
+            raise ValueError(f"{where}: missing required key {key!r}")
+    _reject_unknown(exp["data"], DATA_KEYS, where + " [data]")
+    _reject_unknown(exp.get("unsupervised", {}), UNSUP_KEYS, where + " [unsupervised]")
+    _reject_unknown(exp.get("probe", {}), PROBE_KEYS, where + " [probe]")
+    if exp.get("unsupervised", {}).get("precision", "bf16") not in PRECISIONS:
+        raise ValueError(f"{where} [unsupervised]: precision must be one of {', '.join(PRECISIONS)}")
+    for i, run in enumerate(exp["runs"], start=1):
+        _reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
+        if "rule" not in run:
+            raise ValueError(f"{where} [[runs]] #{i}: missing required key 'rule'")
+    exp.setdefault("name", path.stem)
+    exp["_path"] = str(path.resolve())
+    return exp
+
+
+def resolve_model(model: str, experiment_path: str | Path) -> Path:
+    """A model spec path: as given, else ``models/<model>.toml`` beside the experiment's folder or the cwd."""
+    candidates = [Path(model)]
+    name = model if model.endswith(".toml") else model + ".toml"
+    exp_dir = Path(experiment_path).resolve().parent
+    candidates += [exp_dir.parent / "models" / name, exp_dir / "models" / name, Path.cwd() / "models" / name]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(f"model spec {model!r} not found; looked at: {', '.join(str(c) for c in candidates)}")
+
+
+def per_layer_rules(rule: str, options: dict, n_layers: int) -> list[RuleConfig]:
+    """One :class:`RuleConfig` per layer; an option given as a list sets each layer's value."""
+    configs = []
+    for i in range(n_layers):
+        layer_opts = {}
+        for key, value in options.items():
+            if isinstance(value, list):
+                if len(value) != n_layers:
+                    raise ValueError(f"rule option {key!r} lists {len(value)} values for {n_layers} layers")
+                value = value[i]
+            layer_opts[key] = value
+        configs.append(rule_config(rule, **layer_opts))
+    return configs
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def write_json_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def run_experiment(path: str | Path, *, data_root: str | None = None, device: str = "auto",
+                   results_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
+                   download: bool = False, progress: bool = True, only_rules: list[str] | None = None) -> dict:
+    """Run every ``[[runs]]`` entry of an experiment; write the results JSON and plots; return the results."""
+    from .plots import plot_filters, plot_layer_accuracy  # matplotlib only when plotting
+
+    exp = load_experiment(path)
+    name = exp["name"]
+    dev = resolve_device(exp.get("device", device) if device == "auto" else device)
+    spec = load_spec(resolve_model(exp["model"], exp["_path"]))
+    data_cfg = exp["data"]
+    root = data_root or data_cfg.get("root")
+    ds_kw = dict(download=download or data_cfg.get("download", False))
+    if data_cfg.get("image_size"):
+        ds_kw["image_size"] = data_cfg["image_size"]
+    train = load_dataset(data_cfg["dataset"], root, "train", **ds_kw)
+    test = load_dataset(data_cfg["dataset"], root, "test", **ds_kw)
+    if data_cfg.get("train_subset"):
+        train = train.subset(data_cfg["train_subset"])
+    if data_cfg.get("test_subset"):
+        test = test.subset(data_cfg["test_subset"])
+    train, test = train.to(dev), test.to(dev)
+    mean, std = (t.to(dev) for t in train.channel_stats())
+
+    unsup = dict(exp.get("unsupervised", {}))
+    compute_dtype = PRECISIONS[unsup.pop("precision", "bf16")]
+    train_cfg = TrainConfig(**unsup)
+    probe_cfg = {"epochs": 50, "batch_size": 64, "lr": 1e-3, "dropout": 0.5, "standardize": True, "knn_k": 20,
+                 "knn_temperature": 0.07, "layers": "all", "feature_batch_size": 250, **exp.get("probe", {})}
+    results_dir = Path(results_dir) if results_dir else Path(exp["_path"]).parent / "results"
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path(exp["_path"]).parent / "checkpoints" / name
+
+    results = {"experiment": name, "command": " ".join(["liouna-snn"] + sys.argv[1:]) if sys.argv else None,
+               "git_commit": _git_commit(), "torch": torch.__version__, "device": str(dev),
+               "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+               "model": spec.get("name"), "train_images": len(train), "test_images": len(test),
+               "unsupervised": {**dataclasses.asdict(train_cfg), "precision": "bf16" if compute_dtype else "fp32"},
+               "probe": probe_cfg, "runs": []}
+    n_layers = len(spec["layers"])
+    depths = list(range(1, n_layers + 1)) if probe_cfg["layers"] == "all" else list(probe_cfg["layers"])
+    for run in exp["runs"]:
+        if only_rules and run["rule"] not in only_rules:
+            continue
+        rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
+        label = run.get("label", run["rule"])
+        for seed in run.get("seeds", [0]):
+            torch.manual_seed(seed)
+            net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype)
+            cfg = dataclasses.replace(train_cfg, seed=seed)
+            summary = train_unsupervised(net, train, cfg, device=dev, mean=mean, std=std, progress=progress,
+                                         checkpoint=checkpoint_dir / f"{label}_seed{seed}.pt",
+                                         description=f"{label} seed {seed}")
+            layers, probe_seconds = [], 0.0
+            for d in depths:
+                t0 = time.perf_counter()
+                kw = dict(device=dev, mean=mean, std=std, batch_size=probe_cfg["feature_batch_size"], progress=progress)
+                ftr, ytr = extract_features(net, train, d, description=f"layer {d} train features", **kw)
+                fte, yte = extract_features(net, test, d, description=f"layer {d} test features", **kw)
+                knn = knn_top1(ftr, ytr, fte, yte, k=probe_cfg["knn_k"], temperature=probe_cfg["knn_temperature"])
+                probe = linear_probe(ftr, ytr, fte, yte, epochs=probe_cfg["epochs"], batch_size=probe_cfg["batch_size"],
+                                     lr=probe_cfg["lr"], dropout=probe_cfg["dropout"], seed=seed,
+                                     standardize=probe_cfg["standardize"], progress=progress,
+                                     description=f"layer {d} probe")
+                del ftr, fte
+                seconds = time.perf_counter() - t0
+                probe_seconds += seconds
+                layers.append({"layer": d, "probe_top1": round(probe["top1"], 2), "knn_top1": round(knn, 2),
+                               "probe_train_top1": round(probe["train_top1"], 2), "features": int(math.prod(net.feature_shapes()[d - 1])),
+                               "eval_seconds": round(seconds, 1), **net.layers[d - 1].diagnostics()})
+                if progress:
+                    print(f"  {label} seed {seed} layer {d}: probe {probe['top1']:.2f} %  k-NN {knn:.2f} %", flush=True)
+            results["runs"].append({
+                "label": label, "dataset": data_cfg["dataset"], "rule": run["rule"], "mode": "rate", "neuron": "rate",
+                "time_steps": 1, "seed": seed, "epochs": train_cfg.epochs, "schedule": train_cfg.schedule,
+                "batch_size": train_cfg.batch_size, "unsup_seconds": round(summary["seconds"], 1),
+                "unsup_images_per_second": round(summary["images_per_second"], 1),
+                "probe_seconds": round(probe_seconds, 1), "layers": layers,
+                "probe_top1": max(l["probe_top1"] for l in layers),
+                "rule_options": [dataclasses.asdict(r) for r in rules],
+            })
+            plot_filters(net.layers[0].weight, results_dir / f"{name}_filters_{label}_seed{seed}.png",
+                         title=f"{name}: layer-1 filters, {label}, seed {seed}")
+            write_json_atomic(results, results_dir / f"{name}.json")
+    plot_layer_accuracy(results, results_dir / f"{name}_layers.png")
+    write_json_atomic(results, results_dir / f"{name}.json")
+    return results
+
+
+def summary_table(results: dict) -> str:
+    """A readable per-layer accuracy table (markdown)."""
+    runs = results["runs"]
+    if not runs:
+        return "(no runs)"
+    n = max(len(r["layers"]) for r in runs)
+    head = "| rule | seed | " + " | ".join(f"layer {i} probe / k-NN" for i in range(1, n + 1)) + " | unsup s | img/s |"
+    sep = "|" + "---|" * (n + 4)
+    rows = [head, sep]
+    for r in runs:
+        cells = [f"{l['probe_top1']:.2f} / {l['knn_top1']:.2f}" for l in r["layers"]]
+        rows.append(f"| {r['label']} | {r['seed']} | " + " | ".join(cells) +
+                    f" | {r['unsup_seconds']:.0f} | {r['unsup_images_per_second']:.0f} |")
+    return "\n".join(rows)
+

@@ -1,0 +1,179 @@
+"""Networks of plastic layers, built from declarative specs (``models/*.toml``).
+
+A spec names the input and a list of layers::
+
+    name = "cifar10-3layer"
+    input_channels = 3
+    input_size = 32
+
+    [[layers]]
+    type = "conv"                 # or "linear" (flattens its input)
+    out_channels = 96
+    kernel_size = 5
+    padding = 2
+    padding_mode = "reflect"      # zeros | reflect | replicate | circular
+    norm = true                   # affine-free batch-norm of the layer's input
+    activation = { name = "triangle", power = 0.7 }
+    pool = { type = "max", kernel_size = 4, stride = 2, padding = 1 }
+
+Any rule runs on any spec: :func:`build_network` takes one :class:`RuleConfig` per layer.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .layers import PlasticConv2d, PlasticLayer, PlasticLinear
+from .neurons import make_activation
+from .rules import RuleConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SPEC_KEYS = {"name", "input_channels", "input_size", "layers", "description"}
+LAYER_KEYS = {"type", "out_channels", "kernel_size", "stride", "padding", "padding_mode", "norm", "activation", "pool"}
+POOL_KEYS = {"type", "kernel_size", "stride", "padding"}
+POOLS = ("max", "avg")
+
+
+def _reject_unknown(table: dict, allowed: set, where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
+
+
+def load_spec(path: str | Path) -> dict:
+    """Read and validate a model spec from a TOML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model spec {path} does not exist")
+    with open(path, "rb") as f:
+        spec = tomllib.load(f)
+    validate_spec(spec, str(path))
+    return spec
+
+
+def validate_spec(spec: dict, where: str = "model spec") -> None:
+    """Raise a ``ValueError`` naming the key if ``spec`` has unknown or missing entries."""
+    _reject_unknown(spec, SPEC_KEYS, where)
+    for key in ("input_channels", "input_size", "layers"):
+        if key not in spec:
+            raise ValueError(f"{where}: missing required key {key!r}")
+    if not spec["layers"]:
+        raise ValueError(f"{where}: 'layers' is empty")
+    for i, layer in enumerate(spec["layers"], start=1):
+        here = f"{where}, layer {i}"
+        _reject_unknown(layer, LAYER_KEYS, here)
+        if layer.get("type", "conv") not in ("conv", "linear"):
+            raise ValueError(f"{here}: type {layer.get('type')!r} not allowed; choose 'conv' or 'linear'")
+        if "out_channels" not in layer:
+            raise ValueError(f"{here}: missing required key 'out_channels'")
+        pool = layer.get("pool")
+        if pool is not None:
+            _reject_unknown(pool, POOL_KEYS, here + " pool")
+            if pool.get("type") not in POOLS:
+                raise ValueError(f"{here}: pool type {pool.get('type')!r} not allowed; choose one of {', '.join(POOLS)}")
+
+
+def _make_pool(pool: dict | None) -> nn.Module | None:
+    if pool is None:
+        return None
+    cls = nn.MaxPool2d if pool["type"] == "max" else nn.AvgPool2d
+    k = pool.get("kernel_size", 2)
+    return cls(k, stride=pool.get("stride", k), padding=pool.get("padding", 0))
+
+
+def _make_activation(act) -> nn.Module:
+    if act is None:
+        return nn.Identity()
+    if isinstance(act, str):
+        return make_activation(act)
+    params = {k: v for k, v in act.items() if k != "name"}
+    return make_activation(act["name"], **params)
+
+
+class LocalNetwork(nn.Module):
+    """A stack of plastic layers; nothing flows down between them.
+
+    ``forward(x, depth)`` returns the output of layer ``depth`` (1-based; default: the last).
+    """
+
+    def __init__(self, layers: list[PlasticLayer], spec: dict | None = None):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.spec = spec or {}
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def _layer_input(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        return h.flatten(1) if isinstance(self.layers[i], PlasticLinear) and h.dim() > 2 else h
+
+    def forward(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        depth = len(self.layers) if depth is None else depth
+        if not 1 <= depth <= len(self.layers):
+            raise ValueError(f"depth must be in 1..{len(self.layers)}, got {depth}")
+        h = x
+        for i in range(depth):
+            h = self.layers[i](self._layer_input(i, h))
+        return h
+
+    def learn_layer(self, i: int, h: torch.Tensor, progress: float, generator: torch.Generator | None = None):
+        """Let layer ``i`` (0-based) learn from its input ``h``; returns its detached output."""
+        return self.layers[i].learn(self._layer_input(i, h), progress, generator)
+
+    def feature_shapes(self) -> list[tuple[int, ...]]:
+        """Shape of each layer's output (after pooling) for the spec's input size."""
+        size = self.spec.get("input_size", 32)
+        hw, shapes = (size, size), []
+        for layer in self.layers:
+            shape = layer.output_shape(hw)
+            shapes.append(shape)
+            hw = shape[1:] if len(shape) == 3 else None
+        return shapes
+
+
+def build_network(spec: dict, rules: RuleConfig | list[RuleConfig], *, seed: int = 0,
+                  compute_dtype: torch.dtype | None = None) -> LocalNetwork:
+    """Build the network of ``spec`` with one rule per layer (or one rule for all).
+
+    Weights are drawn from a generator seeded with ``seed`` (layer by layer), so a seed fixes them.
+    Raises a ``ValueError`` naming the layer if the geometry is impossible for the input size.
+    """
+    validate_spec(spec)
+    n = len(spec["layers"])
+    rules = [rules] * n if isinstance(rules, RuleConfig) else list(rules)
+    if len(rules) != n:
+        raise ValueError(f"got {len(rules)} rule configs for {n} layers")
+    gen = torch.Generator().manual_seed(seed)
+    channels, hw = spec["input_channels"], (spec["input_size"], spec["input_size"])
+    layers: list[PlasticLayer] = []
+    for i, (ls, rule) in enumerate(zip(spec["layers"], rules), start=1):
+        if ls.get("type", "conv") == "conv":
+            if hw is None:
+                raise ValueError(f"layer {i}: a conv layer cannot follow a linear layer")
+            layer = PlasticConv2d(channels, ls["out_channels"], ls.get("kernel_size", 3), stride=ls.get("stride", 1),
+                                  padding=ls.get("padding", 0), padding_mode=ls.get("padding_mode", "zeros"),
+                                  norm=ls.get("norm", True), activation=_make_activation(ls.get("activation")),
+                                  pool=_make_pool(ls.get("pool")), rule=rule, compute_dtype=compute_dtype,
+                                  generator=gen)
+            try:
+                shape = layer.output_shape(hw)
+            except (ValueError, RuntimeError) as err:
+                raise ValueError(f"layer {i}: impossible geometry for a {channels}x{hw[0]}x{hw[1]} input: {err}") from None
+            if min(shape[1:]) < 1:
+                raise ValueError(f"layer {i}: output would be empty for a {channels}x{hw[0]}x{hw[1]} input")
+            channels, hw = shape[0], shape[1:]
+        else:
+            in_features = channels * (hw[0] * hw[1] if hw else 1)
+            layer = PlasticLinear(in_features, ls["out_channels"], norm=ls.get("norm", True),
+                                  activation=_make_activation(ls.get("activation")), rule=rule,
+                                  compute_dtype=compute_dtype, generator=gen)
+            channels, hw = ls["out_channels"], None
+        layers.append(layer)
+    return LocalNetwork(layers, spec)

@@ -1,0 +1,64 @@
+"""Figures of an experiment: learned first-layer filters and per-layer accuracies (matplotlib, Agg)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def filter_grid(weight: torch.Tensor, pad: int = 1) -> torch.Tensor:
+    """Tile ``weight (K, C, k, k)`` (C = 1 or 3) into an image ``(H, W, C)`` in [0, 1], each filter
+    rescaled by its own max-abs so that its pattern, not its norm, is visible."""
+    w = weight.detach().float().cpu()
+    k_units, c, kh, kw = w.shape
+    w = w / (w.flatten(1).abs().amax(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1))
+    w = (w + 1) / 2
+    cols = math.ceil(math.sqrt(k_units))
+    rows = math.ceil(k_units / cols)
+    grid = torch.ones(c, rows * (kh + pad) + pad, cols * (kw + pad) + pad)
+    for i in range(k_units):
+        r, q = divmod(i, cols)
+        grid[:, pad + r * (kh + pad):pad + r * (kh + pad) + kh, pad + q * (kw + pad):pad + q * (kw + pad) + kw] = w[i]
+    return grid.permute(1, 2, 0).squeeze(-1)
+
+
+def plot_filters(weight: torch.Tensor, path: str | Path, title: str = "") -> Path:
+    """Save the first-layer filters as an image grid (only RGB or single-channel inputs)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if weight.dim() != 4 or weight.shape[1] not in (1, 3):
+        return path
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(filter_grid(weight).numpy(), interpolation="nearest", cmap="gray")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_layer_accuracy(results: dict, path: str | Path) -> Path:
+    """Probe (solid) and k-NN (dashed) top-1 against layer depth, one line per run."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, run in enumerate(results["runs"]):
+        depth = [l["layer"] for l in run["layers"]]
+        color = f"C{i % 10}"
+        ax.plot(depth, [l["probe_top1"] for l in run["layers"]], "-o", color=color,
+                label=f"{run['label']} (seed {run['seed']}) probe")
+        ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--x", color=color, alpha=0.6,
+                label=f"{run['label']} k-NN")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(f"{results['experiment']}: {results.get('train_images')} training images")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path

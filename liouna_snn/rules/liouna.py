@@ -1,0 +1,146 @@
+"""The Liouna rule: masked predictive coding reduced to a Hebbian term minus subtractive inhibition.
+
+One layer with weights ``W (K, C, k, k)`` sees an input ``x (B, C, H, W)`` (a linear layer is the
+1x1 case, see :mod:`liouna_snn.rules.geometry`). With a visibility mask ``m`` (1 = visible):
+
+    u     = W * (m x)                                   drive (the layer's convolution)
+    c     = g(u),  h = f(u)                             code, Hebbian factor  (see ``factors``)
+    x_hat = conv_transpose(c, W) / kappa                tied-weight top-down prediction
+    e     = omega (x - x_hat) / kappa,  omega = (1 - m) + lambda_v m
+    dW    = corr(h, e)                                  population (subtractive) inhibition
+    dW_k  = sum_patches h_k omega (x - c_k w_k)         self-only inhibition
+
+``corr(h, e)`` correlates each unit's factor with the error over the patch it sees: the weight
+gradient of a convolution with input ``e`` and output gradient ``h``. When ``h = c`` the
+population update is exactly ``-dE/dW`` of ``E = 1/2 sum omega (x - x_hat)^2`` with ``c`` held
+fixed (:func:`energy_update`); :func:`explicit_update` computes it without autograd.
+
+Every function here is pure: tensors in, ``dW`` out. Learning rates, scaling and the state a rule
+keeps between steps live in :mod:`liouna_snn.rules.rule`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .geometry import ConvGeometry, as_conv, conv_transpose, coverage, crop, pad
+
+INHIBITIONS = ("population", "self")
+
+
+def correlate(h: torch.Tensor, pre: torch.Tensor, weight_shape: torch.Size, stride: int,
+              compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``corr(h, pre)``: ``sum_{b, positions} h_k(b, p) * patch_p(pre_b)`` for every unit ``k``.
+
+    ``h (B, K, Ho, Wo)``, ``pre (B, C, Hp, Wp)`` on the padded grid -> ``(K, C, k, k)`` in ``pre``'s
+    dtype; the correlation itself runs in ``compute_dtype`` (e.g. bfloat16) when given.
+    """
+    cd = compute_dtype or pre.dtype
+    return torch.nn.grad.conv2d_weight(pre.to(cd), weight_shape, h.to(cd), stride=stride).to(pre.dtype)
+
+
+def predict_input(c: torch.Tensor, weight: torch.Tensor, input_hw: tuple[int, int], geometry: ConvGeometry,
+                  kappa: torch.Tensor | None = None, compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Top-down prediction ``x_hat = conv_transpose(c, W) / kappa`` on the unpadded input grid.
+
+    ``c (B, K, Ho, Wo)``, ``weight (K, C, k, k)`` -> ``(B, C, H, W)``. The prediction of padded
+    positions is dropped.
+    """
+    if kappa is None:
+        kappa = coverage(c.shape[-2:], weight.shape[-2:], input_hw, geometry, device=c.device, dtype=c.dtype)
+    padded_hw = (input_hw[0] + 2 * geometry.padding, input_hw[1] + 2 * geometry.padding)
+    cd = compute_dtype or c.dtype
+    projected = conv_transpose(c.to(cd), weight.to(cd), padded_hw, geometry.stride).to(c.dtype)
+    return crop(projected, geometry) / kappa
+
+
+def position_weights(visible: torch.Tensor | None, lambda_v: float) -> torch.Tensor | float:
+    """``omega = (1 - m) + lambda_v * m``: hidden elements count 1, visible ones ``lambda_v``."""
+    if visible is None:
+        return 1.0
+    return (1.0 - visible) + lambda_v * visible
+
+
+def explicit_update(
+    x: torch.Tensor,
+    c: torch.Tensor,
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    geometry: ConvGeometry,
+    *,
+    visible: torch.Tensor | None = None,
+    lambda_v: float = 1.0,
+    inhibition: str = "population",
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """``dW`` of the Liouna family (before learning rate and scaling), with batched tensor ops.
+
+    Args:
+        x: the layer's full (unmasked) input, ``(B, C, H, W)`` or ``(B, D)`` for a linear layer.
+        c: the code ``(B, K, Ho, Wo)`` (or ``(B, K)``) used to predict the input.
+        h: the Hebbian factor, same shape as ``c``.
+        weight: ``(K, C, k, k)`` or ``(K, D)``.
+        geometry: stride and padding of the forward convolution (``LINEAR`` for a linear layer).
+        visible: mask broadcastable to ``x``; 1 = visible, 0 = hidden. ``None`` = no mask.
+        lambda_v: weight of visible elements in the error, in ``[0, 1]``.
+        inhibition: ``"population"`` (prediction by every unit) or ``"self"`` (each unit's own term).
+        compute_dtype: dtype of the convolutions (e.g. ``torch.bfloat16``); element-wise work and the
+            result stay in ``x``'s dtype.
+
+    Returns:
+        ``dW`` with the shape of ``weight``.
+    """
+    weight_shape = weight.shape
+    x, weight = as_conv(x, weight)
+    c, h = c.reshape(*c.shape[:2], *c.shape[2:] or (1, 1)), h.reshape(*h.shape[:2], *h.shape[2:] or (1, 1))
+    if visible is not None:
+        visible = visible.reshape(*visible.shape, *(1,) * (4 - visible.dim())) if visible.dim() < 4 else visible
+    omega = position_weights(visible, lambda_v)
+    if inhibition == "population":
+        kappa = coverage(c.shape[-2:], weight.shape[-2:], x.shape[-2:], geometry, device=x.device, dtype=x.dtype)
+        x_hat = predict_input(c, weight, x.shape[-2:], geometry, kappa, compute_dtype)
+        e = omega * (x - x_hat) / kappa
+        p = geometry.padding
+        e_padded = F.pad(e, (p, p, p, p)) if p else e  # padded elements carry no error
+        dw = correlate(h, e_padded, weight.shape, geometry.stride, compute_dtype)
+    elif inhibition == "self":
+        # dW_k = sum over patches of h_k * omega * (x - c_k w_k), on the padded patches the unit sees.
+        x_p = pad(x, geometry)
+        if visible is None:
+            hebb = correlate(h, x_p, weight.shape, geometry.stride, compute_dtype)
+            dw = hebb - (h * c).sum(dim=(0, 2, 3)).view(-1, 1, 1, 1) * weight
+        else:
+            omega_p = pad(omega.expand_as(x), geometry)
+            hebb = correlate(h, omega_p * x_p, weight.shape, geometry.stride, compute_dtype)
+            dw = hebb - correlate(h * c, omega_p, weight.shape, geometry.stride, compute_dtype) * weight
+    else:
+        raise ValueError(f"unknown inhibition {inhibition!r}; allowed: {', '.join(INHIBITIONS)}")
+    return dw.reshape(weight_shape)
+
+
+def energy(
+    x: torch.Tensor, c: torch.Tensor, weight: torch.Tensor, geometry: ConvGeometry, *,
+    visible: torch.Tensor | None = None, lambda_v: float = 1.0,
+) -> torch.Tensor:
+    """``E = 1/2 sum omega (x - conv_transpose(c, W) / kappa)^2`` over the real input elements (a scalar)."""
+    x, weight4 = as_conv(x, weight)
+    c = c.reshape(*c.shape[:2], *c.shape[2:] or (1, 1))
+    if visible is not None and visible.dim() < 4:
+        visible = visible.reshape(*visible.shape, *(1,) * (4 - visible.dim()))
+    x_hat = predict_input(c, weight4, x.shape[-2:], geometry)
+    return 0.5 * (position_weights(visible, lambda_v) * (x - x_hat).pow(2)).sum()
+
+
+def energy_update(
+    x: torch.Tensor, c: torch.Tensor, weight: torch.Tensor, geometry: ConvGeometry, *,
+    visible: torch.Tensor | None = None, lambda_v: float = 1.0,
+) -> torch.Tensor:
+    """``dW = -dE/dW`` with the code ``c`` held fixed (the ``h = c`` member, population inhibition).
+
+    Autograd is only a way to compute a local correlation here: the graph spans this one layer.
+    """
+    w = weight.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        e = energy(x.detach(), c.detach(), w, geometry, visible=visible, lambda_v=lambda_v)
+        (grad,) = torch.autograd.grad(e, w)
+    return -grad

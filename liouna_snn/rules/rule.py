@@ -1,0 +1,197 @@
+"""A local rule as an object: options, input masks, and how ``dW`` becomes a weight change.
+
+:class:`RuleConfig` holds every knob of the family (``docs``: the rule document, sections 3 and 5)
+in one frozen record; :data:`PRESETS` names its members. :class:`LocalRule` turns a layer's
+``(x, u, y, W)`` into ``dW`` with the pure functions of :mod:`liouna_snn.rules.liouna` and applies it
+with a learning rate and an update scaling.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .factors import FACTORS, anti_hebbian, factor
+from .geometry import ConvGeometry
+from .liouna import INHIBITIONS, energy_update, explicit_update
+
+LR_SCHEDULES = ("norm-adaptive", "constant", "cosine")
+SCALINGS = ("global-maxabs", "unit-maxabs", "rms", "none")
+FORMS = ("explicit", "energy")
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """Options of a local rule of the Liouna family. Defaults are the plain Liouna member.
+
+    Attributes:
+        name: the rule's name in results (``liouna``, ``softhebb``, ``oja``, ``competitive``, ``random``).
+        code: ``c = g(u)``, the latent that predicts the input; one of :data:`FACTORS`
+            (``output`` = the layer's own activation ``y``).
+        hebb: ``h = f(u)``, the postsynaptic factor; a factor name or ``"code"`` (``h = c``).
+        anti_hebbian: losers of the competition at each position get ``-h`` (SoftHebb).
+        inverse_temperature: ``t`` of the softmax factors.
+        inhibition: ``population`` (prediction by every unit; the energy form applies) or ``self``.
+        mask_ratio: probability ``rho`` that a mask patch is hidden; 0 turns masking off.
+        mask_patch: side of a square mask patch, in input pixels of this layer.
+        lambda_v: weight of visible elements in the error, in [0, 1] (1: all count, 0: hidden only).
+        form: ``explicit`` (batched correlations) or ``energy`` (autograd of the one-layer energy;
+            only for ``h = c`` with population inhibition).
+        lr: base learning rate ``eta``.
+        lr_schedule: ``norm-adaptive`` (per unit ``lr * |‖w_k‖ - 1| ** norm_power``, SoftHebb's),
+            ``constant`` or ``cosine`` (decays to 0 over the run).
+        norm_power: exponent of the norm-adaptive learning rate.
+        scaling: ``global-maxabs`` (``dW / max|dW|``), ``unit-maxabs`` (per unit), ``rms`` or ``none``.
+        init_radius: initial weights are ``N(0, (init_radius / sqrt(fan_in))^2)``: unit norms ~ init_radius.
+    """
+
+    name: str = "liouna"
+    code: str = "output"
+    hebb: str = "code"
+    anti_hebbian: bool = False
+    inverse_temperature: float = 1.0
+    inhibition: str = "population"
+    mask_ratio: float = 0.0
+    mask_patch: int = 1
+    lambda_v: float = 1.0
+    form: str = "explicit"
+    lr: float = 0.01
+    lr_schedule: str = "norm-adaptive"
+    norm_power: float = 0.5
+    scaling: str = "global-maxabs"
+    init_radius: float = 25.0
+
+    def __post_init__(self):
+        def allowed(field, value, options):
+            if value not in options:
+                raise ValueError(f"rule option {field}={value!r} is not allowed; choose one of: {', '.join(options)}")
+
+        allowed("code", self.code, FACTORS)
+        allowed("hebb", self.hebb, ("code",) + FACTORS)
+        allowed("inhibition", self.inhibition, INHIBITIONS)
+        allowed("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        allowed("scaling", self.scaling, SCALINGS)
+        allowed("form", self.form, FORMS)
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"rule option mask_ratio={self.mask_ratio} must lie in [0, 1)")
+        if not 0.0 <= self.lambda_v <= 1.0:
+            raise ValueError(f"rule option lambda_v={self.lambda_v} must lie in [0, 1]")
+        if self.mask_patch < 1:
+            raise ValueError(f"rule option mask_patch={self.mask_patch} must be a positive integer")
+        if self.lr < 0 or not math.isfinite(self.lr):
+            raise ValueError(f"rule option lr={self.lr} must be a finite number >= 0")
+        if self.init_radius <= 0:
+            raise ValueError(f"rule option init_radius={self.init_radius} must be > 0")
+        if self.form == "energy" and not (self.hebb == "code" and self.inhibition == "population"):
+            raise ValueError("form='energy' needs hebb='code' and inhibition='population' (the energy exists only then)")
+
+
+PRESETS: dict[str, dict] = {
+    # h = c = y, population prediction (the energy form applies exactly).
+    "liouna": dict(name="liouna", code="output", hebb="code", inhibition="population"),
+    # Journé et al. 2023: softmax competition, anti-Hebbian losers, self inhibition, max-abs scaling.
+    "softhebb": dict(name="softhebb", code="drive", hebb="softmax", anti_hebbian=True, inhibition="self",
+                     lr_schedule="norm-adaptive", scaling="global-maxabs"),
+    # Oja's subspace rule: h = c = u, population, no mask (linear layers: top principal subspace).
+    "oja": dict(name="oja", code="drive", hebb="code", inhibition="population", lr_schedule="constant",
+                scaling="none", init_radius=1.0),
+    # Hard competitive learning: one-hot winner, self inhibition (k-means-like).
+    "competitive": dict(name="competitive", code="winner", hebb="code", inhibition="self"),
+    # Random frozen weights: no update ever.
+    "random": dict(name="random", lr=0.0, lr_schedule="constant", scaling="none"),
+}
+
+
+def rule_config(preset: str, **overrides) -> RuleConfig:
+    """The config of a named member, with ``overrides`` applied. Unknown names or keys raise."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown rule {preset!r}; allowed: {', '.join(PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(RuleConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"unknown rule option(s) {unknown}; allowed: {', '.join(sorted(fields))}")
+    return RuleConfig(**{**PRESETS[preset], **overrides})
+
+
+class LocalRule:
+    """Computes and applies the weight update of one layer from that layer's own signals only."""
+
+    def __init__(self, config: RuleConfig):
+        self.config = config
+
+    @property
+    def learns(self) -> bool:
+        return self.config.lr > 0 and self.config.name != "random"
+
+    def sample_visible(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """A visibility mask for ``x``: ``(B, 1, H, W)`` for a conv input (whole ``mask_patch`` squares
+        hidden with probability ``mask_ratio``), ``(B, D)`` for a linear input; ``None`` without masking."""
+        rho = self.config.mask_ratio
+        if rho == 0.0:
+            return None
+        if x.dim() == 2:
+            shape = x.shape
+        else:
+            p = self.config.mask_patch
+            shape = (x.shape[0], 1, -(-x.shape[2] // p), -(-x.shape[3] // p))
+        keep = (torch.rand(shape, generator=generator, device="cpu") >= rho).to(device=x.device, dtype=x.dtype)
+        if x.dim() == 2:
+            return keep
+        p = self.config.mask_patch
+        keep = keep.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)
+        return keep[..., : x.shape[2], : x.shape[3]]
+
+    def factors(self, u: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The code ``c`` and the Hebbian factor ``h`` of drive ``u`` and activation ``y``."""
+        cfg = self.config
+        c = factor(cfg.code, u, y, cfg.inverse_temperature)
+        h = c if cfg.hebb == "code" else factor(cfg.hebb, u, y, cfg.inverse_temperature)
+        if cfg.anti_hebbian:
+            h = anti_hebbian(h, u)
+        return c, h
+
+    def delta(self, x: torch.Tensor, u: torch.Tensor, y: torch.Tensor, weight: torch.Tensor,
+              geometry: ConvGeometry, visible: torch.Tensor | None = None,
+              compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Unscaled ``dW`` for input ``x`` (full, unmasked), drive ``u`` (of the masked input) and activation ``y``.
+
+        ``compute_dtype`` (e.g. bfloat16) is used for the prediction and correlation convolutions.
+        """
+        c, h = self.factors(u, y)
+        if self.config.form == "energy":
+            return energy_update(x, c, weight, geometry, visible=visible, lambda_v=self.config.lambda_v)
+        return explicit_update(x, c, h, weight, geometry, visible=visible, lambda_v=self.config.lambda_v,
+                               inhibition=self.config.inhibition, compute_dtype=compute_dtype)
+
+    def step_sizes(self, weight: torch.Tensor, progress: float) -> torch.Tensor:
+        """Per-unit learning rate ``(K, 1, ...)`` at ``progress`` in [0, 1] of the run."""
+        cfg = self.config
+        shape = (-1,) + (1,) * (weight.dim() - 1)
+        if cfg.lr_schedule == "norm-adaptive":
+            norms = weight.flatten(1).norm(dim=1)
+            return (cfg.lr * (norms - 1.0).abs().clamp_min(1e-10).pow(cfg.norm_power)).view(shape)
+        lr = cfg.lr if cfg.lr_schedule == "constant" else cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return torch.full((weight.shape[0],), lr, device=weight.device, dtype=weight.dtype).view(shape)
+
+    def scale(self, dw: torch.Tensor) -> torch.Tensor:
+        """Normalise ``dW`` by the configured scaling."""
+        s = self.config.scaling
+        if s == "global-maxabs":
+            return dw / (dw.abs().amax() + 1e-30)
+        if s == "unit-maxabs":
+            return dw / (dw.flatten(1).abs().amax(dim=1) + 1e-30).view((-1,) + (1,) * (dw.dim() - 1))
+        if s == "rms":
+            return dw / (dw.pow(2).mean().sqrt() + 1e-30)
+        return dw
+
+    @torch.no_grad()
+    def apply(self, weight: torch.Tensor, dw: torch.Tensor, progress: float = 0.0) -> None:
+        """``weight += step_size * scale(dW)`` in place (float32 master weights)."""
+        weight.add_(self.step_sizes(weight, progress) * self.scale(dw.to(weight.dtype)))
+
+    def init_weight(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Initial weights ``N(0, (init_radius / sqrt(fan_in))^2)`` (float32, CPU)."""
+        fan_in = math.prod(shape[1:])
+        return torch.randn(shape, generator=generator) * (self.config.init_radius / math.sqrt(fan_in))

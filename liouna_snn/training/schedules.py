@@ -1,0 +1,168 @@
+"""Layer-decoupled unsupervised training schedules: greedy and simultaneous.
+
+- ``greedy``: layer 1 learns for ``epochs`` epochs, is frozen, then layer 2, ... Frozen layers run
+  in eval mode (batch-norm running statistics).
+- ``simultaneous``: every batch flows up once and every layer learns from the detached output of
+  the layer below, as it is now.
+
+Either way a layer's update reads only its own input, drive, output and weights: no gradient and
+no signal ever travels down. Runs are seeded, show a progress bar with images/s, write atomic
+checkpoints and resume from them mid-epoch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data import ImageTensors, iterate_batches, num_batches
+from ..network import LocalNetwork
+from .checkpoint import load_checkpoint, save_atomic
+
+SCHEDULES = ("greedy", "simultaneous")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of an unsupervised training run.
+
+    Attributes:
+        schedule: ``greedy`` (layer by layer) or ``simultaneous`` (every layer on every batch).
+        epochs: passes over the training set (per layer for ``greedy``).
+        batch_size: images per update step.
+        seed: fixes the shuffling and the input masks.
+        checkpoint_every: steps between checkpoints (when a checkpoint path is given).
+        recalibrate_norms: after a ``simultaneous`` run, recompute every batch-norm's running
+            statistics with the final weights (its running averages lag the moving weights).
+    """
+
+    schedule: str = "greedy"
+    epochs: int = 1
+    batch_size: int = 10
+    seed: int = 0
+    checkpoint_every: int = 1000
+    recalibrate_norms: bool = True
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; allowed: {', '.join(SCHEDULES)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+
+
+def _phases(network: LocalNetwork, config: TrainConfig) -> list[tuple[list[int], int]]:
+    """The run as a list of (layers that learn, epoch) phases."""
+    layers = list(range(len(network)))
+    if config.schedule == "simultaneous":
+        return [(layers, e) for e in range(config.epochs)]
+    return [([i], e) for i in layers for e in range(config.epochs)]
+
+
+def _epoch_generator(seed: int, phase: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + phase)
+
+
+def train_unsupervised(
+    network: LocalNetwork,
+    data: ImageTensors,
+    config: TrainConfig,
+    *,
+    device: str | torch.device = "cpu",
+    mean: torch.Tensor | None = None,
+    std: torch.Tensor | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    description: str = "unsupervised",
+) -> dict:
+    """Train ``network`` on ``data`` without labels; returns a summary (seconds, images/s, steps).
+
+    If ``checkpoint`` names an existing checkpoint of this run, training resumes from it.
+    """
+    network.to(device)
+    phases = _phases(network, config)
+    per_epoch = num_batches(len(data), config.batch_size, drop_last=True)
+    mask_gens = [torch.Generator().manual_seed(config.seed * 7919 + i) for i in range(len(network))]
+    start_phase, start_batch, elapsed, images = 0, 0, 0.0, 0
+    state = load_checkpoint(checkpoint) if checkpoint else None
+    if state is not None:
+        if state.get("config") != config.__dict__:
+            raise ValueError(f"checkpoint {checkpoint} was written by a run with other options "
+                             f"({state.get('config')}); delete it or use the same options")
+        network.load_state_dict(state["network"])
+        for g, s in zip(mask_gens, state["mask_generators"]):
+            g.set_state(s)
+        start_phase, start_batch = state["phase"], state["batch"]
+        elapsed, images = state["elapsed"], state["images"]
+
+    def save(phase: int, batch: int):
+        if checkpoint:
+            save_atomic({"network": network.state_dict(), "phase": phase, "batch": batch, "elapsed": elapsed,
+                         "images": images, "config": config.__dict__,
+                         "mask_generators": [g.get_state() for g in mask_gens]}, checkpoint)
+
+    total_steps = len(phases) * per_epoch
+    bar = tqdm(total=total_steps, initial=start_phase * per_epoch + start_batch, disable=not progress,
+               desc=description, unit="step", dynamic_ncols=True)
+    for p in range(start_phase, len(phases)):
+        learning, epoch = phases[p]
+        top = max(learning)
+        for i, layer in enumerate(network.layers):
+            layer.train(i in learning)
+        batches = iterate_batches(data, config.batch_size, shuffle=True, generator=_epoch_generator(config.seed, p),
+                                  device=device, drop_last=True, mean=mean, std=std,
+                                  start_batch=start_batch if p == start_phase else 0)
+        b = start_batch if p == start_phase else 0
+        t0 = time.perf_counter()
+        for x, _ in batches:
+            progress_in_layer = (epoch * per_epoch + b) / (config.epochs * per_epoch)
+            h = x
+            for i in range(top + 1):
+                if i in learning:
+                    h = network.learn_layer(i, h, progress_in_layer, mask_gens[i])
+                else:
+                    h = network.layers[i](network._layer_input(i, h))
+            b += 1
+            images += x.shape[0]
+            bar.update(1)
+            now = time.perf_counter()
+            if b % 20 == 0:
+                bar.set_postfix(img_s=f"{images / (elapsed + now - t0):.0f}", layer="+".join(str(i + 1) for i in learning))
+            if checkpoint and b % config.checkpoint_every == 0 and b < per_epoch:
+                elapsed += now - t0
+                t0 = now
+                save(p, b)
+        elapsed += time.perf_counter() - t0
+        start_batch = 0
+        save(p + 1, 0)
+    bar.close()
+    if config.schedule == "simultaneous" and config.recalibrate_norms:
+        t0 = time.perf_counter()
+        recalibrate_norms(network, data, device=device, mean=mean, std=std)
+        elapsed += time.perf_counter() - t0
+    network.eval()
+    return {"seconds": elapsed, "images": images, "images_per_second": images / max(elapsed, 1e-9),
+            "steps": total_steps, "schedule": config.schedule}
+
+
+@torch.no_grad()
+def recalibrate_norms(network: LocalNetwork, data: ImageTensors, *, device="cpu", mean=None, std=None,
+                      max_images: int = 10_000, batch_size: int = 250) -> None:
+    """Recompute each batch-norm's running statistics as exact averages over ``max_images`` images."""
+    norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    network.train()
+    seen = 0
+    for x, _ in iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std):
+        network(x)
+        seen += x.shape[0]
+        if seen >= max_images:
+            break
+    for m, mom in zip(norms, saved):
+        m.momentum = mom
+    network.eval()
