@@ -85,8 +85,6 @@ class PlasticLayer(nn.Module):
                 u_v = self._drive(x_n * visible)
                 y_v = self.activation(u_v)
             dw = self.rule.delta(x_n, u_v, y_v, self.weight, self.geometry, visible, self.compute_dtype)
-            if not torch.isfinite(dw).all():
-                raise FloatingPointError(f"{self.__class__.__name__}: the update became NaN/Inf; lower the learning rate")
             self.rule.apply(self.weight, dw, progress)
             winners = u_v.argmax(dim=1).flatten()
             self.win_counts += torch.bincount(winners, minlength=self.out_channels).to(self.win_counts.dtype)

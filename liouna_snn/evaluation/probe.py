@@ -32,6 +32,23 @@ def standardize_(train: torch.Tensor, *others: torch.Tensor, chunk: int = 4096) 
             t[s:s + chunk] = ((t[s:s + chunk].float() - mean) / std).to(t.dtype)
 
 
+_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
+
+
+def dropout_mask(shape: tuple[int, int], p: float, generator: torch.Generator, device) -> torch.Tensor:
+    """Inverted-dropout multipliers ``(B, F)``: 0 with probability ``p``, ``1 / (1 - p)`` otherwise.
+
+    For ``p = 0.5`` the Bernoulli bits are unpacked from random bytes: 8 bits per random draw, several
+    times faster on CPU than one uniform draw per feature.
+    """
+    if p == 0.5:
+        b, f = shape
+        raw = torch.randint(0, 256, (b, -(-f // 8)), generator=generator, dtype=torch.uint8)
+        bits = ((raw.unsqueeze(-1) >> _BIT_SHIFTS) & 1).view(b, -1)[:, :f]
+        return (bits * 2).to(device)
+    return ((torch.rand(shape, generator=generator) >= p).float() / (1.0 - p)).to(device)
+
+
 def _accuracy(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> float:
     correct = 0
     with torch.no_grad():
@@ -67,11 +84,10 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
         perm = torch.randperm(n, generator=gen).to(train_x.device)
         for s in range(steps):
             idx = perm[s * batch_size:(s + 1) * batch_size]
-            x = train_x[idx].float()
+            x = train_x[idx]
             if dropout > 0:
-                keep = (torch.rand(x.shape, generator=gen) >= dropout).to(x.device)
-                x = x * keep / (1.0 - dropout)
-            loss = F.cross_entropy(model(x), train_y[idx])
+                x = x * dropout_mask(x.shape, dropout, gen, x.device).to(x.dtype)
+            loss = F.cross_entropy(model(x.float()), train_y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

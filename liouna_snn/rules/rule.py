@@ -175,21 +175,35 @@ class LocalRule:
         lr = cfg.lr if cfg.lr_schedule == "constant" else cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
         return torch.full((weight.shape[0],), lr, device=weight.device, dtype=weight.dtype).view(shape)
 
-    def scale(self, dw: torch.Tensor) -> torch.Tensor:
-        """Normalise ``dW`` by the configured scaling."""
+    def scale_denominator(self, dw: torch.Tensor) -> torch.Tensor | None:
+        """What ``dW`` is divided by under the configured scaling (a scalar, ``(K, 1, ...)``, or ``None``)."""
         s = self.config.scaling
         if s == "global-maxabs":
-            return dw / (dw.abs().amax() + 1e-30)
+            return dw.abs().amax() + 1e-30
         if s == "unit-maxabs":
-            return dw / (dw.flatten(1).abs().amax(dim=1) + 1e-30).view((-1,) + (1,) * (dw.dim() - 1))
+            return (dw.flatten(1).abs().amax(dim=1) + 1e-30).view((-1,) + (1,) * (dw.dim() - 1))
         if s == "rms":
-            return dw / (dw.pow(2).mean().sqrt() + 1e-30)
-        return dw
+            return dw.pow(2).mean().sqrt() + 1e-30
+        return None
+
+    def scale(self, dw: torch.Tensor) -> torch.Tensor:
+        """``dW`` normalised by the configured scaling."""
+        denom = self.scale_denominator(dw)
+        return dw if denom is None else dw / denom
 
     @torch.no_grad()
     def apply(self, weight: torch.Tensor, dw: torch.Tensor, progress: float = 0.0) -> None:
-        """``weight += step_size * scale(dW)`` in place (float32 master weights)."""
-        weight.add_(self.step_sizes(weight, progress) * self.scale(dw.to(weight.dtype)))
+        """``weight += step_size * scale(dW)`` in place (float32 master weights).
+
+        Raises ``FloatingPointError`` if the update is not finite (the weights are left unchanged).
+        """
+        dw = dw.to(weight.dtype)
+        denom = self.scale_denominator(dw)
+        check = denom if denom is not None else dw.abs().amax()
+        if not bool(torch.isfinite(check).all()):
+            raise FloatingPointError(f"{self.config.name}: the weight update is NaN or Inf; lower the learning rate")
+        step = self.step_sizes(weight, progress)
+        weight.addcmul_(dw, step if denom is None else step / denom)
 
     def init_weight(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
         """Initial weights ``N(0, (init_radius / sqrt(fan_in))^2)`` (float32, CPU)."""
