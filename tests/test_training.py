@@ -1,0 +1,159 @@
+"""Schedules, determinism, atomic checkpoints and resumption; probes; experiments end to end."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from liouna_snn import build_network, rule_config
+from liouna_snn.cli import main as cli_main
+from liouna_snn.data import load_dataset
+from liouna_snn.evaluation import knn_top1, linear_probe
+from liouna_snn.evaluation.probe import dropout_mask
+from liouna_snn.experiment import load_experiment, per_layer_rules, run_experiment
+from liouna_snn.training import TrainConfig, load_checkpoint, save_atomic, train_unsupervised
+
+from .test_network import SMALL_SPEC
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    data = load_dataset("cifar10-mini", split="train").subset(64)
+    data.images = data.images[:, :, 10:22, 10:22].contiguous()  # 12x12 crops for the small spec
+    return data
+
+
+def _train(data, schedule="simultaneous", seed=0, checkpoint=None, rule="softhebb"):
+    net = build_network(SMALL_SPEC, rule_config(rule, lr=0.05), seed=seed)
+    summary = train_unsupervised(net, data, TrainConfig(schedule=schedule, batch_size=8, seed=seed, checkpoint_every=3),
+                                 checkpoint=checkpoint, progress=False)
+    return net, summary
+
+
+def test_seeded_runs_are_deterministic(tiny_data):
+    a, summary = _train(tiny_data, seed=3)
+    b, _ = _train(tiny_data, seed=3)
+    c, _ = _train(tiny_data, seed=4)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.layers[0].weight, c.layers[0].weight)
+    assert summary["images"] == 64 and summary["steps"] == 8
+
+
+def test_greedy_freezes_lower_layers(tiny_data, monkeypatch):
+    net = build_network(SMALL_SPEC, rule_config("softhebb", lr=0.05))
+    seen = []
+    original = net.learn_layer
+    monkeypatch.setattr(net, "learn_layer", lambda i, h, p, g=None: (seen.append(i), original(i, h, p, g))[1])
+    train_unsupervised(net, tiny_data, TrainConfig(schedule="greedy", batch_size=16), progress=False)
+    assert seen == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_interrupted_run_resumes_to_identical_weights(tiny_data, tmp_path, monkeypatch):
+    reference, _ = _train(tiny_data, schedule="greedy")
+    ckpt = tmp_path / "run.pt"
+    net = build_network(SMALL_SPEC, rule_config("softhebb", lr=0.05), seed=0)
+    calls = {"n": 0}
+    original = net.learn_layer
+
+    def crash_after_some_steps(i, h, p, g=None):
+        calls["n"] += 1
+        if calls["n"] == 13:  # batch 5 of layer 2's epoch, after the checkpoint at its batch 3
+            raise KeyboardInterrupt
+        return original(i, h, p, g)
+
+    monkeypatch.setattr(net, "learn_layer", crash_after_some_steps)
+    with pytest.raises(KeyboardInterrupt):
+        train_unsupervised(net, tiny_data, TrainConfig(schedule="greedy", batch_size=8, checkpoint_every=3),
+                           checkpoint=ckpt, progress=False)
+    state = load_checkpoint(ckpt)
+    assert (state["phase"], state["batch"]) == (1, 3)
+    resumed = build_network(SMALL_SPEC, rule_config("softhebb", lr=0.05), seed=0)
+    train_unsupervised(resumed, tiny_data, TrainConfig(schedule="greedy", batch_size=8, checkpoint_every=3),
+                       checkpoint=ckpt, progress=False)
+    for p, q in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_checkpoint_from_other_options_is_refused(tiny_data, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    _train(tiny_data, checkpoint=ckpt)
+    net = build_network(SMALL_SPEC, rule_config("softhebb"), seed=0)
+    with pytest.raises(ValueError, match="written by a run with other options"):
+        train_unsupervised(net, tiny_data, TrainConfig(batch_size=4), checkpoint=ckpt, progress=False)
+
+
+def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "state.pt"
+    save_atomic({"v": 1}, path)
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        save_atomic({"v": 2}, path)
+    assert load_checkpoint(path) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]
+
+
+def test_linear_probe_and_knn_on_separable_data():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 32, generator=g) * 4
+    y = torch.arange(2000) % 4
+    x = centers[y] + torch.randn(2000, 32, generator=g)
+    res = linear_probe(x[:1500].clone(), y[:1500], x[1500:].clone(), y[1500:], epochs=8, lr=1e-2, progress=False)
+    assert res["top1"] > 95 and res["train_top1"] > 95
+    assert knn_top1(x[:1500], y[:1500], x[1500:], y[1500:], k=5) > 95
+    shuffled = y[torch.randperm(2000, generator=g)]  # labels carry no information: chance level
+    assert linear_probe(x[:1500].clone(), shuffled[:1500], x[1500:].clone(), shuffled[1500:], epochs=8, lr=1e-2,
+                        progress=False)["top1"] < 35
+
+
+def test_dropout_mask_is_unbiased():
+    m = dropout_mask((64, 1000), 0.5, torch.Generator().manual_seed(0), "cpu")
+    assert set(m.unique().tolist()) == {0, 2}
+    assert abs(float(m.float().mean()) - 1.0) < 0.02
+    m = dropout_mask((64, 1000), 0.2, torch.Generator().manual_seed(0), "cpu")
+    assert abs(float(m.mean()) - 1.0) < 0.02
+
+
+def _write_experiment(tmp_path, extra=""):
+    (tmp_path / "models").mkdir(exist_ok=True)
+    (tmp_path / "models" / "tiny.toml").write_text(
+        'input_channels = 3\ninput_size = 32\n[[layers]]\nout_channels = 8\nkernel_size = 5\npadding = 2\n'
+        'activation = { name = "triangle", power = 0.7 }\npool = { type = "max", kernel_size = 4, stride = 4 }\n'
+        '[[layers]]\nout_channels = 16\nkernel_size = 3\npadding = 1\npool = { type = "avg", kernel_size = 2 }\n')
+    exp = tmp_path / "experiments" / "tiny.toml"
+    exp.parent.mkdir(exist_ok=True)
+    exp.write_text('model = "tiny"\n[data]\ndataset = "cifar10-mini"\ntrain_subset = 200\ntest_subset = 100\n'
+                   '[unsupervised]\nbatch_size = 20\n[probe]\nepochs = 2\n'
+                   '[[runs]]\nrule = "softhebb"\noptions = { lr = [0.05, 0.01] }\n[[runs]]\nrule = "random"\n' + extra)
+    return exp
+
+
+def test_experiment_writes_results_in_the_schema(tmp_path):
+    exp = _write_experiment(tmp_path)
+    results = run_experiment(exp, device="cpu", progress=False)
+    saved = json.loads((tmp_path / "experiments" / "results" / "tiny.json").read_text())
+    assert saved == json.loads(json.dumps(results))
+    for key in ("experiment", "command", "git_commit", "torch", "device", "runs"):
+        assert key in saved
+    assert [r["rule"] for r in saved["runs"]] == ["softhebb", "random"]
+    run = saved["runs"][0]
+    for key in ("dataset", "rule", "mode", "neuron", "time_steps", "seed", "epochs", "unsup_seconds",
+                "unsup_images_per_second", "probe_seconds", "layers", "probe_top1"):
+        assert key in run
+    assert [l["layer"] for l in run["layers"]] == [1, 2]
+    assert run["probe_top1"] == max(l["probe_top1"] for l in run["layers"])
+    assert all(0 <= l["probe_top1"] <= 100 and 0 <= l["knn_top1"] <= 100 for l in run["layers"])
+    assert (tmp_path / "experiments" / "results" / "tiny_layers.png").stat().st_size > 1000
+    assert (tmp_path / "experiments" / "results" / "tiny_filters_softhebb_seed0.png").exists()
+
+
+def test_experiment_errors_name_the_problem(tmp_path, capsys):
+    exp = _write_experiment(tmp_path, extra='[extra]\nfoo = 1\n')
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['extra'\]"):
+        load_experiment(exp)
+    with pytest.raises(ValueError, match="lists 3 values for 2 layers"):
+        per_layer_rules("softhebb", {"lr": [1.0, 2.0, 3.0]}, 2)
+    exp = _write_experiment(tmp_path)
+    exp.write_text(exp.read_text().replace('dataset = "cifar10-mini"', f'dataset = "cifar10"\nroot = "{tmp_path}/nowhere"'))
+    assert cli_main(["run", str(exp), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cifar-10-batches-py" in err and "nowhere" in err
