@@ -204,7 +204,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                 probe_seconds += seconds
                 layers.append({"layer": d, "probe_top1": round(probe["top1"], 2), "knn_top1": round(knn, 2),
                                "probe_train_top1": round(probe["train_top1"], 2), "features": int(math.prod(net.feature_shapes()[d - 1])),
-                               "eval_seconds": round(seconds, 1), **net.layers[d - 1].diagnostics()})
+                               "eval_seconds": round(seconds, 1), **net.layers[d - 1].diagnostics(per_unit=True)})
                 if progress:
                     print(f"  {label} seed {seed} layer {d}: probe {probe['top1']:.2f} %  k-NN {knn:.2f} %", flush=True)
             results["runs"].append({

@@ -28,6 +28,16 @@ def check_input(x: torch.Tensor, rank: int, channels: int, where: str) -> None:
         raise ValueError(f"{where}: input contains NaN or Inf values")
 
 
+NORMS = ("batch", "running", "none")
+
+
+def _norm_kind(norm: bool | str) -> str:
+    kind = {True: "batch", False: "none"}.get(norm, norm) if isinstance(norm, bool) else norm
+    if kind not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)} (or true / false)")
+    return kind
+
+
 class PlasticLayer(nn.Module):
     """Common machinery of the plastic layers; see :class:`PlasticConv2d` and :class:`PlasticLinear`."""
 
@@ -40,6 +50,7 @@ class PlasticLayer(nn.Module):
         self.rule = LocalRule(rule)
         self.geometry = geometry
         self.norm = norm
+        self.norm_kind = "none" if isinstance(norm, nn.Identity) else "batch"
         self.activation = activation
         self.pool = pool if pool is not None else nn.Identity()
         self.compute_dtype = compute_dtype
@@ -74,7 +85,7 @@ class PlasticLayer(nn.Module):
             generator: CPU generator for the input mask (deterministic runs).
         """
         self._check(x)
-        x_n = self.norm(x)
+        x_n = self._normalise_for_learning(x)
         u = self._drive(x_n)
         y = self.activation(u)
         if self.rule.learns:
@@ -90,8 +101,22 @@ class PlasticLayer(nn.Module):
             self.win_counts += torch.bincount(winners, minlength=self.out_channels).to(self.win_counts.dtype)
         return self.pool(y)
 
-    def diagnostics(self) -> dict:
-        """Weight-norm spread, win frequencies and dead units (units that never won while learning)."""
+    def _normalise_for_learning(self, x: torch.Tensor) -> torch.Tensor:
+        """Batch statistics (``batch``), or running statistics updated with this batch (``running``)."""
+        if self.norm_kind != "running" or not self.training:
+            return self.norm(x)
+        self.norm(x)  # updates the running statistics
+        self.norm.eval()
+        try:
+            return self.norm(x)
+        finally:
+            self.norm.train()
+
+    def diagnostics(self, per_unit: bool = False) -> dict:
+        """Weight-norm spread, win frequencies and dead units (units that never won while learning).
+
+        With ``per_unit``, also every unit's weight norm and win frequency (lists of length K).
+        """
         norms = self.weight.detach().flatten(1).norm(dim=1).double()
         wins = self.win_counts
         total = float(wins.sum())
@@ -105,17 +130,20 @@ class PlasticLayer(nn.Module):
             "win_frequency_max": float(freq.max()) if total > 0 else None,
             "win_frequency_entropy_bits": float(-(freq[freq > 0] * freq[freq > 0].log2()).sum()) if total > 0 else None,
             "dead_units": int((wins == 0).sum()) if total > 0 else None,
-        }
+        } | ({"unit_weight_norms": [round(float(v), 4) for v in norms],
+              "unit_win_frequencies": [round(float(v), 6) for v in freq]} if per_unit else {})
 
 
 class PlasticConv2d(PlasticLayer):
     """A plastic convolution: affine-free batch-norm -> padded conv -> activation -> pooling.
 
     Input ``(B, in_channels, H, W)``; output ``(B, out_channels, H', W')`` after pooling.
+    ``norm``: ``batch`` (or true; batch statistics while learning), ``running`` (running statistics
+    while learning too) or ``none`` (or false). Outside learning, ``eval()`` uses running statistics.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
-                 padding_mode: str = "zeros", norm: bool = True, activation: nn.Module | None = None,
+                 padding_mode: str = "zeros", norm: bool | str = True, activation: nn.Module | None = None,
                  pool: nn.Module | None = None, rule: RuleConfig | None = None,
                  compute_dtype: torch.dtype | None = None, generator: torch.Generator | None = None):
         if padding_mode not in PADDING_MODES:
@@ -126,9 +154,11 @@ class PlasticConv2d(PlasticLayer):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(padding, int) or padding < 0:
             raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+        kind = _norm_kind(norm)
         super().__init__((out_channels, in_channels, kernel_size, kernel_size), ConvGeometry(stride, padding, padding_mode),
-                         nn.BatchNorm2d(in_channels, affine=False) if norm else nn.Identity(),
+                         nn.BatchNorm2d(in_channels, affine=False) if kind != "none" else nn.Identity(),
                          activation or nn.Identity(), pool, rule or RuleConfig(), compute_dtype, generator)
+        self.norm_kind = kind
         self.in_channels = in_channels
 
     def _check(self, x):
@@ -152,12 +182,14 @@ class PlasticConv2d(PlasticLayer):
 class PlasticLinear(PlasticLayer):
     """A plastic fully connected layer: affine-free batch-norm -> linear -> activation. ``(B, D) -> (B, K)``."""
 
-    def __init__(self, in_features: int, out_features: int, *, norm: bool = True, activation: nn.Module | None = None,
+    def __init__(self, in_features: int, out_features: int, *, norm: bool | str = True, activation: nn.Module | None = None,
                  rule: RuleConfig | None = None, compute_dtype: torch.dtype | None = None,
                  generator: torch.Generator | None = None):
+        kind = _norm_kind(norm)
         super().__init__((out_features, in_features), LINEAR,
-                         nn.BatchNorm1d(in_features, affine=False) if norm else nn.Identity(),
+                         nn.BatchNorm1d(in_features, affine=False) if kind != "none" else nn.Identity(),
                          activation or nn.Identity(), None, rule or RuleConfig(), compute_dtype, generator)
+        self.norm_kind = kind
         self.in_features = in_features
 
     def _check(self, x):

@@ -12,7 +12,7 @@ A spec names the input and a list of layers::
     kernel_size = 5
     padding = 2
     padding_mode = "reflect"      # zeros | reflect | replicate | circular
-    norm = true                   # affine-free batch-norm of the layer's input
+    norm = "batch"                # affine-free batch-norm of the input: batch | running | none (or true/false)
     activation = { name = "triangle", power = 0.7 }
     pool = { type = "max", kernel_size = 4, stride = 2, padding = 1 }
 

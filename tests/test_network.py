@@ -121,3 +121,14 @@ def test_diagnostics_report_wins_and_dead_units():
     assert d["units"] == 6 and 0 <= d["dead_units"] <= 6
     assert abs(float(layer.win_counts.sum()) - 8 * 12 * 12) < 1e-9
     assert d["weight_norm_min"] <= d["weight_norm_mean"] <= d["weight_norm_max"]
+
+
+def test_running_norm_learns_with_running_statistics():
+    layer = PlasticConv2d(3, 4, 3, norm="running", rule=rule_config("liouna", lr=0.0))
+    x = torch.rand(5, 3, 8, 8) * 3 + 2
+    layer.train()
+    layer.learn(x)
+    assert torch.allclose(layer.norm.running_mean, 0.9 * 0 + 0.1 * x.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert layer.training and layer.norm.training
+    with pytest.raises(ValueError, match="unknown norm 'layer'"):
+        PlasticConv2d(3, 4, 3, norm="layer")
