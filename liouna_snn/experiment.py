@@ -4,6 +4,7 @@
 
     name = "quickstart"
     model = "cifar10_3layer"            # models/<model>.toml, or a path
+    depth = 3                           # optional: only the first `depth` layers of the model
 
     [data]
     dataset = "cifar10-mini"            # see liouna_snn.data.DATASETS
@@ -30,11 +31,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,11 +41,12 @@ import torch
 
 from .data import load_dataset
 from .evaluation import extract_features, knn_top1, linear_probe
-from .network import build_network, load_spec, tomllib
+from .config import read_toml, reject_unknown, require
+from .network import build_network, load_spec
 from .rules import RuleConfig, rule_config
-from .training import TrainConfig, train_unsupervised
+from .training import TrainConfig, train_unsupervised, write_atomic
 
-TOP_KEYS = {"name", "description", "model", "data", "unsupervised", "probe", "runs", "device"}
+TOP_KEYS = {"name", "description", "model", "depth", "data", "unsupervised", "probe", "runs", "device"}
 DATA_KEYS = {"dataset", "root", "download", "train_subset", "test_subset", "image_size"}
 UNSUP_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} | {"precision"}
 PROBE_KEYS = {"epochs", "batch_size", "lr", "dropout", "standardize", "knn_k", "knn_temperature", "layers",
@@ -55,33 +55,21 @@ RUN_KEYS = {"rule", "seeds", "options", "label"}
 PRECISIONS = {"bf16": torch.bfloat16, "fp32": None}
 
 
-def _reject_unknown(table: dict, allowed: set, where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
-
-
 def load_experiment(path: str | Path) -> dict:
     """Read an experiment TOML and validate every section's keys."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"experiment file {path} does not exist")
-    with open(path, "rb") as f:
-        exp = tomllib.load(f)
+    exp = read_toml(path, "experiment file")
     where = str(path)
-    _reject_unknown(exp, TOP_KEYS, where)
-    for key in ("model", "data", "runs"):
-        if key not in exp:
-            raise ValueError(f"{where}: missing required key {key!r}")
-    _reject_unknown(exp["data"], DATA_KEYS, where + " [data]")
-    _reject_unknown(exp.get("unsupervised", {}), UNSUP_KEYS, where + " [unsupervised]")
-    _reject_unknown(exp.get("probe", {}), PROBE_KEYS, where + " [probe]")
+    reject_unknown(exp, TOP_KEYS, where)
+    require(exp, ("model", "data", "runs"), where)
+    reject_unknown(exp["data"], DATA_KEYS, where + " [data]")
+    reject_unknown(exp.get("unsupervised", {}), UNSUP_KEYS, where + " [unsupervised]")
+    reject_unknown(exp.get("probe", {}), PROBE_KEYS, where + " [probe]")
     if exp.get("unsupervised", {}).get("precision", "bf16") not in PRECISIONS:
         raise ValueError(f"{where} [unsupervised]: precision must be one of {', '.join(PRECISIONS)}")
     for i, run in enumerate(exp["runs"], start=1):
-        _reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
-        if "rule" not in run:
-            raise ValueError(f"{where} [[runs]] #{i}: missing required key 'rule'")
+        reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
+        require(run, ("rule",), f"{where} [[runs]] #{i}")
     exp.setdefault("name", path.stem)
     exp["_path"] = str(path.resolve())
     return exp
@@ -123,11 +111,7 @@ def _git_commit() -> str | None:
 
 
 def write_json_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: f.write(json.dumps(obj, indent=2).encode()))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -146,6 +130,10 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     name = exp["name"]
     dev = resolve_device(exp.get("device", device) if device == "auto" else device)
     spec = load_spec(resolve_model(exp["model"], exp["_path"]))
+    if exp.get("depth"):  # train and probe only the first `depth` layers of the spec
+        if not 1 <= exp["depth"] <= len(spec["layers"]):
+            raise ValueError(f"depth = {exp['depth']} but the model has {len(spec['layers'])} layers")
+        spec = {**spec, "layers": spec["layers"][:exp["depth"]]}
     data_cfg = exp["data"]
     root = data_root or data_cfg.get("root")
     ds_kw = dict(download=download or data_cfg.get("download", False))

@@ -20,20 +20,15 @@ Any rule runs on any spec: :func:`build_network` takes one :class:`RuleConfig` p
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .config import read_toml, reject_unknown, require
 from .layers import PlasticConv2d, PlasticLayer, PlasticLinear
 from .neurons import make_activation
 from .rules import RuleConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SPEC_KEYS = {"name", "input_channels", "input_size", "layers", "description"}
 LAYER_KEYS = {"type", "out_channels", "kernel_size", "stride", "padding", "padding_mode", "norm", "activation", "pool"}
@@ -41,41 +36,28 @@ POOL_KEYS = {"type", "kernel_size", "stride", "padding"}
 POOLS = ("max", "avg")
 
 
-def _reject_unknown(table: dict, allowed: set, where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(sorted(allowed))}")
-
-
 def load_spec(path: str | Path) -> dict:
     """Read and validate a model spec from a TOML file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model spec {path} does not exist")
-    with open(path, "rb") as f:
-        spec = tomllib.load(f)
+    spec = read_toml(path, "model spec")
     validate_spec(spec, str(path))
     return spec
 
 
 def validate_spec(spec: dict, where: str = "model spec") -> None:
     """Raise a ``ValueError`` naming the key if ``spec`` has unknown or missing entries."""
-    _reject_unknown(spec, SPEC_KEYS, where)
-    for key in ("input_channels", "input_size", "layers"):
-        if key not in spec:
-            raise ValueError(f"{where}: missing required key {key!r}")
+    reject_unknown(spec, SPEC_KEYS, where)
+    require(spec, ("input_channels", "input_size", "layers"), where)
     if not spec["layers"]:
         raise ValueError(f"{where}: 'layers' is empty")
     for i, layer in enumerate(spec["layers"], start=1):
         here = f"{where}, layer {i}"
-        _reject_unknown(layer, LAYER_KEYS, here)
+        reject_unknown(layer, LAYER_KEYS, here)
         if layer.get("type", "conv") not in ("conv", "linear"):
             raise ValueError(f"{here}: type {layer.get('type')!r} not allowed; choose 'conv' or 'linear'")
-        if "out_channels" not in layer:
-            raise ValueError(f"{here}: missing required key 'out_channels'")
+        require(layer, ("out_channels",), here)
         pool = layer.get("pool")
         if pool is not None:
-            _reject_unknown(pool, POOL_KEYS, here + " pool")
+            reject_unknown(pool, POOL_KEYS, here + " pool")
             if pool.get("type") not in POOLS:
                 raise ValueError(f"{here}: pool type {pool.get('type')!r} not allowed; choose one of {', '.join(POOLS)}")
 
