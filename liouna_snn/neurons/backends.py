@@ -1,0 +1,244 @@
+r"""snnTorch and Norse LIF neurons behind the :class:`.base.Neuron` interface, and the neuron registry.
+
+These are wrappers: the membrane update is the library's own (``snn.Leaky.forward``,
+``norse...lif_feed_forward_step``, ``lif_box_feed_forward_step``); the wrappers only translate
+parameters, hold the state explicitly and make spiking a plain Heaviside (no surrogate gradient; this
+library never backpropagates through neurons). snnTorch and Norse are imported when a wrapper is built.
+
+Parameter mapping (our :class:`.lif.LIFParameters` on the left)
+---------------------------------------------------------------
+============  =========================================  ============================================
+ours          snnTorch ``snn.Leaky``                     Norse ``LIFCell`` / ``LIFBoxCell``
+============  =========================================  ============================================
+beta          ``beta``                                   ``1 - dt * tau_mem_inv`` (forward Euler, not
+                                                         ``exp(-dt * tau_mem_inv)``)
+threshold     ``threshold``                              ``v_th - v_leak``; we use ``v_leak = 0``
+reset         ``reset_mechanism`` "subtract" / "zero"    ``LIFCell``: reset to value only;
+                                                         ``LIFBoxCell``: ``reset_method`` =
+                                                         ``reset_value`` / ``reset_subtract``
+v_reset       (none: "zero" resets to 0)                 ``v_reset`` (with ``v_leak = 0``)
+current I     input, added to the membrane as is         input ``I / (dt * tau_mem_inv)``, see below
+(synapse)     none                                       ``LIFCell``: ``tau_syn_inv = 1 / dt``
+============  =========================================  ============================================
+
+Why the input is rescaled for Norse. Norse integrates ``dv = dt * tau_mem_inv * (v_leak - v + i)``: the
+input enters through the leak term, so one step adds ``dt * tau_mem_inv * i``, not ``i``. Feeding
+``i = I / (dt * tau_mem_inv)`` gives ``v <- (1 - dt * tau_mem_inv) * v + I = beta * v + I``. (So Norse
+cannot express ``beta = 1``: no leak would also mean no input. Use ``integrate-and-fire`` for that.)
+
+Why ``tau_syn_inv = 1 / dt`` for ``LIFCell``. ``lif_feed_forward_step`` first jumps the synaptic current,
+``i <- i + input``, uses that ``i`` for the membrane in the same step, then decays it,
+``i <- i - dt * tau_syn_inv * i``. With ``dt * tau_syn_inv = 1`` the decay empties ``i`` exactly (``i - 1 * i
+= 0``), so every step's input reaches the membrane once and immediately: a current-based LIF with an
+instantaneous synapse, i.e. ``LIFBoxCell``. (Norse's default ``tau_syn_inv = 200 /s`` with ``dt = 1 ms``
+would instead low-pass the input with a decay of 0.8 per step.) Norse's defaults ``tau_mem_inv = 100 /s``,
+``dt = 1 ms`` are ``beta = 0.9``.
+
+What matches what, spike for spike (see ``tests/test_neurons.py``):
+
+* native LIF and snnTorch ``Leaky`` (default ``reset_delay=True``): bit-identical spikes and membranes for
+  both resets. snnTorch computes its reset signal in float32 (``(x > 0).float()``), so in float64 the
+  subtractive reset uses ``float32(threshold)``: pick a threshold representable in float32 (1.0, 0.75, ...).
+* ``"zero"`` reset: native, snnTorch, Norse ``LIFCell`` and ``LIFBoxCell``. Norse's arithmetic is
+  ``v + a * (I / a - v)`` rather than ``beta * v + I``, so its membranes differ from ours by a few ulp; the
+  spikes are identical unless some membrane lands within that distance of the threshold. ``LIFCell`` and
+  ``LIFBoxCell`` are bit-identical to each other.
+* ``"subtract"`` reset with ``beta < 1``: Norse's ``reset_subtract`` removes the threshold right after the
+  spike, before the next leak (``v[t] = beta * (v[t-1] - threshold * s[t-1]) + I[t]``); snnTorch and the
+  native LIF remove it after the leak (``v[t] = beta * v[t-1] - threshold * s[t-1] + I[t]``). Different
+  neurons, not a rounding issue; they agree for ``beta = 1``, which Norse cannot express.
+* snnTorch's ``reset_delay=False`` is not used: with ``"subtract"`` its "avoid double reset" correction
+  leaves a membrane that is still above threshold after a reset stuck there without firing (an input of
+  2.5 then 0, -0.2, ... gives one spike instead of two), so it is neither convention above.
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from .base import Neuron
+from .lif import IntegrateAndFire, LIFParameters, NativeLIF
+
+NORSE_DT = 1e-3
+"""Norse's default integration step (s); our default ``dt`` for the Norse wrappers."""
+
+
+def beta_to_tau_mem_inv(beta: float, dt: float = NORSE_DT) -> float:
+    """Norse's inverse membrane time constant (1/s) giving a decay of ``beta`` per step of ``dt`` seconds."""
+    return (1.0 - beta) / dt
+
+
+def tau_mem_inv_to_beta(tau_mem_inv: float, dt: float = NORSE_DT) -> float:
+    """The decay per step of Norse's forward-Euler membrane: ``1 - dt * tau_mem_inv``."""
+    return 1.0 - dt * tau_mem_inv
+
+
+def _as_param(value: float) -> torch.Tensor:
+    # float64 0-d tensors: exact for float64 runs, rounded once to float32 for float32 runs (0-d tensors
+    # take the other operand's dtype), so float32 and float64 runs see the same constants as ours.
+    return torch.tensor(value, dtype=torch.float64)
+
+
+def _norse_membrane(p: LIFParameters, dt: float, backend: str) -> tuple[float, float]:
+    """``(tau_mem_inv, input_scale)`` for Norse; raises for parameters Norse cannot express."""
+    if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and dt > 0):
+        raise ValueError(f"{backend}: dt (integration step in seconds) must be a positive number, got {dt!r}")
+    if p.beta == 1.0:
+        raise ValueError(f"{backend}: beta = 1 (no leak) is not expressible in Norse, whose input enters through "
+                         "the leak term (dv = dt * tau_mem_inv * (v_leak - v + i)); use 'integrate-and-fire' "
+                         "or 'native-lif'")
+    tau_mem_inv = beta_to_tau_mem_inv(p.beta, dt)
+    return tau_mem_inv, 1.0 / (dt * tau_mem_inv)
+
+
+class SnnTorchLeaky(Neuron):
+    """snnTorch's first-order LIF ``snn.Leaky`` (default ``reset_delay=True``, Heaviside spikes).
+
+    Same dynamics as :class:`.lif.NativeLIF`, operation for operation (see :mod:`.lif`).
+
+    Args:
+        beta: membrane decay per step, in [0, 1]. Default 0.9.
+        threshold: firing threshold, > 0. Default 1.0.
+        reset: ``"subtract"`` or ``"zero"``. Default ``"subtract"``.
+        v_reset: must be 0 (snnTorch's ``"zero"`` reset has no reset potential). Default 0.
+
+    State: snnTorch's ``mem``, the membrane before reset (zeros at rest).
+    """
+
+    def __init__(self, beta: float = 0.9, threshold: float = 1.0, reset: str = "subtract", v_reset: float = 0.0):
+        super().__init__()
+        self.p = LIFParameters(beta=beta, threshold=threshold, reset=reset, v_reset=v_reset)
+        if self.p.v_reset != 0.0:
+            raise ValueError(f"snntorch-leaky: snnTorch's 'zero' reset sets the membrane to 0, so v_reset must be 0, "
+                             f"got {v_reset}; use 'native-lif' or 'norse-lif' for another reset potential")
+        import snntorch
+
+        self.leaky = snntorch.Leaky(beta=_as_param(self.p.beta), threshold=_as_param(self.p.threshold),
+                                    reset_mechanism=self.p.reset, surrogate_disable=True)
+        # snnTorch appends every neuron to a class-level list, used only with init_hidden=True; we keep state
+        # explicit, so take ours off that list rather than keep it alive there forever.
+        instances = snntorch.SpikingNeuron.instances
+        if any(n is self.leaky for n in instances):
+            instances.remove(self.leaky)
+
+    def init_state(self, shape, device=None, dtype=None) -> torch.Tensor:
+        return torch.zeros(shape, device=device, dtype=dtype)
+
+    def step(self, current: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        spikes, mem = self.leaky(current, state)
+        return spikes.to(mem.dtype), mem  # snnTorch's spikes are always float32
+
+    def extra_repr(self) -> str:
+        return f"beta={self.p.beta}, threshold={self.p.threshold}, reset={self.p.reset!r}"
+
+
+class NorseLIF(Neuron):
+    """Norse's current-based LIF ``LIFCell``, with an instantaneous synapse (``tau_syn_inv = 1 / dt``).
+
+    Reset to a value only (Norse's ``LIFCell`` has no subtractive reset). Spike trains equal
+    :class:`.lif.NativeLIF` with ``reset="zero"`` up to rounding (see the module docstring).
+
+    Args:
+        beta: membrane decay per step, in [0, 1). Default 0.9 (Norse's defaults: 100 /s at dt = 1 ms).
+        threshold: firing threshold, > 0 (Norse ``v_th``, with ``v_leak = 0``). Default 1.0.
+        reset: must be ``"zero"``. Default ``"zero"``.
+        v_reset: the potential a spike resets to (Norse ``v_reset``). Default 0.
+        dt: Norse's integration step in seconds; only sets the units of ``cell.p``. Default 1e-3.
+
+    State: Norse's ``LIFFeedForwardState(v, i)``, the membrane after reset and the (empty) synaptic current.
+    """
+
+    def __init__(self, beta: float = 0.9, threshold: float = 1.0, reset: str = "zero", v_reset: float = 0.0,
+                 dt: float = NORSE_DT):
+        super().__init__()
+        self.p = LIFParameters(beta=beta, threshold=threshold, reset=reset, v_reset=v_reset)
+        if self.p.reset != "zero":
+            raise ValueError(f"norse-lif: Norse's LIFCell only resets to v_reset, so reset must be 'zero', got "
+                             f"{reset!r}; use 'norse-lifbox' for Norse's subtractive reset")
+        tau_mem_inv, self.input_scale = _norse_membrane(self.p, dt, "norse-lif")
+        self.dt = float(dt)
+        from norse.torch import LIFCell, LIFParameters as NorseLIFParameters
+
+        self.cell = LIFCell(NorseLIFParameters(
+            tau_syn_inv=_as_param(1.0 / self.dt), tau_mem_inv=_as_param(tau_mem_inv), v_leak=_as_param(0.0),
+            v_th=_as_param(self.p.threshold), v_reset=_as_param(self.p.v_reset), method="heaviside"), dt=self.dt)
+
+    def init_state(self, shape, device=None, dtype=None):
+        from norse.torch.functional.lif import LIFFeedForwardState
+
+        return LIFFeedForwardState(v=torch.zeros(shape, device=device, dtype=dtype),
+                                   i=torch.zeros(shape, device=device, dtype=dtype))
+
+    def step(self, current: torch.Tensor, state):
+        return self.cell(current * self.input_scale, state)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.p.beta}, threshold={self.p.threshold}, v_reset={self.p.v_reset}, dt={self.dt}"
+
+
+class NorseLIFBox(Neuron):
+    """Norse's LIF without synaptic current, ``LIFBoxCell`` (input enters the membrane directly).
+
+    Args:
+        beta: membrane decay per step, in [0, 1). Default 0.9 (Norse's defaults: 100 /s at dt = 1 ms).
+        threshold: firing threshold, > 0 (Norse ``v_th``, with ``v_leak = 0``). Default 1.0.
+        reset: ``"zero"`` (Norse ``reset_value``, its default) or ``"subtract"`` (Norse ``reset_subtract``,
+            which subtracts before the next leak, unlike :class:`.lif.NativeLIF`). Default ``"zero"``.
+        v_reset: the potential a ``"zero"`` reset sets (Norse ``v_reset``). Default 0.
+        dt: Norse's integration step in seconds; only sets the units of ``cell.p``. Default 1e-3.
+
+    State: Norse's ``LIFBoxFeedForwardState(v)``, the membrane after reset.
+    """
+
+    def __init__(self, beta: float = 0.9, threshold: float = 1.0, reset: str = "zero", v_reset: float = 0.0,
+                 dt: float = NORSE_DT):
+        super().__init__()
+        self.p = LIFParameters(beta=beta, threshold=threshold, reset=reset, v_reset=v_reset)
+        tau_mem_inv, self.input_scale = _norse_membrane(self.p, dt, "norse-lifbox")
+        self.dt = float(dt)
+        from norse.torch import LIFBoxCell, LIFBoxParameters
+        from norse.torch.functional.reset import reset_subtract, reset_value
+
+        self.cell = LIFBoxCell(LIFBoxParameters(
+            tau_mem_inv=_as_param(tau_mem_inv), v_leak=_as_param(0.0), v_th=_as_param(self.p.threshold),
+            v_reset=_as_param(self.p.v_reset), method="heaviside",
+            reset_method=reset_subtract if self.p.reset == "subtract" else reset_value), dt=self.dt)
+
+    def init_state(self, shape, device=None, dtype=None):
+        from norse.torch.functional.lif_box import LIFBoxFeedForwardState
+
+        return LIFBoxFeedForwardState(v=torch.zeros(shape, device=device, dtype=dtype))
+
+    def step(self, current: torch.Tensor, state):
+        return self.cell(current * self.input_scale, state)
+
+    def extra_repr(self) -> str:
+        return (f"beta={self.p.beta}, threshold={self.p.threshold}, reset={self.p.reset!r}, "
+                f"v_reset={self.p.v_reset}, dt={self.dt}")
+
+
+NEURONS: dict[str, type[Neuron]] = {
+    "native-lif": NativeLIF,
+    "integrate-and-fire": IntegrateAndFire,
+    "snntorch-leaky": SnnTorchLeaky,
+    "norse-lif": NorseLIF,
+    "norse-lifbox": NorseLIFBox,
+}
+
+
+def neuron_parameters(name: str) -> tuple[str, ...]:
+    """The keyword parameters :func:`make_neuron` accepts for the neuron ``name``."""
+    if name not in NEURONS:
+        raise ValueError(f"unknown neuron {name!r}; allowed: {', '.join(NEURONS)}")
+    return tuple(k for k in inspect.signature(NEURONS[name].__init__).parameters if k != "self")
+
+
+def make_neuron(name: str, **params) -> Neuron:
+    """A spiking neuron by registry name (see :data:`NEURONS`), e.g. ``make_neuron("native-lif", beta=0.8)``."""
+    allowed = neuron_parameters(name)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for neuron {name!r}; "
+                         f"allowed: {', '.join(allowed)}")
+    return NEURONS[name](**params)

@@ -1,0 +1,105 @@
+"""The interface every spiking neuron implements, and the two loops the rest of the library needs.
+
+A neuron is, Norse-style, a step function with explicit state::
+
+    state = neuron.init_state(shape, device, dtype)
+    for t in range(T):
+        spikes, state = neuron.step(current[t], state)
+
+``current`` is the synaptic drive of one time step (``W * x_t``, any shape, e.g. ``(B, K, H, W)``);
+``spikes`` has the same shape and dtype, with values in {0, 1}. The state is whatever the model
+remembers between steps (a tensor, or a NamedTuple of tensors); it is never hidden in the module.
+
+:func:`run` threads a neuron through a ``(T, B, ...)`` current and returns the ``(T, B, ...)``
+spike train; :func:`rates` drives it with one constant current for ``T`` steps and returns the
+spike count divided by ``T``, without materialising the spike train. Neither builds an autograd
+graph: this library never backpropagates through neurons.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import torch
+from torch import nn
+
+State = Any
+"""A neuron's memory between steps: a tensor or a NamedTuple of tensors, shaped like the current."""
+
+
+class Neuron(nn.Module, abc.ABC):
+    """A spiking neuron: ``init_state`` and a one-step update ``step(current, state) -> (spikes, state)``.
+
+    ``forward(current, state=None)`` is ``step``, creating a fresh state when none is given. Subclasses
+    that can update their state in place override :meth:`step_`; the loops in this module use it only on
+    states they created themselves.
+    """
+
+    @abc.abstractmethod
+    def init_state(self, shape: torch.Size | tuple[int, ...], device: torch.device | str | None = None,
+                   dtype: torch.dtype | None = None) -> State:
+        """The resting state for currents of ``shape`` (all membranes at rest, nothing fired yet)."""
+
+    @abc.abstractmethod
+    def step(self, current: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Advance one time step: ``(spikes, new_state)``. Must not modify ``state``."""
+
+    def step_(self, current: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Like :meth:`step`, but free to overwrite ``state`` (the caller owns it and drops it)."""
+        return self.step(current, state)
+
+    def forward(self, current: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        if state is None:
+            state = self.init_state(current.shape, current.device, current.dtype)
+        return self.step(current, state)
+
+
+def _check_current(current: torch.Tensor, where: str) -> None:
+    if not isinstance(current, torch.Tensor):
+        raise TypeError(f"{where}: expected a torch.Tensor current, got {type(current).__name__}")
+    if not current.is_floating_point():
+        raise TypeError(f"{where}: the current must be a floating-point tensor, got {current.dtype}")
+
+
+def _check_steps(T: int, where: str) -> None:
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"{where}: T (number of time steps) must be a positive integer, got {T!r}")
+
+
+@torch.no_grad()
+def run(neuron: Neuron, currents: torch.Tensor, state: State | None = None) -> torch.Tensor:
+    """The spike train ``(T, B, ...)`` of ``neuron`` driven by ``currents (T, B, ...)``, time first.
+
+    Starts from ``neuron.init_state`` unless ``state`` is given (a given state is not modified).
+    """
+    _check_current(currents, "run")
+    if currents.dim() < 2:
+        raise ValueError(f"run: expected currents shaped (T, B, ...) with time first, got shape "
+                         f"{tuple(currents.shape)}; for one constant current use rates(neuron, current, T)")
+    owned = state is None
+    if owned:
+        state = neuron.init_state(currents.shape[1:], currents.device, currents.dtype)
+    step = neuron.step_ if owned else neuron.step
+    spikes = torch.empty_like(currents)
+    for t in range(currents.shape[0]):
+        spikes[t], state = step(currents[t], state)
+    return spikes
+
+
+@torch.no_grad()
+def rates(neuron: Neuron, current: torch.Tensor, T: int, state: State | None = None) -> torch.Tensor:
+    """Spike count / ``T`` of ``neuron`` under the constant ``current`` held for ``T`` steps (same shape as it).
+
+    Starts from ``neuron.init_state`` unless ``state`` is given (a given state is not modified).
+    """
+    _check_current(current, "rates")
+    _check_steps(T, "rates")
+    owned = state is None
+    if owned:
+        state = neuron.init_state(current.shape, current.device, current.dtype)
+    step = neuron.step_ if owned else neuron.step
+    count = torch.zeros_like(current)
+    for _ in range(T):
+        spikes, state = step(current, state)
+        count += spikes
+    return count / T

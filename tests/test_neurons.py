@@ -1,0 +1,265 @@
+"""Spiking neurons and encoders: rates converge, the backends agree spike for spike, errors are clear."""
+import math
+
+import pytest
+import torch
+
+from liouna_snn.neurons import (
+    NEURONS, IntegrateAndFire, NativeLIF, NorseLIF, NorseLIFBox, SnnTorchLeaky, bernoulli_rate,
+    beta_to_tau_mem_inv, constant_current, latency, lif_step, make_neuron, poisson_rate, rates, run,
+    tau_mem_inv_to_beta,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.script deprecation inside Norse
+
+
+def random_currents(dtype=torch.float32, T=50, shape=(4, 50), seed=0):
+    """T = 50 steps of 200 neurons; mean 0.25, sd 0.6: some neurons silent, some above 2 * threshold."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(T, *shape, generator=g, dtype=torch.float64) * 0.6 + 0.25).to(dtype)
+
+
+def trajectory(neuron, currents, inplace=False):
+    """Spikes (T, ...) and the state's membrane after every step (T, ...)."""
+    state = neuron.init_state(currents.shape[1:], dtype=currents.dtype)
+    spikes, membranes = [], []
+    for current in currents:
+        s, state = (neuron.step_ if inplace else neuron.step)(current, state)
+        spikes.append(s)
+        membranes.append((state if torch.is_tensor(state) else state.v).clone())
+    return torch.stack(spikes), torch.stack(membranes)
+
+
+# --- integrate-and-fire: the spiking counterpart of clamp(relu(u) / threshold, max=1) -----------------------
+
+@pytest.mark.parametrize("threshold", [1.0, 0.5])
+def test_integrate_and_fire_rate_converges_to_clamped_relu(threshold):
+    neuron = IntegrateAndFire(threshold=threshold)
+    u = torch.cat([torch.linspace(-1.0, 2.5, 141, dtype=torch.float64) * threshold,
+                   torch.tensor([0.0, 1e-3, threshold, 1.0001 * threshold], dtype=torch.float64)])
+    target = neuron.limit_rate(u)
+    max_errors = []
+    for T in (4, 16, 64):
+        err = target - rates(neuron, u, T)
+        # Proven bound (see IntegrateAndFire): 0 <= limit - rate <= 1/T, exactly 0 for u <= 0 and u > threshold.
+        assert err.min() >= -1e-12, "the rate never exceeds its limit"
+        assert err.max() <= 1 / T + 1e-12
+        assert torch.all(err[(u <= 0) | (u > threshold)] == 0)
+        max_errors.append(float(err.max()))
+    assert max_errors[0] > max_errors[1] > max_errors[2] <= 1 / 64 + 1e-12
+    # The bound is tight at u = threshold: the first step lands exactly on threshold and does not fire.
+    assert rates(neuron, torch.tensor([threshold], dtype=torch.float64), 64).item() == 1 - 1 / 64
+
+
+# --- backends agree -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("beta,threshold", [(0.9, 1.0), (1.0, 1.0), (0.5, 0.75)])
+def test_native_lif_is_bit_identical_to_snntorch_leaky(dtype, reset, beta, threshold):
+    currents = random_currents(dtype)
+    native_spikes, native_v = trajectory(NativeLIF(beta, threshold, reset), currents)
+    snn_spikes, snn_v = trajectory(SnnTorchLeaky(beta, threshold, reset), currents)
+    assert 0.05 < native_spikes.mean() < 0.5 and native_v.max() > 2 * threshold  # a non-trivial regime
+    assert snn_spikes.dtype == dtype
+    assert torch.equal(native_spikes, snn_spikes)
+    assert torch.equal(native_v, snn_v)
+    # The in-place step (used by run/rates) gives the same bits as the pure one.
+    inplace_spikes, inplace_v = trajectory(NativeLIF(beta, threshold, reset), currents, inplace=True)
+    assert torch.equal(inplace_spikes, native_spikes) and torch.equal(inplace_v, native_v)
+    assert torch.equal(run(NativeLIF(beta, threshold, reset), currents), native_spikes)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("beta,v_reset", [(0.9, 0.0), (0.5, 0.0), (0.9, -0.2)])
+def test_zero_reset_spike_trains_match_across_all_backends(dtype, beta, v_reset):
+    currents = random_currents(dtype, seed=1)
+    threshold = 1.0
+    native_spikes, native_v = trajectory(NativeLIF(beta, threshold, "zero", v_reset), currents)
+    lif_spikes, lif_v = trajectory(NorseLIF(beta, threshold, v_reset=v_reset), currents)
+    box_spikes, box_v = trajectory(NorseLIFBox(beta, threshold, "zero", v_reset), currents)
+    assert 0.05 < native_spikes.mean() < 0.5
+
+    # Norse's LIFCell with dt * tau_syn_inv = 1 is LIFBoxCell bit for bit (its synaptic current empties every step).
+    assert torch.equal(lif_spikes, box_spikes) and torch.equal(lif_v, box_v)
+    state = NorseLIF(beta).init_state(currents.shape[1:], dtype=dtype)
+    for current in currents[:5]:
+        _, state = NorseLIF(beta).step(current, state)
+        assert torch.all(state.i == 0)
+
+    # Norse computes v + a * (I / a - v) instead of beta * v + I, so its membranes (after reset) differ from ours
+    # by rounding only. A spike can differ only where our membrane is within that distance of the threshold:
+    # check that no membrane came that close, and then that the trains are identical.
+    native_after_reset = torch.where(native_spikes.bool(), torch.full_like(native_v, v_reset), native_v)
+    rounding = float((native_after_reset - box_v).abs().max())
+    margin = float((native_v - threshold).abs().min())
+    eps = torch.finfo(dtype).eps
+    assert rounding < 64 * eps and rounding < margin
+    assert torch.equal(native_spikes, box_spikes)
+    if v_reset == 0.0:
+        assert torch.equal(native_spikes, trajectory(SnnTorchLeaky(beta, threshold, "zero"), currents)[0])
+
+
+def test_norse_lifbox_subtract_resets_before_the_leak():
+    # Norse's reset_subtract: v[t] = beta * (v[t-1] - threshold * s[t-1]) + I[t]; ours and snnTorch's subtract
+    # after the leak. Same neuron only for beta = 1, which Norse cannot express.
+    currents = random_currents(torch.float64, seed=2)
+    beta, threshold = 0.9, 1.0
+    v = torch.zeros(currents.shape[1:], dtype=torch.float64)
+    expected = []
+    for current in currents:
+        v = beta * v + current
+        s = (v > threshold).double()
+        v = v - threshold * s
+        expected.append(s)
+    norse_spikes = run(NorseLIFBox(beta, threshold, "subtract"), currents)
+    assert torch.equal(norse_spikes, torch.stack(expected))
+    assert not torch.equal(norse_spikes, run(NativeLIF(beta, threshold, "subtract"), currents))
+
+
+def test_snntorch_reset_delay_false_loses_spikes_so_it_is_not_used():
+    # Why the wrapper keeps snnTorch's default reset_delay=True: with False, a membrane still above threshold
+    # after its reset stays there without firing. Input 2.5, 0, ... with threshold 1 and no leak fires twice.
+    import snntorch
+
+    currents = torch.tensor([2.5, 0.0, -0.2, 0.1, 0.0]).view(5, 1)
+    expected = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0]).view(5, 1)
+    assert torch.equal(run(IntegrateAndFire(), currents), expected)
+    assert torch.equal(run(SnnTorchLeaky(beta=1.0), currents), expected)
+    leaky, mem, spikes = snntorch.Leaky(beta=1.0, reset_delay=False, surrogate_disable=True), torch.zeros(1), []
+    for current in currents:
+        s, mem = leaky(current, mem)
+        spikes.append(s)
+    assert torch.stack(spikes).sum() == 1 and mem.item() > 1.0
+
+
+def test_beta_and_norse_time_constant_map_both_ways():
+    from norse.torch import LIFParameters as NorseLIFParameters
+
+    # Norse's defaults (tau_mem_inv = 100 /s, dt = 1 ms) are beta = 0.9.
+    assert tau_mem_inv_to_beta(float(NorseLIFParameters().tau_mem_inv), 1e-3) == pytest.approx(0.9)
+    assert beta_to_tau_mem_inv(0.9, 1e-3) == pytest.approx(100.0)
+    for beta, dt in [(0.0, 1e-3), (0.5, 1e-4), (0.95, 0.01)]:
+        assert tau_mem_inv_to_beta(beta_to_tau_mem_inv(beta, dt), dt) == pytest.approx(beta)
+    # Norse's cell carries the mapped parameters; its spikes do not depend on dt.
+    cell = NorseLIF(beta=0.9, dt=1e-4).cell
+    assert float(cell.p.tau_mem_inv) == pytest.approx(1000.0) and float(cell.p.tau_syn_inv) * 1e-4 == 1.0
+    currents = random_currents()
+    assert torch.equal(run(NorseLIF(0.9, dt=1e-4), currents), run(NorseLIF(0.9, dt=1e-3), currents))
+
+
+# --- the interface ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(NEURONS))
+def test_every_neuron_follows_the_interface(name):
+    neuron = make_neuron(name)
+    currents = random_currents(T=6, shape=(2, 3, 4))
+    given = neuron.init_state(currents.shape[1:], dtype=currents.dtype)
+    before = [t.clone() for t in (given if isinstance(given, tuple) else (given,))]
+    spikes = run(neuron, currents, state=given)
+    assert spikes.shape == currents.shape and spikes.dtype == currents.dtype
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}
+    assert all(torch.equal(a, b) for a, b in zip(before, given if isinstance(given, tuple) else (given,)))
+    assert torch.equal(run(neuron, currents), spikes)
+    # forward = step from rest; rates of a constant current = mean of its spike train.
+    first, _ = neuron(currents[0])
+    assert torch.equal(first, spikes[0])
+    constant = currents[0].abs() * 0.8
+    assert torch.equal(rates(neuron, constant, 10), run(neuron, constant.expand(10, *constant.shape)).mean(0))
+
+
+def test_make_neuron_errors_name_the_allowed_choices():
+    with pytest.raises(ValueError, match="unknown neuron 'lif'.*native-lif.*integrate-and-fire.*snntorch-leaky"
+                                         ".*norse-lif.*norse-lifbox"):
+        make_neuron("lif")
+    with pytest.raises(ValueError, match="unknown parameter.*tau_mem.*'native-lif'.*allowed: beta, threshold, "
+                                         "reset, v_reset"):
+        make_neuron("native-lif", tau_mem=10.0)
+    with pytest.raises(ValueError, match="unknown parameter.*beta.*allowed: threshold$"):
+        make_neuron("integrate-and-fire", beta=0.9)
+    with pytest.raises(ValueError, match=r"beta .* must be in \[0, 1\]"):
+        make_neuron("snntorch-leaky", beta=1.5)
+    with pytest.raises(ValueError, match="unknown LIF reset 'soft'; allowed: subtract, zero"):
+        make_neuron("native-lif", reset="soft")
+    with pytest.raises(ValueError, match="threshold must be > 0"):
+        make_neuron("native-lif", threshold=0.0)
+    with pytest.raises(ValueError, match="norse-lif.*only resets to v_reset"):
+        make_neuron("norse-lif", reset="subtract")
+    with pytest.raises(ValueError, match="snntorch-leaky.*v_reset must be 0"):
+        make_neuron("snntorch-leaky", reset="zero", v_reset=-0.5)
+    with pytest.raises(ValueError, match="beta = 1 .* not expressible in Norse"):
+        make_neuron("norse-lifbox", beta=1.0)
+    assert make_neuron("native-lif", beta=0.8).p.beta == 0.8
+
+
+def test_run_and_rates_reject_bad_shapes_and_step_counts():
+    with pytest.raises(ValueError, match=r"\(T, B, \.\.\.\)"):
+        run(NativeLIF(), torch.zeros(5))
+    with pytest.raises(ValueError, match="positive integer"):
+        rates(NativeLIF(), torch.zeros(3), 0)
+    with pytest.raises(TypeError, match="floating-point"):
+        rates(NativeLIF(), torch.zeros(3, dtype=torch.long), 4)
+
+
+def test_lif_step_is_pure():
+    v = torch.tensor([0.5, 1.5, -0.3])
+    v_before = v.clone()
+    spikes, v_new = lif_step(torch.tensor([0.6, 0.0, 0.1]), v, NativeLIF().p)
+    assert torch.equal(v, v_before) and v_new is not v
+    # v = 1.5 fired last step: 0.9 * 1.5 + 0 - 1 = 0.35; v = 0.5: 0.45 + 0.6 = 1.05 fires.
+    assert torch.allclose(v_new, torch.tensor([1.05, 0.35, -0.17])) and spikes.tolist() == [1.0, 0.0, 0.0]
+
+
+# --- encoders -----------------------------------------------------------------------------------------------------
+
+def test_bernoulli_rate_matches_probability_within_binomial_bound():
+    x = torch.linspace(0, 1, 11).repeat(50, 1).T  # (11 levels, 50 units)
+    T = 400
+    spikes = bernoulli_rate(x, T, generator=torch.Generator().manual_seed(0))
+    assert spikes.shape == (T, 11, 50) and spikes.dtype == x.dtype
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}
+    rate = spikes.mean(0)
+    sd = (x * (1 - x) / T).sqrt()
+    assert torch.all((rate - x).abs() <= 5 * sd + 1e-6)  # per unit: count ~ Binomial(T, x)
+    pooled = rate.mean(1)
+    assert torch.all((pooled - x[:, 0]).abs() <= 5 * sd[:, 0] / math.sqrt(50) + 1e-6)
+    assert torch.all(rate[0] == 0) and torch.all(rate[-1] == 1)  # x = 0 never fires, x = 1 always
+
+
+def test_bernoulli_rate_is_deterministic_for_a_seeded_generator():
+    x = torch.rand(3, 7, generator=torch.Generator().manual_seed(5))
+    a = bernoulli_rate(x, 20, generator=torch.Generator().manual_seed(1))
+    b = bernoulli_rate(x, 20, generator=torch.Generator().manual_seed(1))
+    c = bernoulli_rate(x, 20, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("bad", [torch.tensor([0.2, -0.1]), torch.tensor([1.1, 0.5]), torch.tensor([0.5, float("nan")])])
+def test_encoders_reject_values_outside_the_unit_interval(bad):
+    for encode in (bernoulli_rate, poisson_rate, latency):
+        with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+            encode(bad, 4)
+    with pytest.raises(ValueError, match="positive integer"):
+        bernoulli_rate(torch.tensor([0.5]), 0)
+
+
+def test_poisson_rate_wraps_norse_with_rates_in_hertz():
+    x = torch.rand(4, 25, generator=torch.Generator().manual_seed(3))
+    # f_max * dt = 1 spike per step: Norse's draws are exactly ours.
+    assert torch.equal(poisson_rate(x, 30, f_max=1000.0, dt=1e-3, generator=torch.Generator().manual_seed(4)),
+                       bernoulli_rate(x, 30, generator=torch.Generator().manual_seed(4)))
+    # Defaults 100 Hz at 1 ms: x = 1 fires with probability 0.1 per step.
+    spikes = poisson_rate(torch.ones(1000), 50, generator=torch.Generator().manual_seed(0))
+    assert abs(float(spikes.mean()) - 0.1) < 5 * math.sqrt(0.1 * 0.9 / spikes.numel())
+    with pytest.raises(ValueError, match=r"f_max \* dt <= 1"):
+        poisson_rate(x, 5, f_max=2000.0, dt=1e-3)
+
+
+def test_constant_current_and_latency():
+    x = torch.tensor([[0.0, 0.1, 0.5, 1.0]])
+    value, T = constant_current(x, 8)
+    assert value is x and T == 8
+    spikes = latency(x, 8)
+    assert spikes.shape == (8, 1, 4) and spikes.sum(0).tolist() == [[0.0, 1.0, 1.0, 1.0]]
+    first = spikes.argmax(0)[0].tolist()
+    assert first[1:] == [7, 4, 0]  # floor((1 - x) * T): brighter fires earlier, x = 1 at step 0
