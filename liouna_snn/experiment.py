@@ -162,10 +162,13 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                "model": spec.get("name"), "train_images": len(train), "test_images": len(test),
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": "bf16" if compute_dtype else "fp32"},
                "probe": probe_cfg, "runs": []}
+    previous = results_dir / f"{name}.json"
+    if only_rules and previous.is_file():  # a partial rerun keeps the other runs of the last full run
+        results["runs"] = [r for r in json.loads(previous.read_text())["runs"]]
     n_layers = len(spec["layers"])
     depths = list(range(1, n_layers + 1)) if probe_cfg["layers"] == "all" else list(probe_cfg["layers"])
     for run in exp["runs"]:
-        if only_rules and run["rule"] not in only_rules:
+        if only_rules and run["rule"] not in only_rules and run.get("label") not in only_rules:
             continue
         rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
         label = run.get("label", run["rule"])
@@ -195,6 +198,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                                "eval_seconds": round(seconds, 1), **net.layers[d - 1].diagnostics(per_unit=True)})
                 if progress:
                     print(f"  {label} seed {seed} layer {d}: probe {probe['top1']:.2f} %  k-NN {knn:.2f} %", flush=True)
+            results["runs"] = [r for r in results["runs"] if (r["label"], r["seed"]) != (label, seed)]
             results["runs"].append({
                 "label": label, "dataset": data_cfg["dataset"], "rule": run["rule"], "mode": "rate", "neuron": "rate",
                 "time_steps": 1, "seed": seed, "epochs": train_cfg.epochs, "schedule": train_cfg.schedule,
@@ -203,6 +207,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                 "probe_seconds": round(probe_seconds, 1), "layers": layers,
                 "probe_top1": max(l["probe_top1"] for l in layers),
                 "rule_options": [dataclasses.asdict(r) for r in rules],
+                "command": results["command"], "git_commit": results["git_commit"],
             })
             plot_filters(net.layers[0].weight, results_dir / f"{name}_filters_{label}_seed{seed}.png",
                          title=f"{name}: layer-1 filters, {label}, seed {seed}")
