@@ -1,4 +1,4 @@
-"""Command line: ``liouna-snn run experiments/<name>.toml``."""
+"""Command line: ``liouna-snn run experiments/<name>.toml``, ``liouna-snn export experiments/<name>.toml --label L``."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,36 @@ def _run(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from pathlib import Path
+
+    from .export import LOADER_FILE, WEIGHTS_FILE, export_plain, input_statistics, load_trained_network
+
+    trained = load_trained_network(args.experiment, args.label, args.seed, checkpoint_dir=args.checkpoint_dir,
+                                   allow_unfinished=args.allow_unfinished)
+    exp = trained.experiment
+    out = Path(args.out) if args.out else (Path(exp["_path"]).parent / "exports" / exp["name"]
+                                           / f"{args.label}_seed{args.seed}")
+    mean = std = None
+    if not args.no_input_stats:
+        try:
+            mean, std = input_statistics(exp, args.data_root)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"liouna-snn: note: input statistics not recorded ({err}); pass --data-root to record them",
+                  file=sys.stderr)
+    export_plain(trained.network, out, input_mean=mean, input_std=std)
+    size_mb = (out / WEIGHTS_FILE).stat().st_size / 1e6
+    shapes = " -> ".join("x".join(map(str, s)) for s in trained.network.feature_shapes())
+    print(f"exported {exp['name']} / {args.label} seed {args.seed} from {trained.checkpoint}")
+    print(f"  to {out}/")
+    print(f"  architecture.json   {len(trained.network)} layers: {shapes}")
+    print(f"  model.safetensors   {size_mb:.1f} MB (float32 weights, batch-norm running statistics)")
+    print(f"  {LOADER_FILE:<19} loader that needs only torch + safetensors"
+          + ("" if mean is not None else " (no input statistics recorded)"))
+    print(f"use it: cd {out} && python -c \"from load_model import load_plain; print(load_plain('.'))\"")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="liouna-snn", description="Layer-local plasticity for rate and spiking networks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -32,6 +62,19 @@ def main(argv: list[str] | None = None) -> int:
                                                  "an existing results file are kept)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
+    export = sub.add_parser("export", help="export a trained run's network to a plain PyTorch CNN "
+                                           "(model.safetensors + architecture.json + load_model.py)")
+    export.add_argument("experiment", help="path to experiments/<name>.toml (trained with `liouna-snn run`)")
+    export.add_argument("--label", required=True, help="the run's label (its `label`, else its `rule`)")
+    export.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
+    export.add_argument("--out", help="export folder (default: experiments/exports/<name>/<label>_seed<seed>)")
+    export.add_argument("--checkpoint-dir", help="where the run's checkpoints are (default: "
+                                                 "experiments/checkpoints/<name>)")
+    export.add_argument("--data-root", help="dataset folder, to record the input standardisation (overrides [data].root)")
+    export.add_argument("--no-input-stats", action="store_true", help="do not load the training set to record "
+                                                                       "the input mean / std")
+    export.add_argument("--allow-unfinished", action="store_true", help="export the checkpoint of an unfinished run")
+    export.set_defaults(func=_export)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

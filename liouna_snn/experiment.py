@@ -23,8 +23,17 @@
     seeds = [0]
     options = { lr = [0.08, 0.005, 0.01], inverse_temperature = [1.0, 0.65, 0.25] }   # scalar or per layer
 
+    [spiking]                           # optional: every run in spiking mode (liouna_snn.spiking.SpikingConfig)
+    neuron = "native-lif"               # liouna_snn.neurons.NEURONS
+    neuron_params = { beta = 0.9, threshold = 1.0 }
+    time_steps = 4
+    encoder = "constant-current"        # or "bernoulli" / "poisson": then the data is not standardised
+    plasticity = "rate"                 # or "online" (traces, with trace_decay)
+
 :func:`run_experiment` trains every run, probes every layer, and writes
-``<results>/<name>.json`` (the project's results schema) plus plots.
+``<results>/<name>.json`` (the project's results schema) plus plots. A run in spiking mode records
+``"mode": "spiking"``, the neuron, ``time_steps`` and its whole ``spiking`` config, and each layer's
+firing report (``activity``) among its diagnostics.
 """
 from __future__ import annotations
 
@@ -44,9 +53,10 @@ from .evaluation import extract_features, knn_top1, linear_probe
 from .config import read_toml, reject_unknown, require
 from .network import build_network, load_spec
 from .rules import RuleConfig, rule_config
+from .spiking import spiking_config
 from .training import TrainConfig, train_unsupervised, write_atomic
 
-TOP_KEYS = {"name", "description", "model", "depth", "data", "unsupervised", "probe", "runs", "device"}
+TOP_KEYS = {"name", "description", "model", "depth", "data", "unsupervised", "probe", "runs", "device", "spiking"}
 DATA_KEYS = {"dataset", "root", "download", "train_subset", "test_subset", "image_size"}
 UNSUP_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} | {"precision"}
 PROBE_KEYS = {"epochs", "batch_size", "lr", "dropout", "standardize", "knn_k", "knn_temperature", "layers",
@@ -70,6 +80,8 @@ def load_experiment(path: str | Path) -> dict:
     for i, run in enumerate(exp["runs"], start=1):
         reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
         require(run, ("rule",), f"{where} [[runs]] #{i}")
+    if "spiking" in exp:
+        spiking_config(exp["spiking"], where + " [spiking]")  # unknown keys and bad values raise here
     exp.setdefault("name", path.stem)
     exp["_path"] = str(path.resolve())
     return exp
@@ -147,6 +159,10 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
         test = test.subset(data_cfg["test_subset"])
     train, test = train.to(dev), test.to(dev)
     mean, std = (t.to(dev) for t in train.channel_stats())
+    spiking = spiking_config(exp["spiking"], f"{exp['_path']} [spiking]") if "spiking" in exp else None
+    if spiking is not None and spiking.encodes_spikes:
+        # Spike encoders need pixels in [0, 1] (P(spike) = x); each layer's batch-norm normalises after encoding.
+        mean = std = None
 
     unsup = dict(exp.get("unsupervised", {}))
     compute_dtype = PRECISIONS[unsup.pop("precision", "bf16")]
@@ -174,10 +190,11 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
         label = run.get("label", run["rule"])
         for seed in run.get("seeds", [0]):
             torch.manual_seed(seed)
-            net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype)
+            net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)
             cfg = dataclasses.replace(train_cfg, seed=seed)
+            ckpt_name = f"{label}_seed{seed}.pt" if spiking is None else f"{label}_spiking_seed{seed}.pt"
             summary = train_unsupervised(net, train, cfg, device=dev, mean=mean, std=std, progress=progress,
-                                         checkpoint=checkpoint_dir / f"{label}_seed{seed}.pt",
+                                         checkpoint=checkpoint_dir / ckpt_name,
                                          description=f"{label} seed {seed}")
             layers, probe_seconds = [], 0.0
             for d in depths:
@@ -197,11 +214,15 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                                "probe_train_top1": round(probe["train_top1"], 2), "features": int(math.prod(net.feature_shapes()[d - 1])),
                                "eval_seconds": round(seconds, 1), **net.layers[d - 1].diagnostics(per_unit=True)})
                 if progress:
-                    print(f"  {label} seed {seed} layer {d}: probe {probe['top1']:.2f} %  k-NN {knn:.2f} %", flush=True)
+                    print(f"  {label} seed {seed} layer {d}: probe {probe['top1']:.2f} %  k-NN {knn:.2f} %"
+                          + (activity_line(layers[-1]["activity"]) if spiking is not None else ""), flush=True)
+            mode = {"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else {
+                "mode": "spiking", "neuron": spiking.neuron, "time_steps": spiking.time_steps,
+                "spiking": spiking.to_dict()}
             results["runs"] = [r for r in results["runs"] if (r["label"], r["seed"]) != (label, seed)]
             results["runs"].append({
-                "label": label, "dataset": data_cfg["dataset"], "rule": run["rule"], "mode": "rate", "neuron": "rate",
-                "time_steps": 1, "seed": seed, "epochs": train_cfg.epochs, "schedule": train_cfg.schedule,
+                "label": label, "dataset": data_cfg["dataset"], "rule": run["rule"], **mode,
+                "seed": seed, "epochs": train_cfg.epochs, "schedule": train_cfg.schedule,
                 "batch_size": train_cfg.batch_size, "unsup_seconds": round(summary["seconds"], 1),
                 "unsup_images_per_second": round(summary["images_per_second"], 1),
                 "probe_seconds": round(probe_seconds, 1), "layers": layers,
@@ -215,6 +236,17 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     plot_layer_accuracy(results, results_dir / f"{name}_layers.png")
     write_json_atomic(results, results_dir / f"{name}.json")
     return results
+
+
+def activity_line(activity: dict) -> str:
+    """The firing report of a spiking layer in a few words (for the per-layer progress line)."""
+    parts = []
+    for phase, words in (("learning", "learning"), ("inference", "inference")):
+        a = activity.get(phase)
+        if a:
+            parts.append(f"{words}: rate {a['firing_rate_mean']:.3f}, silent {100 * a['silent_fraction']:.0f} %, "
+                         f"saturated {100 * a['saturated_fraction']:.0f} %")
+    return ("  | spikes " + "; ".join(parts)) if parts else ""
 
 
 def summary_table(results: dict) -> str:

@@ -3,6 +3,10 @@
 ``forward(x)`` computes the layer's output without learning; ``learn(x)`` computes it and applies
 the rule's update, which uses only this layer's input, drive, activity and weights. Weights are
 float32 master copies; the convolutions can run in bfloat16 (``compute_dtype``).
+
+With ``spiking`` (a :class:`liouna_snn.spiking.SpikingConfig`) a spiking neuron replaces the rate
+activation: ``forward`` and ``learn`` run ``T`` time steps, the output is the firing rate (spike count
+/ ``T``) after pooling, and the rule learns from rates or from online traces (see :mod:`liouna_snn.spiking`).
 """
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from torch import nn
 
 from .rules import ConvGeometry, LocalRule, RuleConfig
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
+from .spiking import OnlineUpdate, SpikingConfig, activity_report, encode, spike_counts
+
+ACTIVITY_PHASES = ("learning", "inference")
 
 
 def check_input(x: torch.Tensor, rank: int, channels: int, where: str) -> None:
@@ -45,7 +52,8 @@ class PlasticLayer(nn.Module):
 
     def __init__(self, weight_shape: tuple[int, ...], geometry: ConvGeometry, norm: nn.Module,
                  activation: nn.Module, pool: nn.Module | None, rule: RuleConfig,
-                 compute_dtype: torch.dtype | None, generator: torch.Generator | None):
+                 compute_dtype: torch.dtype | None, generator: torch.Generator | None,
+                 spiking: SpikingConfig | None = None):
         super().__init__()
         self.rule = LocalRule(rule)
         self.geometry = geometry
@@ -57,6 +65,15 @@ class PlasticLayer(nn.Module):
         self.weight = nn.Parameter(self.rule.init_weight(weight_shape, generator), requires_grad=False)
         # How often each unit had the largest drive at a position while learning (competition diagnostics).
         self.register_buffer("win_counts", torch.zeros(weight_shape[0], dtype=torch.float64))
+        if spiking is not None and not isinstance(spiking, SpikingConfig):
+            raise TypeError(f"spiking must be a SpikingConfig or None, got {type(spiking).__name__}")
+        self.spiking = spiking
+        self.neuron = spiking.make_neuron() if spiking is not None else None
+        if spiking is not None:
+            # Each unit's spike count and the (sample, position, step)s it was simulated, per phase.
+            for phase in ACTIVITY_PHASES:
+                self.register_buffer(f"spike_counts_{phase}", torch.zeros(weight_shape[0], dtype=torch.float64))
+                self.register_buffer(f"unit_steps_{phase}", torch.zeros((), dtype=torch.float64))
 
     @property
     def out_channels(self) -> int:
@@ -70,9 +87,16 @@ class PlasticLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Output of the layer (after pooling), no learning. Batch-norm uses batch statistics in
-        ``train()`` mode and running statistics in ``eval()`` mode."""
+        ``train()`` mode and running statistics in ``eval()`` mode. In spiking mode: the firing rates
+        (spike count / ``T``), counted in the ``inference`` activity report."""
         self._check(x)
         with torch.no_grad():
+            if self.spiking is not None:
+                x_steps, x_pre = self._presynaptic(x, learning=False)
+                u_steps, u = self._spiking_drive(x_steps, x_pre)
+                counts = self._spike_counts(u_steps, u)
+                self._record_activity(counts, "inference")
+                return self.pool(counts / self.spiking.time_steps)
             return self.pool(self.activation(self._drive(self.norm(x))))
 
     @torch.no_grad()
@@ -82,9 +106,11 @@ class PlasticLayer(nn.Module):
         Args:
             x: the layer's input (detached output of the layer below, or pixels).
             progress: fraction of the run done, in [0, 1] (for scheduled learning rates).
-            generator: CPU generator for the input mask (deterministic runs).
+            generator: CPU generator for the input mask and, in spiking mode, the input spikes (deterministic runs).
         """
         self._check(x)
+        if self.spiking is not None:
+            return self._learn_spiking(x, progress, generator)
         x_n = self._normalise_for_learning(x)
         u = self._drive(x_n)
         y = self.activation(u)
@@ -112,10 +138,120 @@ class PlasticLayer(nn.Module):
         finally:
             self.norm.train()
 
+    # --- spiking mode -------------------------------------------------------------------------------
+
+    def _learn_spiking(self, x: torch.Tensor, progress: float, generator: torch.Generator | None) -> torch.Tensor:
+        """:meth:`learn` in spiking mode: ``T`` steps, then the rule on rates, or online traces at every step."""
+        cfg, T = self.spiking, self.spiking.time_steps
+        x_steps, x_pre = self._presynaptic(x, learning=True, generator=generator)
+        u_steps, u = self._spiking_drive(x_steps, x_pre)
+        learns = self.rule.learns
+        visible = self.rule.sample_visible(x_pre, generator) if learns else None
+        online = learns and cfg.plasticity == "online"
+        per_step = x_steps is not None
+
+        def delta(x_, u_, y_):
+            return self.rule.delta(x_, u_, y_, self.weight, self.geometry, visible, self.compute_dtype)
+
+        def tracker(u_steps_, u_):
+            return OnlineUpdate(delta, x_steps if per_step else x_pre, u_steps_ if per_step else u_, per_step,
+                                cfg.trace_decay)
+
+        acc = tracker(u_steps, u) if online and visible is None else None
+        counts = self._spike_counts(u_steps, u, on_step=acc)
+        self._record_activity(counts, "learning")
+        y = counts / T
+        if learns:
+            if visible is None:
+                u_v, y_v = u, y
+            else:  # the masked input drives its own run of the neurons (as rate mode recomputes the drive)
+                u_v_steps, u_v = self._spiking_drive(x_steps, x_pre, visible)
+                acc = tracker(u_v_steps, u_v) if online else None
+                y_v = self._spike_counts(u_v_steps, u_v, on_step=acc) / T
+            dw = acc.result() if online else delta(x_pre, u_v, y_v)
+            self.rule.apply(self.weight, dw, progress)
+            winners = u_v.argmax(dim=1).flatten()
+            self.win_counts += torch.bincount(winners, minlength=self.out_channels).to(self.win_counts.dtype)
+        return self.pool(y)
+
+    def _presynaptic(self, x: torch.Tensor, learning: bool,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The normalised presynaptic input: per step ``(T, B, ...)`` (``None`` for a constant current) and its mean.
+
+        Constant current: ``norm(x)`` as in rate mode. Spike encoders: the spike trains of ``x`` (rates in
+        [0, 1]), each step mapped by the batch-norm fitted to the spike probability (see :meth:`_norm_map`).
+        """
+        cfg = self.spiking
+        if not cfg.encodes_spikes:
+            return None, (self._normalise_for_learning(x) if learning else self.norm(x))
+        spikes = encode(x, cfg, generator, where=self.__class__.__name__)
+        p = x * cfg.spike_probability if cfg.spike_probability != 1.0 else x
+        affine = self._norm_map(p, learning)
+        if affine is not None:
+            spikes.mul_(affine[0]).add_(affine[1])
+        return spikes, spikes.mean(dim=0)
+
+    def _norm_map(self, p: torch.Tensor, learning: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(scale, shift)`` per channel with ``norm(p) = scale * p + shift``, the statistics rate mode would use.
+
+        Runs the batch-norm on ``p`` for its side effects (running statistics), as rate mode does.
+        ``None`` without normalisation.
+        """
+        if isinstance(self.norm, nn.Identity):
+            return None
+        bn = self.norm
+        if learning:
+            self._normalise_for_learning(p)
+        else:
+            bn(p)
+        if bn.training and not (learning and self.norm_kind == "running"):
+            dims = [0] + list(range(2, p.dim()))
+            var, mean = torch.var_mean(p, dim=dims, unbiased=False)
+        else:
+            mean, var = bn.running_mean, bn.running_var
+        scale = (var + bn.eps).rsqrt()
+        shape = (-1,) + (1,) * (p.dim() - 2)
+        return scale.view(shape).to(p.dtype), (-mean * scale).view(shape).to(p.dtype)
+
+    def _spiking_drive(self, x_steps: torch.Tensor | None, x_pre: torch.Tensor,
+                       visible: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The drive per step ``(T, B, K, ...)`` (``None`` for a constant current, computed once) and its mean."""
+        if x_steps is None:
+            return None, self._drive(x_pre if visible is None else x_pre * visible)
+        xs = x_steps if visible is None else x_steps * visible
+        u_steps = self._drive(xs.flatten(0, 1)).unflatten(0, xs.shape[:2])  # all T steps in one convolution
+        return u_steps, u_steps.mean(dim=0)
+
+    def _spike_counts(self, u_steps: torch.Tensor | None, u: torch.Tensor, on_step=None) -> torch.Tensor:
+        per_step = u_steps is not None
+        return spike_counts(self.neuron, u_steps if per_step else u, self.spiking.time_steps, per_step=per_step,
+                            on_step=on_step)
+
+    def _record_activity(self, counts: torch.Tensor, phase: str) -> None:
+        dims = [0] + list(range(2, counts.dim()))
+        getattr(self, f"spike_counts_{phase}").add_(counts.sum(dim=dims, dtype=torch.float64))
+        getattr(self, f"unit_steps_{phase}").add_(counts.numel() // counts.shape[1] * self.spiking.time_steps)
+
+    def activity(self, per_unit: bool = False) -> dict | None:
+        """Spiking mode: the firing report (:func:`liouna_snn.spiking.activity_report`) of every ``learn``
+        (``learning``) and every ``forward`` (``inference``) so far; ``None`` in rate mode."""
+        if self.spiking is None:
+            return None
+        return {phase: activity_report(getattr(self, f"spike_counts_{phase}"), getattr(self, f"unit_steps_{phase}"),
+                                       per_unit) for phase in ACTIVITY_PHASES}
+
+    def reset_activity(self) -> None:
+        """Zero the spike counts of the activity report (spiking mode)."""
+        if self.spiking is not None:
+            for phase in ACTIVITY_PHASES:
+                getattr(self, f"spike_counts_{phase}").zero_()
+                getattr(self, f"unit_steps_{phase}").zero_()
+
     def diagnostics(self, per_unit: bool = False) -> dict:
         """Weight-norm spread, win frequencies and dead units (units that never won while learning).
 
-        With ``per_unit``, also every unit's weight norm and win frequency (lists of length K).
+        With ``per_unit``, also every unit's weight norm and win frequency (lists of length K). In spiking
+        mode also ``activity``: the firing report while learning and at inference (see :meth:`activity`).
         """
         norms = self.weight.detach().flatten(1).norm(dim=1).double()
         wins = self.win_counts
@@ -131,7 +267,8 @@ class PlasticLayer(nn.Module):
             "win_frequency_entropy_bits": float(-(freq[freq > 0] * freq[freq > 0].log2()).sum()) if total > 0 else None,
             "dead_units": int((wins == 0).sum()) if total > 0 else None,
         } | ({"unit_weight_norms": [round(float(v), 4) for v in norms],
-              "unit_win_frequencies": [round(float(v), 6) for v in freq]} if per_unit else {})
+              "unit_win_frequencies": [round(float(v), 6) for v in freq]} if per_unit else {}) | (
+            {"activity": self.activity(per_unit)} if self.spiking is not None else {})
 
 
 class PlasticConv2d(PlasticLayer):
@@ -140,12 +277,15 @@ class PlasticConv2d(PlasticLayer):
     Input ``(B, in_channels, H, W)``; output ``(B, out_channels, H', W')`` after pooling.
     ``norm``: ``batch`` (or true; batch statistics while learning), ``running`` (running statistics
     while learning too) or ``none`` (or false). Outside learning, ``eval()`` uses running statistics.
+    ``spiking``: a :class:`liouna_snn.spiking.SpikingConfig` to run a spiking neuron for ``T`` steps in
+    place of ``activation`` (which is then unused); the output is the firing rate in [0, 1] after pooling.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
                  padding_mode: str = "zeros", norm: bool | str = True, activation: nn.Module | None = None,
                  pool: nn.Module | None = None, rule: RuleConfig | None = None,
-                 compute_dtype: torch.dtype | None = None, generator: torch.Generator | None = None):
+                 compute_dtype: torch.dtype | None = None, generator: torch.Generator | None = None,
+                 spiking: SpikingConfig | None = None):
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"unknown padding_mode {padding_mode!r}; allowed: {', '.join(PADDING_MODES)}")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
@@ -157,7 +297,7 @@ class PlasticConv2d(PlasticLayer):
         kind = _norm_kind(norm)
         super().__init__((out_channels, in_channels, kernel_size, kernel_size), ConvGeometry(stride, padding, padding_mode),
                          nn.BatchNorm2d(in_channels, affine=False) if kind != "none" else nn.Identity(),
-                         activation or nn.Identity(), pool, rule or RuleConfig(), compute_dtype, generator)
+                         activation or nn.Identity(), pool, rule or RuleConfig(), compute_dtype, generator, spiking)
         self.norm_kind = kind
         self.in_channels = in_channels
 
@@ -180,15 +320,18 @@ class PlasticConv2d(PlasticLayer):
 
 
 class PlasticLinear(PlasticLayer):
-    """A plastic fully connected layer: affine-free batch-norm -> linear -> activation. ``(B, D) -> (B, K)``."""
+    """A plastic fully connected layer: affine-free batch-norm -> linear -> activation. ``(B, D) -> (B, K)``.
+
+    ``spiking``: as for :class:`PlasticConv2d`, a spiking neuron in place of ``activation``.
+    """
 
     def __init__(self, in_features: int, out_features: int, *, norm: bool | str = True, activation: nn.Module | None = None,
                  rule: RuleConfig | None = None, compute_dtype: torch.dtype | None = None,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, spiking: SpikingConfig | None = None):
         kind = _norm_kind(norm)
         super().__init__((out_features, in_features), LINEAR,
                          nn.BatchNorm1d(in_features, affine=False) if kind != "none" else nn.Identity(),
-                         activation or nn.Identity(), None, rule or RuleConfig(), compute_dtype, generator)
+                         activation or nn.Identity(), None, rule or RuleConfig(), compute_dtype, generator, spiking)
         self.norm_kind = kind
         self.in_features = in_features
 

@@ -16,7 +16,8 @@ A spec names the input and a list of layers::
     activation = { name = "triangle", power = 0.7 }
     pool = { type = "max", kernel_size = 4, stride = 2, padding = 1 }
 
-Any rule runs on any spec: :func:`build_network` takes one :class:`RuleConfig` per layer.
+Any rule runs on any spec: :func:`build_network` takes one :class:`RuleConfig` per layer, and an
+optional :class:`liouna_snn.spiking.SpikingConfig` that runs the same spec with spiking neurons.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .config import read_toml, reject_unknown, require
 from .layers import PlasticConv2d, PlasticLayer, PlasticLinear
 from .neurons import make_activation
 from .rules import RuleConfig
+from .spiking import SpikingConfig
 
 SPEC_KEYS = {"name", "input_channels", "input_size", "layers", "description"}
 LAYER_KEYS = {"type", "out_channels", "kernel_size", "stride", "padding", "padding_mode", "norm", "activation", "pool"}
@@ -90,6 +92,11 @@ class LocalNetwork(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.spec = spec or {}
 
+    @property
+    def spiking(self) -> SpikingConfig | None:
+        """The spiking config of the first layer (``None`` in rate mode)."""
+        return self.layers[0].spiking if len(self.layers) else None
+
     def __len__(self) -> int:
         return len(self.layers)
 
@@ -121,11 +128,13 @@ class LocalNetwork(nn.Module):
 
 
 def build_network(spec: dict, rules: RuleConfig | list[RuleConfig], *, seed: int = 0,
-                  compute_dtype: torch.dtype | None = None) -> LocalNetwork:
+                  compute_dtype: torch.dtype | None = None, spiking: SpikingConfig | None = None) -> LocalNetwork:
     """Build the network of ``spec`` with one rule per layer (or one rule for all).
 
     Weights are drawn from a generator seeded with ``seed`` (layer by layer), so a seed fixes them.
-    Raises a ``ValueError`` naming the layer if the geometry is impossible for the input size.
+    With ``spiking``, every layer runs that spiking neuron for ``T`` steps in place of its activation
+    (same weights for the same seed). Raises a ``ValueError`` naming the layer if the geometry is
+    impossible for the input size.
     """
     validate_spec(spec)
     n = len(spec["layers"])
@@ -143,7 +152,7 @@ def build_network(spec: dict, rules: RuleConfig | list[RuleConfig], *, seed: int
                                   padding=ls.get("padding", 0), padding_mode=ls.get("padding_mode", "zeros"),
                                   norm=ls.get("norm", True), activation=_make_activation(ls.get("activation")),
                                   pool=_make_pool(ls.get("pool")), rule=rule, compute_dtype=compute_dtype,
-                                  generator=gen)
+                                  generator=gen, spiking=spiking)
             try:
                 shape = layer.output_shape(hw)
             except (ValueError, RuntimeError) as err:
@@ -155,7 +164,7 @@ def build_network(spec: dict, rules: RuleConfig | list[RuleConfig], *, seed: int
             in_features = channels * (hw[0] * hw[1] if hw else 1)
             layer = PlasticLinear(in_features, ls["out_channels"], norm=ls.get("norm", True),
                                   activation=_make_activation(ls.get("activation")), rule=rule,
-                                  compute_dtype=compute_dtype, generator=gen)
+                                  compute_dtype=compute_dtype, generator=gen, spiking=spiking)
             channels, hw = ls["out_channels"], None
         layers.append(layer)
     return LocalNetwork(layers, spec)

@@ -1,0 +1,100 @@
+"""A trained network back from an experiment's checkpoint, for exporting.
+
+``liouna-snn run`` saves each run's network at ``<experiment dir>/checkpoints/<name>/<label>_seed<seed>.pt``
+(a dict whose ``"network"`` entry is the ``LocalNetwork`` state dict). :func:`load_trained_network`
+rebuilds that network from the experiment's model spec (and ``depth``) and the run's rule options, in
+float32, and loads the checkpoint into it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from ..experiment import load_experiment, per_layer_rules, resolve_model
+from ..network import LocalNetwork, build_network, load_spec
+from ..training import TrainConfig, load_checkpoint
+from ..training.schedules import _phases
+
+
+class TrainedRun(NamedTuple):
+    """A network rebuilt from a checkpoint, and where it came from."""
+
+    network: LocalNetwork
+    experiment: dict
+    label: str
+    seed: int
+    checkpoint: Path
+
+
+def checkpoint_path(experiment: dict, label: str, seed: int, checkpoint_dir: str | Path | None = None) -> Path:
+    """Where ``liouna-snn run`` writes the rate-mode checkpoint of run ``label``, seed ``seed``."""
+    folder = Path(checkpoint_dir) if checkpoint_dir else Path(experiment["_path"]).parent / "checkpoints" / experiment["name"]
+    return folder / f"{label}_seed{seed}.pt"
+
+
+def _find_run(exp: dict, label: str) -> dict:
+    labels = [run.get("label", run["rule"]) for run in exp["runs"]]
+    if label not in labels:
+        raise ValueError(f"{exp['_path']} has no run labelled {label!r}; its runs: {', '.join(map(repr, labels))} "
+                         f"(a run's label is its `label`, else its `rule`)")
+    return exp["runs"][labels.index(label)]
+
+
+def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
+                         checkpoint_dir: str | Path | None = None, allow_unfinished: bool = False) -> TrainedRun:
+    """The network of run ``label`` / ``seed`` of an experiment TOML, with its checkpointed state, in eval mode.
+
+    The network is rebuilt in float32 (``compute_dtype=None``) whatever precision it was trained in.
+
+    Raises:
+        FileNotFoundError: the checkpoint does not exist (the message names the path and the command to run).
+        ValueError: no such run, a spiking experiment, or a checkpoint of an unfinished run (unless
+            ``allow_unfinished``).
+    """
+    exp = load_experiment(experiment)
+    if "spiking" in exp:
+        raise ValueError(f"{exp['_path']} runs in spiking mode ([spiking]); only rate-mode networks export to a "
+                         f"plain CNN")
+    run = _find_run(exp, label)
+    path = checkpoint_path(exp, label, seed, checkpoint_dir)
+    if not path.is_file():
+        seeds = run.get("seeds", [0])
+        hint = "" if seed in seeds else f" (run {label!r} lists seeds {seeds}, not {seed})"
+        raise FileNotFoundError(f"no checkpoint for run {label!r} seed {seed} at {path}{hint}; train it first: "
+                                f"liouna-snn run {experiment}")
+    spec = load_spec(resolve_model(exp["model"], exp["_path"]))
+    if exp.get("depth"):
+        if not 1 <= exp["depth"] <= len(spec["layers"]):
+            raise ValueError(f"depth = {exp['depth']} but the model has {len(spec['layers'])} layers")
+        spec = {**spec, "layers": spec["layers"][:exp["depth"]]}
+    rules = per_layer_rules(run["rule"], run.get("options", {}), len(spec["layers"]))
+    network = build_network(spec, rules, seed=seed, compute_dtype=None)
+    state = load_checkpoint(path)
+    if not isinstance(state, dict) or "network" not in state:
+        raise ValueError(f"{path} is not a liouna-snn training checkpoint (no 'network' entry)")
+    try:
+        network.load_state_dict(state["network"])
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit the network of {exp['_path']} (model {exp['model']!r}, run "
+                         f"{label!r}); was the spec changed after training? {err}") from None
+    if "config" in state and "phase" in state and not allow_unfinished:
+        total = len(_phases(network, TrainConfig(**state["config"])))
+        if state["phase"] < total:
+            raise ValueError(f"{path} is from an unfinished run (phase {state['phase']} of {total}); finish it with "
+                             f"liouna-snn run {experiment}, or export it anyway with --allow-unfinished")
+    network.eval()
+    return TrainedRun(network, exp, label, seed, path)
+
+
+def input_statistics(experiment: dict, data_root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``(mean, std)`` in [0, 1] pixel units of the experiment's training set, as ``run`` uses them."""
+    from ..data import load_dataset
+
+    data = experiment["data"]
+    kw = {"image_size": data["image_size"]} if data.get("image_size") else {}
+    train = load_dataset(data["dataset"], data_root or data.get("root"), "train", **kw)
+    if data.get("train_subset"):
+        train = train.subset(data["train_subset"])
+    return train.channel_stats()

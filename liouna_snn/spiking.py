@@ -1,0 +1,290 @@
+r"""Spiking mode: the same layers, rule and training with spiking neurons in place of the rate activation.
+
+One frozen record, :class:`SpikingConfig`, switches a layer (or a whole network, or an experiment's
+``[spiking]`` table) from rates to spikes; nothing else changes. Per layer and per batch:
+
+1. **Presynaptic input.** With the ``constant-current`` encoder (default) the layer's input ``x`` is
+   normalised exactly as in rate mode, ``x_n = norm(x)``, and the drive ``u = W * x_n`` is computed
+   once and held as the same current for ``T`` steps: only the membranes loop over time. With a spike
+   encoder (``bernoulli``: ``P(spike) = x``; ``poisson``: Norse's, ``P(spike) = x * f_max * dt``) the
+   input must hold rates in [0, 1] (pixels scaled to [0, 1] for the first layer, the pooled firing
+   rates of the layer below for the others). The spike trains ``s_t`` of the *un-normalised* input are
+   drawn first; then the layer's affine-free batch-norm, a per-channel affine map ``a * s + b``, is
+   applied to every ``s_t``. Its statistics are those rate mode would use on the spike probability
+   ``p`` (``x`` or ``x * f_max * dt``): batch statistics of ``p`` while learning (or running statistics
+   for ``norm = "running"``), running statistics in ``eval()``. So ``mean_t(a s_t + b) -> norm(p)`` as
+   ``T`` grows, and the whole drive ``W * (a s_t + b)`` of all ``T`` steps is one batched convolution.
+2. **Neurons.** The layer's neuron (:func:`liouna_snn.neurons.make_neuron`, built once per layer) is
+   driven by ``u`` (or ``u_t``) for ``T`` steps; the layer's output is the firing rate ``y = count / T``
+   after pooling, so the next layer receives rates in [0, 1]. Probes use these rates as features.
+3. **Plasticity.** ``rate``: after the ``T`` steps the rule of the rule document (section 2) is applied
+   to rates, ``dW = LocalRule.delta(x, u, y)`` with ``x = mean_t`` of the normalised presynaptic input,
+   ``u = mean_t u_t`` and ``y = count / T``. ``online``: low-pass traces of the presynaptic input, the
+   drive and the postsynaptic spikes (:class:`Trace`, decay ``trace_decay``); at every step
+   ``dW += LocalRule.delta(xbar_t, ubar_t, ybar_t)`` (the same pure function: ``corr(hbar_t, xbar_t -
+   x_hat(cbar_t))`` for Liouna), and the sum divided by ``T`` is applied once per batch with the rule's
+   scaling and learning rate. With long traces and large ``T`` it approaches the rate-based update.
+4. **Activity report.** Every layer counts each unit's spikes while learning and at inference
+   (:func:`activity_report`: mean firing rate, fraction of silent and of saturated units); it lands in
+   ``PlasticLayer.diagnostics()`` and so in the results JSON.
+
+Example::
+
+    from liouna_snn.spiking import SpikingConfig
+    cfg = SpikingConfig(neuron="native-lif", neuron_params={"beta": 0.9}, time_steps=8)
+    net = build_network(spec, rules, spiking=cfg)        # every layer spiking, same training code
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .neurons import NEURONS, Neuron, bernoulli_rate, make_neuron, poisson_rate
+from .neurons.backends import NORSE_DT
+
+ENCODERS = ("constant-current", "bernoulli", "poisson")
+PLASTICITIES = ("rate", "online")
+ENCODER_PARAMS: dict[str, dict[str, float]] = {
+    "constant-current": {},
+    "bernoulli": {},
+    "poisson": {"f_max": 100.0, "dt": NORSE_DT},  # Norse's defaults: at most 0.1 spike per step
+}
+"""The parameters each encoder takes, with their defaults."""
+
+
+@dataclass(frozen=True)
+class SpikingConfig:
+    """How a layer spikes and learns in spiking mode (see the module docstring). Frozen; validated on creation.
+
+    Attributes:
+        neuron: the spiking neuron, a name of :data:`liouna_snn.neurons.NEURONS` (``native-lif``,
+            ``integrate-and-fire``, ``snntorch-leaky``, ``norse-lif``, ``norse-lifbox``). Default ``native-lif``.
+        neuron_params: keyword parameters of :func:`liouna_snn.neurons.make_neuron` for that neuron
+            (e.g. ``{"beta": 0.9, "threshold": 1.0}``); defaults are the neuron's. Copied on creation.
+        time_steps: ``T``, steps per input, >= 1. Default 8.
+        encoder: ``constant-current`` (the drive ``W * norm(x)`` computed once, the same current every step),
+            ``bernoulli`` (``P(spike) = x`` per step; ``x`` in [0, 1]) or ``poisson`` (Norse's encoder,
+            ``P(spike) = x * f_max * dt``; ``x`` in [0, 1]). Default ``constant-current``.
+        encoder_params: ``poisson`` only: ``f_max`` (Hz, default 100) and ``dt`` (s, default 1e-3), with
+            ``f_max * dt <= 1``.
+        plasticity: ``rate`` (the rule on rates after the ``T`` steps) or ``online`` (trace-based, every step).
+            Default ``rate``.
+        trace_decay: decay per step of the ``online`` traces, in [0, 1]: 0 = the current step only, 1 = the
+            running mean of all steps so far. Unused by ``rate``. Default 0.9.
+    """
+
+    neuron: str = "native-lif"
+    neuron_params: dict = field(default_factory=dict)
+    time_steps: int = 8
+    encoder: str = "constant-current"
+    encoder_params: dict = field(default_factory=dict)
+    plasticity: str = "rate"
+    trace_decay: float = 0.9
+
+    def __post_init__(self):
+        def allowed(name, value, options):
+            if value not in options:
+                raise ValueError(f"spiking option {name}={value!r} is not allowed; choose one of: {', '.join(options)}")
+
+        allowed("neuron", self.neuron, tuple(NEURONS))
+        allowed("encoder", self.encoder, ENCODERS)
+        allowed("plasticity", self.plasticity, PLASTICITIES)
+        T = self.time_steps
+        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+            raise ValueError(f"spiking option time_steps={T!r} must be a positive integer (the number of steps T)")
+        d = self.trace_decay
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not (math.isfinite(d) and 0.0 <= d <= 1.0):
+            raise ValueError(f"spiking option trace_decay={d!r} must be a number in [0, 1] "
+                             "(0: the current step only, 1: the running mean of all steps)")
+        for name in ("neuron_params", "encoder_params"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"spiking option {name} must be a table/dict, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, dict(getattr(self, name)))
+        object.__setattr__(self, "trace_decay", float(d))
+        try:
+            make_neuron(self.neuron, **self.neuron_params)  # the neuron's own checks, with its own messages
+        except ValueError as err:
+            raise ValueError(f"spiking option neuron_params={self.neuron_params!r}: {err}") from None
+        known = ENCODER_PARAMS[self.encoder]
+        unknown = sorted(set(self.encoder_params) - set(known))
+        if unknown:
+            raise ValueError(f"spiking option encoder_params: unknown key(s) {unknown} for encoder {self.encoder!r}; "
+                             f"allowed: {', '.join(known) or 'none'}")
+        if self.encoder == "poisson":
+            f_max, dt = self.poisson_params
+            if not (f_max > 0 and dt > 0 and f_max * dt <= 1):
+                raise ValueError(f"spiking option encoder_params: poisson needs f_max > 0 Hz and dt > 0 s with "
+                                 f"f_max * dt <= 1, got f_max={f_max}, dt={dt}")
+
+    @property
+    def encodes_spikes(self) -> bool:
+        """True for the spike encoders (``bernoulli``, ``poisson``), whose input must hold rates in [0, 1]."""
+        return self.encoder != "constant-current"
+
+    @property
+    def poisson_params(self) -> tuple[float, float]:
+        """``(f_max, dt)`` of the ``poisson`` encoder, defaults filled in."""
+        p = {**ENCODER_PARAMS["poisson"], **self.encoder_params}
+        return float(p["f_max"]), float(p["dt"])
+
+    @property
+    def spike_probability(self) -> float:
+        """``P(spike) / x`` of the encoder: 1 for ``bernoulli``, ``f_max * dt`` for ``poisson``."""
+        if self.encoder == "poisson":
+            f_max, dt = self.poisson_params
+            return f_max * dt
+        return 1.0
+
+    def make_neuron(self) -> Neuron:
+        """A fresh neuron of this config (one per layer)."""
+        return make_neuron(self.neuron, **self.neuron_params)
+
+    def to_dict(self) -> dict:
+        """A plain dict of the fields (for results files)."""
+        return dataclasses.asdict(self)
+
+
+def spiking_config(table: dict, where: str = "[spiking]") -> SpikingConfig:
+    """A :class:`SpikingConfig` from a TOML table; unknown keys raise a ``ValueError`` listing the allowed ones."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: expected a table of spiking options, got {table!r}")
+    fields = [f.name for f in dataclasses.fields(SpikingConfig)]
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(fields)}")
+    try:
+        return SpikingConfig(**table)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def encode(x: torch.Tensor, config: SpikingConfig, generator: torch.Generator | None = None,
+           where: str = "spiking layer") -> torch.Tensor:
+    """Spike trains ``(T, *x.shape)`` of the rates ``x`` (in [0, 1]) with ``config``'s spike encoder.
+
+    ``generator`` may live on another device than ``x`` (e.g. a CPU generator for deterministic runs):
+    the draws are then made there and moved to ``x``'s device. Raises a ``ValueError`` naming ``where``
+    and the range found when ``x`` leaves [0, 1].
+    """
+    if not config.encodes_spikes:
+        raise ValueError(f"{where}: encoder {config.encoder!r} draws no spikes")
+    lo, hi = torch.aminmax(x)
+    if not (float(lo) >= 0.0 and float(hi) <= 1.0):
+        raise ValueError(
+            f"{where}: the {config.encoder!r} encoder needs input rates in [0, 1] (P(spike) = x), got values in "
+            f"[{float(lo):.4g}, {float(hi):.4g}]. Feed pixels scaled to [0, 1], not standardised (run_experiment "
+            "does so in spiking mode with a spike encoder; the layer's batch-norm normalises after encoding), "
+            "or use encoder = 'constant-current'")
+    source = x if generator is None or generator.device == x.device else x.to(generator.device)
+    T = config.time_steps
+    if config.encoder == "bernoulli":
+        spikes = bernoulli_rate(source, T, generator=generator)
+    else:
+        f_max, dt = config.poisson_params
+        spikes = poisson_rate(source, T, f_max=f_max, dt=dt, generator=generator)
+    return spikes.to(device=x.device, dtype=x.dtype)
+
+
+class Trace:
+    """A low-pass trace: the average of the past values weighted by ``decay ** age``.
+
+    ``value_t = m_t / z_t`` with ``m_t = decay * m_{t-1} + a_t`` and ``z_t = decay * z_{t-1} + 1`` (an
+    exponential moving average without the start-up bias towards 0): ``decay = 0`` is the current value,
+    ``decay = 1`` the running mean of every value so far, and a constant input has a constant trace.
+    """
+
+    def __init__(self, decay: float):
+        self.decay = float(decay)
+        self.m: torch.Tensor | None = None
+        self.z = 0.0
+
+    def update(self, a: torch.Tensor) -> torch.Tensor:
+        """Add the value of this step; returns the trace."""
+        self.m = a.clone() if self.m is None else self.m.mul_(self.decay).add_(a)
+        self.z = self.decay * self.z + 1.0
+        return self.m / self.z
+
+
+@torch.no_grad()
+def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: bool = False,
+                 on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Spike count of every unit over ``T`` steps of ``neuron``, from rest.
+
+    Args:
+        neuron: a :class:`liouna_snn.neurons.Neuron`.
+        current: the constant current ``(B, ...)``, or with ``per_step`` one current per step ``(T, B, ...)``.
+        T: number of steps.
+        per_step: whether ``current`` has a leading time dimension.
+        on_step: called as ``on_step(t, spikes)`` after every step (e.g. online plasticity).
+
+    Returns the counts, shaped like one step's current (values 0..T, ``current``'s dtype).
+    """
+    shape = current.shape[1:] if per_step else current.shape
+    state = neuron.init_state(shape, current.device, current.dtype)
+    count = torch.zeros(shape, device=current.device, dtype=current.dtype)
+    for t in range(T):
+        spikes, state = neuron.step_(current[t] if per_step else current, state)
+        count += spikes
+        if on_step is not None:
+            on_step(t, spikes)
+    return count
+
+
+class OnlineUpdate:
+    """Online plasticity over the ``T`` steps of one batch: ``dW = 1/T sum_t delta(xbar_t, ubar_t, ybar_t)``.
+
+    ``delta(x, u, y)`` is the rule's pure update (e.g. ``LocalRule.delta`` bound to the layer's weights);
+    ``x`` and ``u`` are the presynaptic input and the drive, constant ``(B, ...)`` or per step ``(T, B, ...)``.
+    Pass the object as ``on_step`` to :func:`spike_counts`; the postsynaptic trace is of that run's spikes.
+    """
+
+    def __init__(self, delta: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                 x: torch.Tensor, u: torch.Tensor, per_step: bool, decay: float):
+        self.delta, self.x, self.u, self.per_step = delta, x, u, per_step
+        self.x_trace, self.u_trace, self.y_trace = Trace(decay), Trace(decay), Trace(decay)
+        self.sum: torch.Tensor | None = None
+        self.steps = 0
+
+    def __call__(self, t: int, spikes: torch.Tensor) -> None:
+        if self.per_step:  # a constant signal's trace is the signal itself
+            x, u = self.x_trace.update(self.x[t]), self.u_trace.update(self.u[t])
+        else:
+            x, u = self.x, self.u
+        dw = self.delta(x, u, self.y_trace.update(spikes))
+        self.sum = dw if self.sum is None else self.sum.add_(dw)
+        self.steps += 1
+
+    def result(self) -> torch.Tensor:
+        """The accumulated ``dW`` divided by the number of steps."""
+        if self.sum is None:
+            raise RuntimeError("OnlineUpdate.result() before any step")
+        return self.sum / self.steps
+
+
+def activity_report(spike_counts: torch.Tensor, unit_steps: float, per_unit: bool = False) -> dict | None:
+    """Firing statistics of ``K`` units from their total spike counts ``(K,)`` over ``unit_steps`` steps each.
+
+    ``unit_steps`` counts every (sample, position, time step) a unit was simulated. Returns ``None`` before
+    any step; otherwise the mean firing rate (spikes per step) over units, the largest unit rate, the
+    fraction of silent units (never fired) and of saturated units (fired at every step), and with
+    ``per_unit`` every unit's rate.
+    """
+    steps = float(unit_steps)
+    if steps <= 0:
+        return None
+    counts = spike_counts.detach().double()
+    rates = counts / steps
+    report = {
+        "firing_rate_mean": float(rates.mean()),
+        "firing_rate_max": float(rates.max()),
+        "silent_fraction": float((counts == 0).double().mean()),
+        "saturated_fraction": float((counts == steps).double().mean()),
+        "unit_steps": int(steps),
+    }
+    if per_unit:
+        report["unit_firing_rates"] = [round(float(r), 6) for r in rates]
+    return report

@@ -1,0 +1,244 @@
+"""Spiking mode: rates approach rate mode, rate and online plasticity, activity report, experiments, config errors."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from liouna_snn import PlasticConv2d, PlasticLinear, build_network, rule_config
+from liouna_snn.experiment import load_experiment, run_experiment
+from liouna_snn.neurons import bernoulli_rate, make_neuron, rates, run
+from liouna_snn.rules import ConvGeometry
+from liouna_snn.spiking import SpikingConfig, Trace, spiking_config
+
+from .test_network import SMALL_SPEC
+
+# Rule with a plain weight step: weight += lr * dW (no norm-dependent rate, no scaling).
+PLAIN = dict(lr_schedule="constant", scaling="none")
+
+
+class ClampedReLU(nn.Module):
+    """The rate neuron matched to integrate-and-fire: ``clamp(relu(u) / threshold, max=1)``."""
+
+    def __init__(self, threshold):
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, u):
+        return (torch.relu(u) / self.threshold).clamp(max=1.0)
+
+
+@pytest.mark.parametrize("kind", ["conv", "linear"])
+def test_integrate_and_fire_rates_approach_the_rate_layer(kind):
+    """Integrate-and-fire under a constant current fires at clamp(relu(u) / threshold, 1) - at most 1/T below it."""
+    threshold = 1.5
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def layer(activation=None, spiking=None):
+        kw = dict(rule=rule_config("liouna", init_radius=2.0), activation=activation, spiking=spiking,
+                  generator=torch.Generator().manual_seed(1))
+        if kind == "conv":
+            return PlasticConv2d(3, 5, 3, padding=1, pool=nn.MaxPool2d(2), **kw)
+        return PlasticLinear(3 * 8 * 8, 7, **kw)
+
+    inputs = x if kind == "conv" else x.flatten(1)
+    expected = layer(ClampedReLU(threshold))(inputs)
+    assert 0.2 < float((expected > 0).float().mean()) and float((expected < 1).float().mean()) > 0.2  # graded
+    errors = {}
+    for T in (8, 64):
+        out = layer(spiking=SpikingConfig("integrate-and-fire", {"threshold": threshold}, time_steps=T))(inputs)
+        assert out.shape == expected.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+        errors[T] = float((out - expected).abs().max())
+    assert errors[64] < errors[8]
+    assert errors[64] <= 1 / 64 + 1e-5  # the bound of IntegrateAndFire, kept by max pooling
+
+
+@pytest.mark.parametrize("encoder", ["constant-current", "bernoulli"])
+def test_rate_plasticity_is_the_rule_on_rates(encoder):
+    """learn() = LocalRule.delta(x, u, y) with x, u, y computed by hand: normalised input, mean drive, count / T."""
+    T, lr = 5, 0.5
+    x = torch.rand(3, 2, 7, 7, generator=torch.Generator().manual_seed(0))
+    cfg = SpikingConfig("native-lif", {"beta": 0.8}, T, encoder=encoder)
+    layer = PlasticConv2d(2, 4, 3, padding=1, padding_mode="reflect", pool=nn.MaxPool2d(2), spiking=cfg,
+                          rule=rule_config("liouna", lr=lr, init_radius=2.0, **PLAIN),
+                          generator=torch.Generator().manual_seed(1))
+    w0 = layer.weight.clone()
+    out = layer.learn(x, generator=torch.Generator().manual_seed(5))
+
+    mean, var = x.mean((0, 2, 3), keepdim=True), x.var((0, 2, 3), unbiased=False, keepdim=True)
+    def norm(z):  # the layer's batch-norm, with the statistics of the input rates
+        return (z - mean) / (var + 1e-5).sqrt()
+
+    def conv(z):
+        return F.conv2d(F.pad(z, (1, 1, 1, 1), mode="reflect"), w0)
+
+    neuron = make_neuron("native-lif", beta=0.8)
+    if encoder == "constant-current":
+        x_pre = norm(x)
+        u = conv(x_pre)
+        y = rates(neuron, u, T)
+    else:  # spikes of the raw input, each step normalised, then the neurons driven step by step
+        steps = norm(bernoulli_rate(x, T, torch.Generator().manual_seed(5)))
+        u_steps = torch.stack([conv(s) for s in steps])
+        x_pre, u, y = steps.mean(0), u_steps.mean(0), run(neuron, u_steps).mean(0)
+    expected = w0 + lr * layer.rule.delta(x_pre, u, y, w0, ConvGeometry(1, 1, "reflect"))
+    assert float((layer.weight - w0).abs().max()) > 0.1
+    assert torch.allclose(layer.weight, expected, atol=1e-5)
+    assert torch.allclose(out, F.max_pool2d(y, 2))
+    report = layer.diagnostics()["activity"]["learning"]
+    assert report["unit_steps"] == 3 * 7 * 7 * T
+    assert report["firing_rate_mean"] == pytest.approx(float(y.mean()))
+
+
+def _online_vs_rate(T, decay):
+    updates = []
+    for plasticity in ("online", "rate"):
+        cfg = SpikingConfig("integrate-and-fire", {"threshold": 1.0}, T, plasticity=plasticity, trace_decay=decay)
+        layer = PlasticConv2d(3, 4, 3, padding=1, norm=False, spiking=cfg,
+                              rule=rule_config("liouna", lr=1.0, init_radius=1.0, **PLAIN),
+                              generator=torch.Generator().manual_seed(2))
+        w0 = layer.weight.clone()
+        layer.learn(torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(3)))
+        updates.append(layer.weight - w0)
+    online, rate = updates
+    return float((online - rate).norm() / rate.norm())
+
+
+def test_online_plasticity_approaches_the_rate_update():
+    """With long traces (decay 1: the running mean of every step) the online update tends to the rate update."""
+    errors = [_online_vs_rate(T, 1.0) for T in (4, 16, 64)]
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.12  # measured: 0.44, 0.22, 0.089 (about log(T) / T: early steps see noisy traces)
+
+
+def test_trace_is_an_unbiased_weighted_mean():
+    values = [torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0]), torch.tensor([3.0, 4.0])]
+    for decay, weights in ((1.0, [1, 1, 1]), (0.5, [0.25, 0.5, 1.0]), (0.0, [0, 0, 1])):
+        trace = Trace(decay)
+        for v in values:
+            out = trace.update(v)
+        expected = sum(w * v for w, v in zip(weights, values)) / sum(weights)
+        assert torch.allclose(out, expected)
+
+
+def test_activity_report_counts_silent_and_saturated_units():
+    cfg = SpikingConfig("integrate-and-fire", {"threshold": 1.0}, time_steps=4)
+    layer = PlasticLinear(3, 3, norm=False, spiking=cfg, rule=rule_config("random"))
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 5.0, 0.0]]))
+    x = torch.tensor([[0.6, 1.0, 0.0], [0.2, 1.0, 0.0]])  # unit 0: silent; unit 2: drive 5, fires every step
+    layer.learn(x)
+    layer.eval()
+    layer(x)
+    report = layer.diagnostics(per_unit=True)["activity"]
+    for phase in ("learning", "inference"):
+        a = report[phase]
+        assert a["silent_fraction"] == pytest.approx(1 / 3) and a["saturated_fraction"] == pytest.approx(1 / 3)
+        assert a["unit_steps"] == 2 * 4
+        assert a["unit_firing_rates"] == [0.0, 0.25, 1.0]  # unit 1: drive 0.6 fires 2 of 4 steps, drive 0.2 none
+    layer.reset_activity()
+    assert layer.activity()["learning"] is None
+
+
+def test_spiking_network_keeps_rate_weights_and_checkpoints():
+    cfg = SpikingConfig("native-lif", time_steps=3)
+    spiking, rate = build_network(SMALL_SPEC, rule_config("liouna"), spiking=cfg), build_network(SMALL_SPEC, rule_config("liouna"))
+    assert spiking.spiking is cfg and rate.spiking is None
+    assert all(torch.equal(a.weight, b.weight) for a, b in zip(spiking.layers, rate.layers))
+    assert not any("spike" in k for k in rate.state_dict())  # rate mode: state unchanged
+    assert "layers.0.spike_counts_learning" in spiking.state_dict()
+    out = spiking(torch.randn(4, 3, 12, 12))
+    assert out.shape == (4, 5) and 0 <= float(out.min()) and float(out.max()) <= 1
+
+
+def test_every_neuron_backend_gives_the_same_network_rates():
+    """Matched parameters (beta 0.9, threshold 1, reset to 0): native, snnTorch and Norse spike alike (see
+    liouna_snn.neurons.backends), so the same network has the same rates, and each learns."""
+    x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    outputs = {}
+    for name, params in [("native-lif", {"reset": "zero"}), ("snntorch-leaky", {"reset": "zero"}),
+                         ("norse-lif", {}), ("norse-lifbox", {})]:
+        net = build_network(SMALL_SPEC, rule_config("liouna", init_radius=3.0, lr=0.05),
+                            spiking=SpikingConfig(name, {"beta": 0.9, **params}, time_steps=6))
+        outputs[name] = net(x, 2)
+        w = net.layers[0].weight.clone()
+        net.learn_layer(0, x, 0.0)
+        assert not torch.equal(w, net.layers[0].weight)
+    reference = outputs["native-lif"]
+    assert 0.1 < float(reference.mean()) < 0.9
+    for name, out in outputs.items():
+        assert torch.equal(out, reference), name
+
+
+def _write_spiking_experiment(tmp_path, spiking):
+    (tmp_path / "models").mkdir(exist_ok=True)
+    (tmp_path / "models" / "small.toml").write_text(
+        'input_channels = 3\ninput_size = 32\n'
+        '[[layers]]\nout_channels = 6\nkernel_size = 3\npadding = 1\npadding_mode = "reflect"\n'
+        'pool = { type = "max", kernel_size = 4, stride = 4 }\n'
+        '[[layers]]\nout_channels = 8\nkernel_size = 3\npadding = 1\npool = { type = "avg", kernel_size = 2 }\n'
+        '[[layers]]\ntype = "linear"\nout_channels = 5\n')
+    exp = tmp_path / "experiments" / "spiking.toml"
+    exp.parent.mkdir(exist_ok=True)
+    exp.write_text('model = "small"\n[data]\ndataset = "cifar10-mini"\ntrain_subset = 40\ntest_subset = 20\n'
+                   '[unsupervised]\nbatch_size = 20\n[probe]\nepochs = 1\nknn_k = 5\n'
+                   '[[runs]]\nrule = "liouna"\noptions = { lr = 0.05 }\n' + spiking)
+    return exp
+
+
+@pytest.mark.parametrize("spiking", [
+    '[spiking]\nneuron = "native-lif"\nneuron_params = { threshold = 8.0 }\ntime_steps = 4\n',
+    '[spiking]\nneuron = "native-lif"\ntime_steps = 4\nencoder = "bernoulli"\nplasticity = "online"\n',
+])
+def test_spiking_experiment_end_to_end(tmp_path, spiking):
+    exp = _write_spiking_experiment(tmp_path, spiking)
+    results = run_experiment(exp, device="cpu", progress=False)
+    saved = json.loads((tmp_path / "experiments" / "results" / "spiking.json").read_text())
+    assert saved == json.loads(json.dumps(results))
+    run_ = saved["runs"][0]
+    assert (run_["mode"], run_["neuron"], run_["time_steps"]) == ("spiking", "native-lif", 4)
+    assert run_["spiking"]["encoder"] in ("constant-current", "bernoulli")
+    assert [l["layer"] for l in run_["layers"]] == [1, 2, 3]
+    for layer in run_["layers"]:
+        assert 0 <= layer["probe_top1"] <= 100
+        for phase in ("learning", "inference"):
+            a = layer["activity"][phase]
+            assert 0 <= a["firing_rate_mean"] <= 1 and 0 <= a["silent_fraction"] <= 1
+            assert 0 <= a["saturated_fraction"] <= 1 and a["unit_steps"] > 0
+            assert len(a["unit_firing_rates"]) == layer["units"]
+    assert (tmp_path / "experiments" / "checkpoints" / "spiking" / "liouna_spiking_seed0.pt").exists()
+
+
+@pytest.mark.parametrize("options,match", [
+    (dict(neuron="hodgkin-huxley"), r"neuron='hodgkin-huxley' is not allowed; choose one of: native-lif, "),
+    (dict(time_steps=0), r"time_steps=0 must be a positive integer"),
+    (dict(time_steps=2.5), r"time_steps=2.5 must be a positive integer"),
+    (dict(encoder="latency"), r"encoder='latency' is not allowed; choose one of: constant-current, bernoulli, poisson"),
+    (dict(plasticity="stdp"), r"plasticity='stdp' is not allowed; choose one of: rate, online"),
+    (dict(trace_decay=1.5), r"trace_decay=1.5 must be a number in \[0, 1\]"),
+    (dict(neuron_params={"tau": 3}), r"unknown parameter\(s\) tau for neuron 'native-lif'; allowed: beta, threshold"),
+    (dict(neuron="norse-lif", neuron_params={"beta": 1.0}), r"beta = 1 \(no leak\) is not expressible in Norse"),
+    (dict(encoder_params={"f_max": 10}), r"unknown key\(s\) \['f_max'\] for encoder 'constant-current'; allowed: none"),
+    (dict(encoder="poisson", encoder_params={"f_max": 2000.0}), r"f_max \* dt <= 1"),
+])
+def test_bad_spiking_configs_name_the_problem(options, match):
+    with pytest.raises(ValueError, match=match):
+        SpikingConfig(**options)
+
+
+def test_spike_encoder_needs_rates_in_the_unit_interval():
+    layer = PlasticConv2d(3, 4, 3, spiking=SpikingConfig(time_steps=2, encoder="bernoulli"))
+    with pytest.raises(ValueError, match=r"PlasticConv2d: the 'bernoulli' encoder needs input rates in \[0, 1\].*"
+                                         r"got values in \[-1\.5, 2\]"):
+        layer.learn(torch.tensor([-1.5, 0.5, 2.0]).view(1, 3, 1, 1).expand(2, 3, 4, 4).contiguous())
+    layer.learn(torch.rand(2, 3, 4, 4))  # rates are fine
+
+
+def test_unknown_spiking_key_is_rejected_with_the_allowed_ones(tmp_path):
+    exp = _write_spiking_experiment(tmp_path, '[spiking]\nneuron = "native-lif"\ntimesteps = 4\n')
+    with pytest.raises(ValueError, match=r"\[spiking\]: unknown key\(s\) \['timesteps'\]; allowed: neuron, "
+                                         r"neuron_params, time_steps, encoder, encoder_params, plasticity, trace_decay"):
+        load_experiment(exp)
+    with pytest.raises(ValueError, match=r"\[spiking\]: spiking option time_steps=-1"):
+        spiking_config({"time_steps": -1})
