@@ -112,9 +112,11 @@ class LocalNetwork(nn.Module):
             h = self.layers[i](self._layer_input(i, h))
         return h
 
-    def learn_layer(self, i: int, h: torch.Tensor, progress: float, generator: torch.Generator | None = None):
-        """Let layer ``i`` (0-based) learn from its input ``h``; returns its detached output."""
-        return self.layers[i].learn(self._layer_input(i, h), progress, generator)
+    def learn_layer(self, i: int, h: torch.Tensor, progress: float, generator: torch.Generator | None = None,
+                    output: bool = True):
+        """Let layer ``i`` (0-based) learn from its input ``h``; returns its detached output (``None``
+        without ``output``: see :meth:`PlasticLayer.learn`)."""
+        return self.layers[i].learn(self._layer_input(i, h), progress, generator, output=output)
 
     def feature_shapes(self) -> list[tuple[int, ...]]:
         """Shape of each layer's output (after pooling) for the spec's input size."""

@@ -43,7 +43,7 @@ def test_greedy_freezes_lower_layers(tiny_data, monkeypatch):
     net = build_network(SMALL_SPEC, rule_config("softhebb", lr=0.05))
     seen = []
     original = net.learn_layer
-    monkeypatch.setattr(net, "learn_layer", lambda i, h, p, g=None: (seen.append(i), original(i, h, p, g))[1])
+    monkeypatch.setattr(net, "learn_layer", lambda i, h, p, g=None, **kw: (seen.append(i), original(i, h, p, g, **kw))[1])
     train_unsupervised(net, tiny_data, TrainConfig(schedule="greedy", batch_size=16), progress=False)
     assert seen == [0] * 4 + [1] * 4 + [2] * 4
 
@@ -55,11 +55,11 @@ def test_interrupted_run_resumes_to_identical_weights(tiny_data, tmp_path, monke
     calls = {"n": 0}
     original = net.learn_layer
 
-    def crash_after_some_steps(i, h, p, g=None):
+    def crash_after_some_steps(i, h, p, g=None, **kw):
         calls["n"] += 1
         if calls["n"] == 13:  # batch 5 of layer 2's epoch, after the checkpoint at its batch 3
             raise KeyboardInterrupt
-        return original(i, h, p, g)
+        return original(i, h, p, g, **kw)
 
     monkeypatch.setattr(net, "learn_layer", crash_after_some_steps)
     with pytest.raises(KeyboardInterrupt):

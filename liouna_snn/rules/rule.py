@@ -125,6 +125,11 @@ class LocalRule:
     def learns(self) -> bool:
         return self.config.lr > 0 and self.config.name != "random"
 
+    @property
+    def reads_activation(self) -> bool:
+        """Whether the update reads the layer's activation ``y`` (a factor ``output``), not only its drive."""
+        return "output" in (self.config.code, self.config.hebb)
+
     def sample_visible(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """A visibility mask for ``x``: ``(B, 1, H, W)`` for a conv input (whole ``mask_patch`` squares
         hidden with probability ``mask_ratio``), ``(B, D)`` for a linear input; ``None`` without masking."""

@@ -37,6 +37,10 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (when a checkpoint path is given).
         recalibrate_norms: after a ``simultaneous`` run, recompute every batch-norm's running
             statistics with the final weights (its running averages lag the moving weights).
+        max_seconds: wall-clock budget for learning (``None``: no limit). ``greedy`` gives each layer
+            an equal share (layer i stops once i/n of the budget is spent, so time a layer leaves
+            unused goes to the next); ``simultaneous`` stops
+            every layer at the budget. A budgeted run is not bit-reproducible (it stops on a clock).
     """
 
     schedule: str = "greedy"
@@ -45,24 +49,59 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 1000
     recalibrate_norms: bool = True
+    max_seconds: float | None = None
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; allowed: {', '.join(SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        check_budget(self.max_seconds)
+
+
+def check_budget(max_seconds: float | None) -> None:
+    """Raise a ``ValueError`` unless ``max_seconds`` is ``None`` or a positive number of seconds."""
+    if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
+        raise ValueError(f"max_seconds (the wall-clock budget) must be a positive number of seconds or None, "
+                         f"got {max_seconds!r}")
+
+
+def schedule_phases(n_layers: int, schedule: str, epochs: int) -> list[tuple[list[int], int]]:
+    """A run as a list of ``(layers that learn (0-based), epoch)`` phases: ``greedy`` or ``simultaneous``."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}")
+    layers = list(range(n_layers))
+    if schedule == "simultaneous":
+        return [(layers, e) for e in range(epochs)]
+    return [([i], e) for i in layers for e in range(epochs)]
+
+
+def phase_deadlines(phases: list[tuple[list[int], int]], max_seconds: float | None) -> list[float]:
+    """Per phase, the training seconds (cumulative) at which it must stop under a budget.
+
+    The budget is split equally among the groups of consecutive phases with the same learning
+    layers (one group for ``simultaneous``, one per layer for ``greedy``); ``inf`` without a budget.
+    """
+    groups = [learning for i, (learning, _) in enumerate(phases) if i == 0 or phases[i - 1][0] != learning]
+    deadlines, g = [], -1
+    for i, (learning, _) in enumerate(phases):
+        if i == 0 or phases[i - 1][0] != learning:
+            g += 1
+        deadlines.append(float("inf") if max_seconds is None else max_seconds * (g + 1) / len(groups))
+    return deadlines
 
 
 def _phases(network: LocalNetwork, config: TrainConfig) -> list[tuple[list[int], int]]:
     """The run as a list of (layers that learn, epoch) phases."""
-    layers = list(range(len(network)))
-    if config.schedule == "simultaneous":
-        return [(layers, e) for e in range(config.epochs)]
-    return [([i], e) for i in layers for e in range(config.epochs)]
+    return schedule_phases(len(network), config.schedule, config.epochs)
 
 
-def _epoch_generator(seed: int, phase: int) -> torch.Generator:
+def epoch_generator(seed: int, phase: int) -> torch.Generator:
+    """The CPU generator that shuffles phase ``phase`` of a run seeded ``seed``."""
     return torch.Generator().manual_seed(seed * 1_000_003 + phase)
+
+
+_epoch_generator = epoch_generator
 
 
 def train_unsupervised(
@@ -88,7 +127,7 @@ def train_unsupervised(
     start_phase, start_batch, elapsed, images = 0, 0, 0.0, 0
     state = load_checkpoint(checkpoint) if checkpoint else None
     if state is not None:
-        if state.get("config") != config.__dict__:
+        if {"max_seconds": None, **state.get("config", {})} != config.__dict__:  # (older checkpoints lack max_seconds)
             raise ValueError(f"checkpoint {checkpoint} was written by a run with other options "
                              f"({state.get('config')}); delete it or use the same options")
         network.load_state_dict(state["network"])
@@ -104,11 +143,15 @@ def train_unsupervised(
                          "mask_generators": [g.get_state() for g in mask_gens]}, checkpoint)
 
     total_steps = len(phases) * per_epoch
+    deadlines = phase_deadlines(phases, config.max_seconds)
     bar = tqdm(total=total_steps, initial=start_phase * per_epoch + start_batch, disable=not progress,
                desc=description, unit="step", dynamic_ncols=True)
     for p in range(start_phase, len(phases)):
         learning, epoch = phases[p]
         top = max(learning)
+        if elapsed >= deadlines[p]:  # this layer's share of the budget is spent
+            start_batch = 0
+            continue
         for i, layer in enumerate(network.layers):
             layer.train(i in learning)
         batches = iterate_batches(data, config.batch_size, shuffle=True, generator=_epoch_generator(config.seed, p),
@@ -121,7 +164,7 @@ def train_unsupervised(
             h = x
             for i in range(top + 1):
                 if i in learning:
-                    h = network.learn_layer(i, h, progress_in_layer, mask_gens[i])
+                    h = network.learn_layer(i, h, progress_in_layer, mask_gens[i], output=i < top)
                 else:
                     h = network.layers[i](network._layer_input(i, h))
             b += 1
@@ -134,6 +177,8 @@ def train_unsupervised(
                 elapsed += now - t0
                 t0 = now
                 save(p, b)
+            if elapsed + now - t0 >= deadlines[p]:
+                break
         elapsed += time.perf_counter() - t0
         start_batch = 0
         save(p + 1, 0)
