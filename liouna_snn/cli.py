@@ -1,4 +1,5 @@
-"""Command line: ``liouna-snn run experiments/<name>.toml``, ``liouna-snn export experiments/<name>.toml --label L``."""
+"""Command line: ``liouna-snn run experiments/<name>.toml``, ``liouna-snn export experiments/<name>.toml --label L``
+(``--format nir`` for a spiking run), ``liouna-snn transfer experiments/transfer.toml``."""
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,12 @@ def _export(args) -> int:
     from .export import LOADER_FILE, WEIGHTS_FILE, export_plain, input_statistics, load_trained_network
 
     trained = load_trained_network(args.experiment, args.label, args.seed, checkpoint_dir=args.checkpoint_dir,
-                                   allow_unfinished=args.allow_unfinished)
+                                   allow_unfinished=args.allow_unfinished, allow_spiking=args.format == "nir")
     exp = trained.experiment
     out = Path(args.out) if args.out else (Path(exp["_path"]).parent / "exports" / exp["name"]
                                            / f"{args.label}_seed{args.seed}")
+    if args.format == "nir":
+        return _export_nir(trained, out, args.approximate_reset)
     mean = std = None
     if not args.no_input_stats:
         try:
@@ -45,6 +48,32 @@ def _export(args) -> int:
     print(f"  {LOADER_FILE:<19} loader that needs only torch + safetensors"
           + ("" if mean is not None else " (no input statistics recorded)"))
     print(f"use it: cd {out} && python -c \"from load_model import load_plain; print(load_plain('.'))\"")
+    return 0
+
+
+def _export_nir(trained, out, approximate_reset: bool) -> int:
+    import nir
+
+    from .export import export_nir
+
+    graph = export_nir(trained.network, approximate_subtractive_reset=approximate_reset)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "network.nir"
+    nir.write(path, graph)
+    print(f"exported {trained.experiment['name']} / {trained.label} seed {trained.seed} from {trained.checkpoint}")
+    print(f"  to {path} ({len(graph.nodes)} NIR nodes, dt = {graph.metadata['dt']} s, T = {graph.metadata['time_steps']})")
+    print(f"use it: nir.read('{path}'); snntorch.import_nir.import_from_nir(g); norse.torch.from_nir(g, dt={graph.metadata['dt']})")
+    return 0
+
+
+def _transfer(args) -> int:
+    from .evaluation.transfer import run_transfer, transfer_table
+
+    results = run_transfer(args.experiment, data_root=args.data_root, device=args.device,
+                           results_dir=args.results_dir, checkpoint_dir=args.checkpoint_dir,
+                           progress=not args.quiet, only_rules=args.rules)
+    print()
+    print(transfer_table(results))
     return 0
 
 
@@ -74,7 +103,22 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--no-input-stats", action="store_true", help="do not load the training set to record "
                                                                        "the input mean / std")
     export.add_argument("--allow-unfinished", action="store_true", help="export the checkpoint of an unfinished run")
+    export.add_argument("--format", choices=("plain", "nir"), default="plain",
+                        help="plain: a PyTorch CNN (rate mode); nir: <out>/network.nir, a NIR graph of a spiking run")
+    export.add_argument("--approximate-reset", action="store_true",
+                        help="nir: write subtractive-reset neurons as NIR's reset-to-value neurons (else an error)")
     export.set_defaults(func=_export)
+    transfer = sub.add_parser("transfer", help="pre-train on a source dataset, probe every layer on a target dataset "
+                                               "(experiments/transfer.toml)")
+    transfer.add_argument("experiment", help="path to a transfer experiment TOML")
+    transfer.add_argument("--data-root", help="folder holding the datasets (overrides the file's roots)")
+    transfer.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if available)")
+    transfer.add_argument("--results-dir", help="where <name>.json goes (default: experiments/results)")
+    transfer.add_argument("--checkpoint-dir", help="where pre-training checkpoints go (default: "
+                                                   "experiments/checkpoints/<name>)")
+    transfer.add_argument("--rules", nargs="+", help="only the runs with these rule names or labels")
+    transfer.add_argument("--quiet", action="store_true", help="no progress bars")
+    transfer.set_defaults(func=_transfer)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

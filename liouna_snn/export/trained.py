@@ -14,6 +14,7 @@ import torch
 
 from ..experiment import load_experiment, per_layer_rules, resolve_model
 from ..network import LocalNetwork, build_network, load_spec
+from ..spiking import spiking_config
 from ..training import TrainConfig, load_checkpoint
 from ..training.schedules import _phases
 
@@ -31,7 +32,7 @@ class TrainedRun(NamedTuple):
 def checkpoint_path(experiment: dict, label: str, seed: int, checkpoint_dir: str | Path | None = None) -> Path:
     """Where ``liouna-snn run`` writes the rate-mode checkpoint of run ``label``, seed ``seed``."""
     folder = Path(checkpoint_dir) if checkpoint_dir else Path(experiment["_path"]).parent / "checkpoints" / experiment["name"]
-    return folder / f"{label}_seed{seed}.pt"
+    return folder / (f"{label}_spiking_seed{seed}.pt" if "spiking" in experiment else f"{label}_seed{seed}.pt")
 
 
 def _find_run(exp: dict, label: str) -> dict:
@@ -43,18 +44,20 @@ def _find_run(exp: dict, label: str) -> dict:
 
 
 def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
-                         checkpoint_dir: str | Path | None = None, allow_unfinished: bool = False) -> TrainedRun:
+                         checkpoint_dir: str | Path | None = None, allow_unfinished: bool = False,
+                         allow_spiking: bool = False) -> TrainedRun:
     """The network of run ``label`` / ``seed`` of an experiment TOML, with its checkpointed state, in eval mode.
 
     The network is rebuilt in float32 (``compute_dtype=None``) whatever precision it was trained in.
 
     Raises:
         FileNotFoundError: the checkpoint does not exist (the message names the path and the command to run).
-        ValueError: no such run, a spiking experiment, or a checkpoint of an unfinished run (unless
-            ``allow_unfinished``).
+        ValueError: no such run, a spiking experiment (unless ``allow_spiking``: then the network runs in
+            spiking mode, from the run's ``<label>_spiking_seed<s>.pt``), or a checkpoint of an unfinished run
+            (unless ``allow_unfinished``).
     """
     exp = load_experiment(experiment)
-    if "spiking" in exp:
+    if "spiking" in exp and not allow_spiking:
         raise ValueError(f"{exp['_path']} runs in spiking mode ([spiking]); only rate-mode networks export to a "
                          f"plain CNN")
     run = _find_run(exp, label)
@@ -70,7 +73,8 @@ def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
             raise ValueError(f"depth = {exp['depth']} but the model has {len(spec['layers'])} layers")
         spec = {**spec, "layers": spec["layers"][:exp["depth"]]}
     rules = per_layer_rules(run["rule"], run.get("options", {}), len(spec["layers"]))
-    network = build_network(spec, rules, seed=seed, compute_dtype=None)
+    spiking = spiking_config(exp["spiking"], f"{exp['_path']} [spiking]") if "spiking" in exp else None
+    network = build_network(spec, rules, seed=seed, compute_dtype=None, spiking=spiking)
     state = load_checkpoint(path)
     if not isinstance(state, dict) or "network" not in state:
         raise ValueError(f"{path} is not a liouna-snn training checkpoint (no 'network' entry)")

@@ -1,0 +1,356 @@
+"""Transfer: features learned on a source dataset A, probed layer by layer on a target dataset B.
+
+A transfer experiment (``experiments/transfer.toml``; ``liouna-snn transfer FILE``) names a model spec,
+the pre-training and probe options of a ``liouna-snn run`` experiment, one or more ``[[transfers]]``
+(source -> target) and the ``[[runs]]`` (rules)::
+
+    name = "transfer"
+    model = "cifar10_3layer"                  # its input_size (32) is the resolution of every dataset
+
+    [unsupervised]                            # as in `liouna-snn run` (TrainConfig + precision)
+    schedule = "greedy"
+    [probe]                                   # as in `liouna-snn run` (+ layers = "all" or [1, 3])
+    epochs = 50
+    [finetune]                                # optional: backprop fine-tuning of the exported plain CNN
+    epochs = 0                                # 0 = off; lr, batch_size, weight_decay
+
+    [[transfers]]
+    source = { dataset = "cifar10", root = "data" }          # pre-train here (train split) ...
+    target = { dataset = "imagenette", root = "data" }       # ... probe here (train -> test/val split)
+    [[transfers]]
+    source = { experiment = "cifar10_local_rules.toml" }     # or: reuse a trained run's checkpoint
+
+    [[runs]]
+    rule = "softhebb"                         # as in `liouna-snn run`: rule, seeds, options, label
+
+Per transfer, run and seed:
+
+1. **Pre-training** on the source's train split with the layer-local rule (:func:`train_unsupervised`,
+   checkpointed at ``<checkpoints>/<name>/<source>_<label>_seed<s>.pt`` and resumed), or the network of
+   a ``liouna-snn run`` experiment's checkpoint (``source = { experiment = ... }``, run matched by label).
+   ``random`` is the untrained baseline (its batch-norm statistics still come from the source).
+2. **Resolution.** Every dataset is loaded at the network's input size ``S`` (the spec's
+   ``input_size``): tensor datasets are resized (shorter side to ``S``, bilinear, antialiased) and
+   centre-cropped (:func:`liouna_snn.data.resize_center_crop`), ImageFolder trees are decoded that way.
+3. **Probe** of every layer on the target with the network frozen (eval mode: the batch-norms keep
+   the source's running statistics, and images are standardised with the *source's* per-channel mean and
+   std, exactly as the network saw its training data): weighted k-NN and the linear probe of
+   :mod:`liouna_snn.evaluation` on the flattened features of the target's train split, scored on its
+   test split (``val`` for ImageFolder trees).
+4. **Fine-tuning** (optional, rate mode only): the network exported as a plain PyTorch CNN
+   (:func:`liouna_snn.export.export_plain` / ``load_plain``) plus a linear head on its last layer,
+   trained end to end by backprop (Adam, cross-entropy, batch-norms in train mode) on the target.
+
+Results (``<results>/<name>.json``) follow the project's results schema, one entry per transfer, run and
+seed, with ``dataset`` = the target and the extra fields ``source_dataset`` and ``target_dataset``
+(and ``finetune`` when enabled).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import read_toml, reject_unknown, require
+from ..data import ImageTensors, iterate_batches, load_dataset
+from .features import extract_features
+from .knn import knn_top1
+from .probe import linear_probe
+
+TOP_KEYS = {"name", "description", "model", "depth", "unsupervised", "probe", "finetune", "transfers", "runs", "device",
+            "spiking"}
+TRANSFER_KEYS = {"source", "target"}
+SOURCE_KEYS = {"dataset", "root", "download", "train_subset", "experiment"}
+TARGET_KEYS = {"dataset", "root", "download", "train_subset", "test_subset"}
+PROBE_KEYS = {"epochs", "batch_size", "lr", "dropout", "standardize", "knn_k", "knn_temperature", "layers",
+              "feature_batch_size"}
+FINETUNE_KEYS = {"epochs", "lr", "batch_size", "weight_decay"}
+RUN_KEYS = {"rule", "seeds", "options", "label"}
+PROBE_DEFAULTS = {"epochs": 50, "batch_size": 64, "lr": 1e-3, "dropout": 0.5, "standardize": True, "knn_k": 20,
+                  "knn_temperature": 0.07, "layers": "all", "feature_batch_size": 250}
+FINETUNE_DEFAULTS = {"epochs": 0, "lr": 1e-4, "batch_size": 64, "weight_decay": 0.0}
+
+
+def load_transfer_experiment(path: str | Path) -> dict:
+    """Read a transfer experiment TOML and validate every section's keys (errors list the allowed ones)."""
+    from ..experiment import UNSUP_KEYS
+    from ..spiking import spiking_config
+
+    path = Path(path)
+    exp = read_toml(path, "transfer experiment file")
+    where = str(path)
+    reject_unknown(exp, TOP_KEYS, where)
+    require(exp, ("model", "transfers", "runs"), where)
+    reject_unknown(exp.get("unsupervised", {}), UNSUP_KEYS, where + " [unsupervised]")
+    reject_unknown(exp.get("probe", {}), PROBE_KEYS, where + " [probe]")
+    reject_unknown(exp.get("finetune", {}), FINETUNE_KEYS, where + " [finetune]")
+    if not exp["transfers"]:
+        raise ValueError(f"{where}: [[transfers]] is empty; give at least one source -> target pair")
+    for i, tr in enumerate(exp["transfers"], start=1):
+        here = f"{where} [[transfers]] #{i}"
+        reject_unknown(tr, TRANSFER_KEYS, here)
+        require(tr, ("source", "target"), here)
+        reject_unknown(tr["source"], SOURCE_KEYS, here + " source")
+        reject_unknown(tr["target"], TARGET_KEYS, here + " target")
+        require(tr["target"], ("dataset",), here + " target")
+        if ("dataset" in tr["source"]) == ("experiment" in tr["source"]):
+            raise ValueError(f"{here} source: give either `dataset` (pre-train on it) or `experiment` (reuse the "
+                             f"checkpoints of a `liouna-snn run` experiment), not {'both' if tr['source'] else 'neither'}")
+    for i, run in enumerate(exp["runs"], start=1):
+        reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
+        require(run, ("rule",), f"{where} [[runs]] #{i}")
+    if "spiking" in exp:
+        spiking_config(exp["spiking"], where + " [spiking]")
+    if exp.get("finetune", {}).get("epochs", 0) and "spiking" in exp:
+        raise ValueError(f"{where} [finetune]: fine-tuning trains the exported plain CNN, which exists for rate-mode "
+                         f"networks only; remove [spiking] or set finetune epochs = 0")
+    exp.setdefault("name", path.stem)
+    exp["_path"] = str(path.resolve())
+    return exp
+
+
+def random_subset(data: ImageTensors, n: int | None, seed: int = 0) -> ImageTensors:
+    """``n`` examples drawn without replacement with a seeded permutation (order kept), or all of ``data``.
+
+    Not the first ``n``: ImageFolder splits are sorted by class, so their first images are one class.
+    """
+    if not n or n >= len(data):
+        return data
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return dataclasses.replace(data, images=data.images[idx], labels=data.labels[idx], name=f"{data.name}[{n} random]")
+
+
+def load_split(side: dict, split: str, image_size: int, data_root: str | Path | None = None) -> ImageTensors:
+    """One split of a source or target table at ``image_size`` px (resized + centre-cropped), subset applied.
+
+    ``split`` is "train" or "test" (``val`` for ImageFolder trees). ``data_root`` overrides the table's root.
+    """
+    data = load_dataset(side["dataset"], data_root or side.get("root"), split, image_size=image_size,
+                        download=side.get("download", False))
+    subset = side.get("train_subset" if split == "train" else "test_subset")
+    return random_subset(data, subset)
+
+
+@torch.no_grad()
+def _probe_layers(net, train: ImageTensors, test: ImageTensors, depths: list[int], cfg: dict, *, device, mean, std,
+                  seed: int, progress: bool, prefix: str) -> list[dict]:
+    """k-NN and linear probe of every layer of ``depths`` on frozen features; one dict per layer."""
+    layers = []
+    for d in depths:
+        t0 = time.perf_counter()
+        kw = dict(device=device, mean=mean, std=std, batch_size=cfg["feature_batch_size"], progress=progress)
+        ftr, ytr = extract_features(net, train, d, description=f"{prefix} layer {d} train features", **kw)
+        fte, yte = extract_features(net, test, d, description=f"{prefix} layer {d} test features", **kw)
+        knn = knn_top1(ftr, ytr, fte, yte, k=cfg["knn_k"], temperature=cfg["knn_temperature"])
+        with torch.enable_grad():
+            probe = linear_probe(ftr, ytr, fte, yte, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                                 dropout=cfg["dropout"], seed=seed, standardize=cfg["standardize"], progress=progress,
+                                 description=f"{prefix} layer {d} probe")
+        layers.append({"layer": d, "probe_top1": round(probe["top1"], 2), "knn_top1": round(knn, 2),
+                       "probe_train_top1": round(probe["train_top1"], 2), "features": int(ftr.shape[1]),
+                       "eval_seconds": round(time.perf_counter() - t0, 1)})
+        if progress:
+            print(f"  {prefix} layer {d}: probe {probe['top1']:.2f} %  k-NN {knn:.2f} %", flush=True)
+        del ftr, fte
+    return layers
+
+
+def finetune_plain(network: nn.Module, train: ImageTensors, test: ImageTensors, *, mean, std, epochs: int,
+                   lr: float = 1e-4, batch_size: int = 64, weight_decay: float = 0.0, seed: int = 0,
+                   device="cpu", progress: bool = True) -> dict:
+    """Fine-tune the plain-CNN export of a rate-mode ``network`` plus a linear head on ``train``; top-1 on ``test``.
+
+    The network is exported with :func:`liouna_snn.export.export_plain` and loaded back with ``load_plain``
+    (standard ``torch.nn`` modules), a ``nn.Linear`` head is put on its flattened last-layer output, and all
+    weights train by backprop (Adam, cross-entropy; batch-norms in train mode) for ``epochs`` epochs on images
+    standardised with ``mean`` / ``std``. ``network`` itself is not modified. Returns ``{"epochs", "lr",
+    "top1", "train_top1", "seconds"}`` (accuracies in %).
+    """
+    from ..export import export_plain, load_plain
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        export_plain(network, folder)
+        body = load_plain(folder, device=device)
+    torch.manual_seed(seed)
+    classes = int(max(train.labels.max(), test.labels.max())) + 1
+    with torch.no_grad():
+        x0 = next(iterate_batches(train, 2, shuffle=False, device=device, mean=mean, std=std))[0]
+        features = body(x0).flatten(1).shape[1]
+    model = nn.Sequential(body, nn.Flatten(), nn.Linear(features, classes)).to(device)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        model.train()
+        for x, y in iterate_batches(train, batch_size, shuffle=True, generator=gen, device=device, mean=mean, std=std):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if progress:
+            print(f"    fine-tune epoch {epoch + 1}/{epochs}: last batch loss {float(loss):.3f}", flush=True)
+
+    @torch.no_grad()
+    def accuracy(data: ImageTensors) -> float:
+        model.eval()
+        correct = 0
+        for x, y in iterate_batches(data, 250, shuffle=False, device=device, mean=mean, std=std):
+            correct += int((model(x).argmax(1) == y).sum())
+        return 100.0 * correct / max(len(data), 1)
+
+    return {"epochs": epochs, "lr": lr, "top1": round(accuracy(test), 2), "train_top1": round(accuracy(train), 2),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _source_network(exp: dict, tr: dict, run: dict, label: str, seed: int, spec: dict, image_size: int, *,
+                    device, compute_dtype, train_cfg, spiking, checkpoint_dir: Path, data_root, progress):
+    """``(network, source dataset name, mean, std, pre-training summary or None)`` of one run and seed."""
+    from ..experiment import per_layer_rules, resolve_model
+    from ..export import input_statistics, load_trained_network
+    from ..network import build_network, load_spec
+    from ..training import train_unsupervised
+
+    source = tr["source"]
+    if "experiment" in source:
+        path = Path(source["experiment"])
+        if not path.is_absolute() and not path.is_file():
+            path = Path(exp["_path"]).parent / path
+        trained = load_trained_network(path, label, seed, allow_spiking=True)
+        src_spec = load_spec(resolve_model(trained.experiment["model"], trained.experiment["_path"]))
+        if src_spec.get("input_size") != image_size:
+            raise ValueError(f"{path}: its model takes {src_spec.get('input_size')} px images, this transfer "
+                             f"experiment's model {exp['model']!r} {image_size} px; use the same model")
+        mean, std = input_statistics(trained.experiment, data_root)
+        if trained.network.spiking is not None and trained.network.spiking.encodes_spikes:
+            mean = std = None
+        return trained.network.to(device), trained.experiment["data"]["dataset"], mean, std, None
+    train = load_split(source, "train", image_size, data_root)
+    mean, std = train.channel_stats()
+    if spiking is not None and spiking.encodes_spikes:
+        mean = std = None  # spike encoders read pixels in [0, 1]
+    rules = per_layer_rules(run["rule"], run.get("options", {}), len(spec["layers"]))
+    torch.manual_seed(seed)
+    net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)
+    cfg = dataclasses.replace(train_cfg, seed=seed)
+    mode = "_spiking" if spiking is not None else ""
+    checkpoint = checkpoint_dir / f"{source['dataset']}_{label}{mode}_seed{seed}.pt"
+    summary = train_unsupervised(net, train.to(device), cfg, device=device,
+                                 mean=None if mean is None else mean.to(device),
+                                 std=None if std is None else std.to(device), progress=progress,
+                                 checkpoint=checkpoint, description=f"{source['dataset']} {label} seed {seed}")
+    return net, source["dataset"], mean, std, summary
+
+
+def run_transfer(path: str | Path, *, data_root: str | Path | None = None, device: str = "auto",
+                 results_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
+                 progress: bool = True, only_rules: list[str] | None = None) -> dict:
+    """Run every transfer x run x seed of a transfer experiment; write ``<results>/<name>.json``; return it.
+
+    ``data_root`` overrides every source and target ``root``; ``only_rules`` keeps the runs with these rule
+    names or labels (the other runs of an existing results file are kept).
+    """
+    from ..experiment import PRECISIONS, _git_commit, resolve_device, resolve_model, write_json_atomic
+    from ..network import load_spec
+    from ..spiking import spiking_config
+    from ..training import TrainConfig
+
+    exp = load_transfer_experiment(path)
+    name = exp["name"]
+    dev = resolve_device(exp.get("device", device) if device == "auto" else device)
+    spec = load_spec(resolve_model(exp["model"], exp["_path"]))
+    if exp.get("depth"):
+        if not 1 <= exp["depth"] <= len(spec["layers"]):
+            raise ValueError(f"depth = {exp['depth']} but the model has {len(spec['layers'])} layers")
+        spec = {**spec, "layers": spec["layers"][:exp["depth"]]}
+    size = spec["input_size"]
+    unsup = dict(exp.get("unsupervised", {}))
+    compute_dtype = PRECISIONS[unsup.pop("precision", "bf16")]
+    train_cfg = TrainConfig(**unsup)
+    probe_cfg = {**PROBE_DEFAULTS, **exp.get("probe", {})}
+    finetune_cfg = {**FINETUNE_DEFAULTS, **exp.get("finetune", {})}
+    spiking = spiking_config(exp["spiking"], f"{exp['_path']} [spiking]") if "spiking" in exp else None
+    n_layers = len(spec["layers"])
+    depths = list(range(1, n_layers + 1)) if probe_cfg["layers"] == "all" else list(probe_cfg["layers"])
+    results_dir = Path(results_dir) if results_dir else Path(exp["_path"]).parent / "results"
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path(exp["_path"]).parent / "checkpoints" / name
+    command = " ".join(["liouna-snn"] + sys.argv[1:]) if sys.argv else None
+    results = {"experiment": name, "command": command, "git_commit": _git_commit(), "torch": torch.__version__,
+               "device": str(dev), "cpu": platform.processor() or platform.machine(),
+               "threads": torch.get_num_threads(), "model": spec.get("name"), "image_size": size,
+               "unsupervised": {**dataclasses.asdict(train_cfg), "precision": "bf16" if compute_dtype else "fp32"},
+               "probe": probe_cfg, "finetune": finetune_cfg, "runs": []}
+    previous = results_dir / f"{name}.json"
+    if only_rules and previous.is_file():
+        results["runs"] = json.loads(previous.read_text())["runs"]
+    for tr in exp["transfers"]:
+        target = tr["target"]
+        train = load_split(target, "train", size, data_root).to(dev)
+        test = load_split(target, "test", size, data_root).to(dev)
+        for run in exp["runs"]:
+            label = run.get("label", run["rule"])
+            if only_rules and run["rule"] not in only_rules and label not in only_rules:
+                continue
+            for seed in run.get("seeds", [0]):
+                net, source_name, mean, std, summary = _source_network(
+                    exp, tr, run, label, seed, spec, size, device=dev, compute_dtype=compute_dtype,
+                    train_cfg=train_cfg, spiking=spiking, checkpoint_dir=checkpoint_dir, data_root=data_root,
+                    progress=progress)
+                mean_d = None if mean is None else mean.to(dev)
+                std_d = None if std is None else std.to(dev)
+                prefix = f"{source_name} -> {target['dataset']} {label} seed {seed}"
+                t0 = time.perf_counter()
+                layers = _probe_layers(net, train, test, depths, probe_cfg, device=dev, mean=mean_d, std=std_d,
+                                       seed=seed, progress=progress, prefix=prefix)
+                probe_seconds = time.perf_counter() - t0
+                net_spiking = net.spiking
+                mode = {"mode": "rate", "neuron": "rate", "time_steps": 1} if net_spiking is None else {
+                    "mode": "spiking", "neuron": net_spiking.neuron, "time_steps": net_spiking.time_steps}
+                entry = {
+                    "label": label, "dataset": target["dataset"], "source_dataset": source_name,
+                    "target_dataset": target["dataset"], "rule": run["rule"], **mode, "seed": seed,
+                    "epochs": train_cfg.epochs if summary is not None else None,
+                    "unsup_seconds": round(summary["seconds"], 1) if summary else None,
+                    "unsup_images_per_second": round(summary["images_per_second"], 1) if summary else None,
+                    "probe_seconds": round(probe_seconds, 1), "target_train_images": len(train),
+                    "target_test_images": len(test), "layers": layers,
+                    "probe_top1": max(layer["probe_top1"] for layer in layers),
+                    "command": command, "git_commit": results["git_commit"],
+                }
+                if finetune_cfg["epochs"]:
+                    entry["finetune"] = finetune_plain(
+                        net.float(), train, test, mean=mean_d, std=std_d, epochs=finetune_cfg["epochs"],
+                        lr=finetune_cfg["lr"], batch_size=finetune_cfg["batch_size"],
+                        weight_decay=finetune_cfg["weight_decay"], seed=seed, device=dev, progress=progress)
+                key = (label, seed, source_name, target["dataset"])
+                results["runs"] = [r for r in results["runs"] if (r["label"], r["seed"], r.get("source_dataset"),
+                                                                  r.get("target_dataset")) != key]
+                results["runs"].append(entry)
+                write_json_atomic(results, results_dir / f"{name}.json")
+    write_json_atomic(results, results_dir / f"{name}.json")
+    return results
+
+
+def transfer_table(results: dict) -> str:
+    """A text table: one row per run (source -> target, rule, seed), probe / k-NN top-1 (%) of every layer."""
+    rows = [f"{'source -> target':<28} {'run':<12} {'seed':>4}  layers: probe / k-NN (%)"]
+    for r in results["runs"]:
+        cells = "  ".join(f"L{layer['layer']} {layer['probe_top1']:5.1f} / {layer['knn_top1']:5.1f}"
+                          for layer in r["layers"])
+        ft = f"  fine-tuned {r['finetune']['top1']:.1f}" if "finetune" in r else ""
+        rows.append(f"{r['source_dataset'] + ' -> ' + r['target_dataset']:<28} {r['label']:<12} {r['seed']:>4}  "
+                    f"{cells}{ft}")
+    return "\n".join(rows)
+
+
+__all__ = ["finetune_plain", "load_split", "load_transfer_experiment", "random_subset", "run_transfer",
+           "transfer_table"]
