@@ -34,9 +34,20 @@ def correlate(h: torch.Tensor, pre: torch.Tensor, weight_shape: torch.Size, stri
 
     ``h (B, K, Ho, Wo)``, ``pre (B, C, Hp, Wp)`` on the padded grid -> ``(K, C, k, k)`` in ``pre``'s
     dtype; the correlation itself runs in ``compute_dtype`` (e.g. bfloat16) when given.
+
+    Computed as one matrix product ``h (K, B*P) @ patches (B*P, C*k*k)`` over the ``P = Ho*Wo``
+    positions: the same sum as a convolution's weight gradient, about twice as fast on CPU for the
+    wide layers (one large contraction instead of a per-sample reduction).
     """
     cd = compute_dtype or pre.dtype
-    return torch.nn.grad.conv2d_weight(pre.to(cd), weight_shape, h.to(cd), stride=stride).to(pre.dtype)
+    k_h, k_w = weight_shape[-2:]
+    patches = F.unfold(pre.to(cd), (k_h, k_w), stride=stride)            # (B, C*k*k, P)
+    if patches.shape[-1] != h.shape[-2] * h.shape[-1]:
+        raise ValueError(f"correlate: {h.shape[-2]}x{h.shape[-1]} output positions do not match the "
+                         f"{patches.shape[-1]} patches of a {tuple(pre.shape)} input (kernel {k_h}x{k_w}, stride {stride})")
+    patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])       # (B*P, C*k*k)
+    post = h.to(cd).flatten(2).transpose(0, 1).reshape(h.shape[1], -1)  # (K, B*P)
+    return (post @ patches).reshape(weight_shape).to(pre.dtype)
 
 
 def predict_input(c: torch.Tensor, weight: torch.Tensor, input_hw: tuple[int, int], geometry: ConvGeometry,
