@@ -1,0 +1,47 @@
+"""Every requested layer of a model probed the same way: features, weighted k-NN, linear probe."""
+from __future__ import annotations
+
+import math
+import time
+
+from ..data import ImageTensors
+from .features import extract_features
+from .knn import knn_top1
+from .probe import linear_probe
+
+PROBE_DEFAULTS = {"epochs": 50, "batch_size": 64, "lr": 1e-3, "dropout": 0.5, "standardize": True, "knn_k": 20,
+                  "knn_temperature": 0.07, "feature_batch_size": 250}
+
+
+def probe_layers(model, train: ImageTensors, test: ImageTensors, depths: list[int], *, device="cpu", mean=None,
+                 std=None, seed: int = 0, progress: bool = True, label: str = "", **options) -> list[dict]:
+    """Probe ``model(x, depth)``'s flattened features at every depth of ``depths`` (1-based).
+
+    ``model`` is anything :func:`extract_features` accepts (a module whose ``forward(x, depth)``
+    returns the features of layer ``depth``). ``options`` override :data:`PROBE_DEFAULTS` (probe
+    epochs, batch size, lr, dropout, standardize; k-NN ``knn_k``, ``knn_temperature``; the feature
+    batch size). Returns one dict per depth: ``layer``, ``probe_top1``, ``knn_top1``,
+    ``probe_train_top1`` (%, 2 decimals), ``features`` (F) and ``eval_seconds``.
+    """
+    unknown = sorted(set(options) - set(PROBE_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown probe option(s) {unknown}; allowed: {', '.join(sorted(PROBE_DEFAULTS))}")
+    cfg = {**PROBE_DEFAULTS, **options}
+    prefix = f"{label} " if label else ""
+    layers = []
+    for d in depths:
+        t0 = time.perf_counter()
+        kw = dict(device=device, mean=mean, std=std, batch_size=cfg["feature_batch_size"], progress=progress)
+        ftr, ytr = extract_features(model, train, d, description=f"{prefix}layer {d} train features", **kw)
+        fte, yte = extract_features(model, test, d, description=f"{prefix}layer {d} test features", **kw)
+        knn = knn_top1(ftr, ytr, fte, yte, k=cfg["knn_k"], temperature=cfg["knn_temperature"])
+        probe = linear_probe(ftr, ytr, fte, yte, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                             dropout=cfg["dropout"], seed=seed, standardize=cfg["standardize"], progress=progress,
+                             description=f"{prefix}layer {d} probe")
+        layers.append({"layer": d, "probe_top1": round(probe["top1"], 2), "knn_top1": round(knn, 2),
+                       "probe_train_top1": round(probe["train_top1"], 2), "features": int(math.prod(ftr.shape[1:])),
+                       "eval_seconds": round(time.perf_counter() - t0, 1)})
+        if progress:
+            print(f"  {prefix}layer {d}: probe {probe['top1']:.2f} %  k-NN {knn:.2f} %", flush=True)
+        del ftr, fte
+    return layers

@@ -1,0 +1,225 @@
+"""Blockwise SSL: losses against hand-computed values, stage locality on the autograd graph, resumable
+seeded training, per-stage probes on the embedded mini set, the torchvision export."""
+import math
+
+import pytest
+import torch
+
+from liouna_snn import build_network, load_spec, rule_config
+from liouna_snn.blockwise import (BlockwiseConfig, ResNetBackbone, SpecConvNet, build_resnet_model, cifar_resnet18,
+                                  make_loss, objective_losses, train_blockwise, warmup_cosine)
+from liouna_snn.blockwise.losses import barlow_twins_loss, nt_xent_loss, vicreg_loss
+from liouna_snn.data import load_dataset
+from liouna_snn.evaluation import probe_layers
+from liouna_snn.export import export_torchvision_resnet
+from liouna_snn.training import load_checkpoint
+
+TINY = dict(batch_size=16, head_channels=16, projector=(32, 32), precision="fp32", warmup=0.0)
+
+
+# ---------------------------------------------------------------- losses, by hand
+
+def test_barlow_twins_by_hand():
+    # z1 columns (1, -1) and (3, 1) standardise (population std 1) to (1, -1) and (1, -1);
+    # z2 columns (2, 0) and (0, 2) to (1, -1) and (-1, 1). C = z1n^T z2n / 2 = [[1, -1], [1, -1]]:
+    # on-diagonal (1 - 1)^2 + (1 + 1)^2 = 4, off-diagonal (-1)^2 + 1^2 = 2  ->  4 + 2 lambda.
+    z1 = torch.tensor([[1.0, 3.0], [-1.0, 1.0]])
+    z2 = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    assert barlow_twins_loss(z1, z2, lambd=0.0051, eps=0.0).item() == pytest.approx(4 + 2 * 0.0051, abs=1e-6)
+    assert barlow_twins_loss(z1, z2, lambd=0.5, eps=0.0).item() == pytest.approx(5.0, abs=1e-6)
+    # the default eps = 1e-5 shrinks every standardised value by 1 / sqrt(1 + 1e-5)
+    c = 1 / (1 + 1e-5)
+    expected = (1 - c) ** 2 + (1 + c) ** 2 + 0.0051 * 2 * c ** 2
+    assert barlow_twins_loss(z1, z2).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_vicreg_by_hand():
+    # z1 columns (-0.5, 0, 0.5) and (1, 0, -1): unbiased std 0.5 and 1, covariance -0.5;
+    # z2 columns (0, 0, 0) and (-0.25, 0, 0.25): std 0 and 0.25, covariance 0.
+    z1 = torch.tensor([[-0.5, 1.0], [0.0, 0.0], [0.5, -1.0]])
+    z2 = torch.tensor([[0.0, -0.25], [0.0, 0.0], [0.0, 0.25]])
+    invariance = (0.25 + 1.5625 + 0 + 0 + 0.25 + 1.5625) / 6          # mean squared difference
+    variance = (0.5 + 0.0) / 2 / 2 + (1.0 + 0.75) / 2 / 2                # relu(1 - std), averaged, halved
+    covariance = 2 * 0.25 / 2 + 0.0                                      # off-diagonal squares / D
+    expected = 25 * invariance + 25 * variance + 1 * covariance
+    assert expected == pytest.approx(29.4166667, abs=1e-6)
+    assert vicreg_loss(z1, z2, eps=0.0).item() == pytest.approx(expected, abs=1e-5)
+    assert vicreg_loss(z1, z2, sim_weight=1, var_weight=0, cov_weight=0).item() == pytest.approx(invariance, abs=1e-6)
+
+
+def test_nt_xent_by_hand():
+    # z1 = (e1, e2), z2 = (e2, e1) after normalisation: each anchor has similarity 0 to its partner,
+    # 0 to one negative and 1 to the other: -log(e^0 / (e^0 + e^0 + e^(1/T))) = log(2 + e^(1/T)).
+    z1 = torch.tensor([[3.0, 0.0], [0.0, 2.0]])
+    z2 = torch.tensor([[0.0, 5.0], [0.5, 0.0]])
+    assert nt_xent_loss(z1, z2, temperature=0.5).item() == pytest.approx(math.log(2 + math.e ** 2), abs=1e-5)
+    # partners equal: similarity 1 to the partner, 0 to both negatives: log(1 + 2 e^(-1/T))
+    assert nt_xent_loss(z1, z1 * 7, temperature=0.25).item() == pytest.approx(math.log(1 + 2 * math.e ** -4), abs=1e-5)
+
+
+def test_loss_registry_errors_name_the_allowed_values():
+    with pytest.raises(ValueError, match="barlow-twins"):
+        make_loss("byol")
+    with pytest.raises(ValueError, match="lambd"):
+        make_loss("barlow-twins", lamda=0.1)
+    with pytest.raises(ValueError, match="same shape"):
+        barlow_twins_loss(torch.zeros(4, 3), torch.zeros(4, 2))
+    assert make_loss("simclr", temperature=0.1)(torch.eye(3), torch.eye(3)).item() > 0
+
+
+def test_config_errors_name_what_is_allowed():
+    with pytest.raises(ValueError, match="blockwise, end-to-end, supervised"):
+        BlockwiseConfig(mode="local")
+    with pytest.raises(ValueError, match="lars"):
+        BlockwiseConfig(optimizer="adam")
+    with pytest.raises(ValueError, match="max_seconds"):
+        BlockwiseConfig(max_seconds=-5)
+    with pytest.raises(ValueError, match="greedy"):
+        BlockwiseConfig(mode="end-to-end", schedule="greedy")
+    with pytest.raises(ValueError, match="temperature"):
+        BlockwiseConfig(loss="barlow-twins", loss_options={"temperature": 0.2})
+
+
+def test_warmup_cosine():
+    assert warmup_cosine(0.0, 0.1) == 0.0
+    assert warmup_cosine(0.05, 0.1) == pytest.approx(0.5)
+    assert warmup_cosine(0.1, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine(0.55, 0.1) == pytest.approx(0.5)
+    assert warmup_cosine(1.0, 0.1, final_fraction=0.01) == pytest.approx(0.01)
+
+
+# ---------------------------------------------------------------- locality on the autograd graph
+
+@pytest.mark.parametrize("loss", ["barlow-twins", "vicreg", "simclr"])
+def test_no_gradient_crosses_a_stage_boundary(loss):
+    model = build_resnet_model("resnet18", BlockwiseConfig(loss=loss, noise_sigma=0.25, **TINY), width=4)
+    stage_inputs = {}
+    hooks = [model.backbone.stage_modules(i)[0].register_forward_pre_hook(
+        lambda m, args, i=i: stage_inputs.__setitem__(i, args[0])) for i in range(1, 5)]
+    h = torch.randn(16, 3, 16, 16)
+    losses = objective_losses(model, h, noise_gen=torch.Generator().manual_seed(0))
+    for hook in hooks:
+        hook.remove()
+    assert len(losses) == 4
+    for i in (2, 3, 4):   # each stage's input is a detached leaf
+        assert stage_inputs[i].grad_fn is None and not stage_inputs[i].requires_grad
+    params = {i: model.backbone.stage_parameters(i) for i in range(1, 5)}
+    for k, loss_k in enumerate(losses, start=1):
+        for i in range(1, 5):
+            grads = torch.autograd.grad(loss_k, params[i], retain_graph=True, allow_unused=True)
+            if i == k:
+                assert any(g is not None and g.abs().sum() > 0 for g in grads)
+            else:
+                assert all(g is None for g in grads), f"stage {k}'s loss reaches stage {i}"
+
+
+def test_end_to_end_gradients_do_reach_the_first_stage():
+    model = build_resnet_model("resnet18", BlockwiseConfig(mode="end-to-end", **TINY), width=4)
+    (loss,) = objective_losses(model, torch.randn(16, 3, 16, 16))
+    grads = torch.autograd.grad(loss, model.backbone.stage_parameters(1), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+# ---------------------------------------------------------------- training and probes on the mini set
+
+@pytest.fixture(scope="module")
+def mini():
+    train = load_dataset("cifar10-mini", split="train").subset(48)
+    test = load_dataset("cifar10-mini", split="test").subset(32)
+    for split in (train, test):   # 16x16 centre crops keep the runs fast
+        split.images = split.images[:, :, 8:24, 8:24].contiguous()
+    mean, std = train.channel_stats()
+    return train, test, mean, std
+
+
+def _run(mini, checkpoint=None, **options):
+    train, _, mean, std = mini
+    cfg = BlockwiseConfig(**{**TINY, **options})
+    model = build_resnet_model("resnet18", cfg, width=4)
+    summary = train_blockwise(model, train, mean=mean, std=std, checkpoint=checkpoint, progress=False)
+    return model, summary
+
+
+def test_blockwise_run_probes_every_stage_end_to_end(mini):
+    train, test, mean, std = mini
+    model, summary = _run(mini, noise_sigma=0.25)
+    assert summary["steps"] == 3 and summary["images"] == 48 and summary["stopped_by"] == "epochs"
+    assert len(summary["final_losses"]) == 4 and all(math.isfinite(v) for v in summary["final_losses"])
+    layers = probe_layers(model, train, test, [1, 2, 3, 4], mean=mean, std=std, epochs=2, progress=False)
+    assert [l["layer"] for l in layers] == [1, 2, 3, 4]
+    assert [l["features"] for l in layers] == [4, 8, 16, 32]     # global average pool of each stage
+    assert all(0 <= l["probe_top1"] <= 100 and 0 <= l["knn_top1"] <= 100 for l in layers)
+
+
+def test_seeded_runs_are_deterministic_and_resume_exactly(mini, tmp_path, monkeypatch):
+    a, _ = _run(mini, seed=1, epochs=2, checkpoint_every=1)
+    b, _ = _run(mini, seed=1, epochs=2, checkpoint_every=1)
+    c, _ = _run(mini, seed=2, epochs=2, checkpoint_every=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.backbone.conv1.weight, c.backbone.conv1.weight)
+    # interrupted at step 6 (after the checkpoint of step 2 of epoch 2), then resumed
+    import liouna_snn.blockwise.trainer as trainer
+    original, calls = trainer._step_loss, [0]
+
+    def failing(*args, **kw):
+        calls[0] += 1
+        if calls[0] == 6:
+            raise KeyboardInterrupt
+        return original(*args, **kw)
+
+    ckpt = tmp_path / "run.pt"
+    monkeypatch.setattr(trainer, "_step_loss", failing)
+    with pytest.raises(KeyboardInterrupt):
+        _run(mini, checkpoint=ckpt, seed=1, epochs=2, checkpoint_every=1)
+    monkeypatch.setattr(trainer, "_step_loss", original)
+    assert load_checkpoint(ckpt)["phase"] == 1 and load_checkpoint(ckpt)["batch"] == 2
+    resumed, summary = _run(mini, checkpoint=ckpt, seed=1, epochs=2, checkpoint_every=1)
+    assert summary["steps"] == 6
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), resumed.state_dict().values()))
+    with pytest.raises(ValueError, match="other options"):
+        _run(mini, checkpoint=ckpt, seed=1, epochs=3, checkpoint_every=1)
+
+
+def test_sequential_schedule_trains_one_stage_at_a_time(mini):
+    model, summary = _run(mini, schedule="greedy")
+    assert summary["steps"] == 4 * 3 and summary["images"] == 4 * 48   # one pass per stage
+    assert len(summary["final_losses"]) == 1                          # the last phase: stage 4 alone
+
+
+def test_budget_stops_training_on_the_clock(mini):
+    _, summary = _run(mini, epochs=1000, max_seconds=1.0)
+    assert summary["stopped_by"] == "budget" and summary["seconds"] < 10 and summary["steps"] < 3000
+
+
+@pytest.mark.parametrize("mode", ["end-to-end", "supervised"])
+def test_baselines_train_in_bf16(mini, mode):
+    model, summary = _run(mini, mode=mode, precision="bf16", loss="simclr", epochs=1)
+    assert all(math.isfinite(v) for v in summary["final_losses"])
+    assert model(torch.randn(2, 3, 16, 16), 4).dtype == torch.float32
+
+
+def test_spec_convnet_has_the_hebbian_networks_structure():
+    spec = load_spec("models/cifar10_3layer.toml")
+    convnet = SpecConvNet(spec)
+    hebbian = build_network(spec, rule_config("softhebb"))
+    assert convnet.feature_shapes == hebbian.feature_shapes()
+    assert [m.weight.shape for m in convnet.modules() if isinstance(m, torch.nn.Conv2d)] == \
+           [layer.weight.shape for layer in hebbian.layers]
+    assert all(p.requires_grad for p in convnet.parameters())
+
+
+# ---------------------------------------------------------------- export to torchvision
+
+def test_export_loads_strictly_into_torchvision_resnet18(tmp_path):
+    torch.manual_seed(0)
+    backbone = ResNetBackbone("resnet18", 64).eval()
+    head = torch.nn.Linear(512, 10)
+    path = export_torchvision_resnet(backbone, tmp_path / "resnet18.pt", head=head)
+    model = cifar_resnet18(num_classes=10)
+    model.load_state_dict(torch.load(path), strict=True)
+    model.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), head(backbone(x).mean(dim=(2, 3))), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="width 64"):
+        export_torchvision_resnet(ResNetBackbone("resnet18", 8), tmp_path / "small.pt")
