@@ -11,6 +11,12 @@ from PIL import Image
 from liouna_snn.cli import main
 from liouna_snn.evaluation.transfer import load_split, load_transfer_experiment, random_subset, run_transfer
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Decoded ImageFolder trees are cached; keep this test's out of the user's ~/.cache."""
+    monkeypatch.setenv("LIOUNA_SNN_CACHE", str(tmp_path / "cache"))
+
+
 TINY_MODEL = """
 name = "tiny-transfer"
 input_channels = 3
