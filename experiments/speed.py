@@ -1,0 +1,159 @@
+"""Speed of the unsupervised epoch: wall time, images/s and achieved GFLOP/s beside a bf16 matmul.
+
+    python experiments/speed.py --data-root DIR                      # full CIFAR-10, SoftHebb and Liouna
+    python experiments/speed.py --dataset cifar10-mini --images 2000  # quick check on the embedded set
+
+For each rule, trains the 3-layer CIFAR network (greedy, one epoch per layer) on the first
+``--images`` training images and reports, per layer and in total: seconds, images/s, the floating-point
+work of the step (counted from the layer geometry, below) and the GFLOP/s achieved. In the same run it
+times a square bf16 and a float32 matmul, so the achieved rate can be read against this machine's peak
+at that moment (other load on the machine lowers both alike). ``--batch-sizes`` measures several batch
+sizes. Writes ``experiments/results/speed.json`` and prints a table; full-epoch seconds are extrapolated
+linearly from ``--images`` when it is smaller than the training set.
+
+Work counted per image and layer (multiply-adds x 2): the forward convolution of every layer below
+(greedy: frozen layers recompute their outputs), the layer's own forward convolution, the update's
+correlation (same size), and for population inhibition the top-down prediction (same size again);
+a masked rule computes a second forward convolution. Element-wise work is not counted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import liouna_snn as ls  # noqa: E402
+from liouna_snn.data import load_dataset  # noqa: E402
+from liouna_snn.experiment import _git_commit, write_json_atomic  # noqa: E402
+from liouna_snn.training import TrainConfig, train_unsupervised  # noqa: E402
+
+RULES = {
+    "softhebb": dict(lr=[0.08, 0.005, 0.01], inverse_temperature=[1.0, 0.65, 0.25]),
+    "liouna": dict(lr=[0.08, 0.005, 0.01]),
+}
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+    """Achieved GFLOP/s of an ``n x n`` matmul in ``dtype`` (repeated for about ``seconds``)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def conv_flops_per_image(net: ls.LocalNetwork) -> list[float]:
+    """Forward-convolution FLOPs (2 x multiply-adds) of each layer for one image of the spec's size."""
+    size = net.spec.get("input_size", 32)
+    hw, flops = (size, size), []
+    for layer in net.layers:
+        w = layer.weight
+        if w.dim() == 4:
+            k = w.shape[-1]
+            g = layer.geometry
+            ho = (hw[0] + 2 * g.padding - k) // g.stride + 1
+            wo = (hw[1] + 2 * g.padding - k) // g.stride + 1
+            flops.append(2.0 * ho * wo * w.numel())
+            hw = layer.output_shape(hw)[1:]
+        else:
+            flops.append(2.0 * w.numel())
+    return flops
+
+
+def step_flops_per_image(net: ls.LocalNetwork, layer: int, forward: list[float]) -> float:
+    """FLOPs per image of layer ``layer``'s greedy learning pass (see the module docstring)."""
+    cfg = net.layers[layer].rule.config
+    own = forward[layer] * (2 + (cfg.inhibition == "population") + (cfg.mask_ratio > 0))
+    return sum(forward[:layer]) + own
+
+
+def measure(rule: str, train, batch_size: int, args, mean, std) -> dict:
+    """One greedy epoch of ``rule`` (the library's own schedule), timed per layer phase."""
+    spec = ls.load_spec(HERE.parent / "models" / "cifar10_3layer.toml")
+    options = RULES[rule]
+    rules = [ls.rule_config(rule, **{k: v[i] for k, v in options.items()}) for i in range(len(spec["layers"]))]
+    net = ls.build_network(spec, rules, seed=0, compute_dtype=torch.bfloat16 if args.precision == "bf16" else None)
+    forward = conv_flops_per_image(net)
+    spans: dict[int, list[float]] = {}
+    learn_layer = net.learn_layer
+
+    def timed(i, *a, **kw):  # phase i runs from its first learning call to the end of its last one
+        spans.setdefault(i, [time.perf_counter(), 0.0])
+        out = learn_layer(i, *a, **kw)
+        spans[i][1] = time.perf_counter()
+        return out
+
+    net.learn_layer = timed
+    summary = train_unsupervised(net, train, TrainConfig(schedule="greedy", batch_size=batch_size),
+                                 mean=mean, std=std, progress=not args.quiet, description=f"{rule} batch {batch_size}")
+    images = summary["images"] / len(net)
+    layers, total_flops = [], 0.0
+    for i in range(len(net)):
+        seconds = spans[i][1] - spans[i][0]
+        flops = step_flops_per_image(net, i, forward) * images
+        total_flops += flops
+        layers.append({"layer": i + 1, "seconds": round(seconds, 2), "images_per_second": round(images / seconds, 1),
+                       "gflop": round(flops / 1e9, 1), "gflop_per_second": round(flops / seconds / 1e9, 1)})
+    total = summary["seconds"]
+    scale = args.full_size / args.images
+    return {"rule": rule, "batch_size": batch_size, "precision": args.precision, "images": args.images,
+            "seconds": round(total, 1), "epoch_seconds_full": round(total * scale, 1),
+            "dataset_images_per_second": round(args.images / total, 1),
+            "gflop_per_second": round(total_flops / total / 1e9, 1),
+            "epoch_tflop_full": round(total_flops * scale / 1e12, 1), "layers": layers}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="cifar10", help="cifar10 (needs --data-root) or cifar10-mini")
+    p.add_argument("--data-root", default="data")
+    p.add_argument("--images", type=int, default=50_000, help="training images per layer pass (default: all)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[10])
+    p.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--out", default=str(HERE / "results" / "speed.json"))
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train = load_dataset(args.dataset, args.data_root, "train")
+    args.full_size = len(train)
+    args.images = min(args.images, len(train))
+    mean, std = train.channel_stats()
+    train = train.subset(args.images) if args.images < len(train) else train
+    peak = {"bf16_matmul_gflop_per_second": round(matmul_gflops(torch.bfloat16), 1),
+            "fp32_matmul_gflop_per_second": round(matmul_gflops(torch.float32), 1)}
+    runs = [measure(rule, train, bs, args, mean, std) for rule in args.rules for bs in args.batch_sizes]
+    peak_after = round(matmul_gflops(torch.bfloat16), 1)
+    results = {"experiment": "speed", "command": " ".join(["python", "experiments/speed.py"] + sys.argv[1:]),
+               "git_commit": _git_commit(), "torch": torch.__version__, "device": "cpu",
+               "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+               "dataset": args.dataset, "train_images": args.full_size, **peak,
+               "bf16_matmul_gflop_per_second_after": peak_after, "runs": runs}
+    write_json_atomic(results, Path(args.out))
+    print(f"\nbf16 matmul {peak['bf16_matmul_gflop_per_second']:.0f} GFLOP/s (after: {peak_after:.0f}), "
+          f"fp32 {peak['fp32_matmul_gflop_per_second']:.0f}; {torch.get_num_threads()} threads")
+    print("| rule | batch | images | seconds | full epoch (s, extrapolated) | GFLOP/s | per layer s (GFLOP/s) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in runs:
+        per = ", ".join(f"{l['seconds']:.0f} ({l['gflop_per_second']:.0f})" for l in r["layers"])
+        print(f"| {r['rule']} | {r['batch_size']} | {r['images']} | {r['seconds']:.0f} | {r['epoch_seconds_full']:.0f} "
+              f"| {r['gflop_per_second']:.0f} | {per} |")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
