@@ -11,12 +11,37 @@ def _run(args) -> int:
 
     results = run_experiment(args.experiment, data_root=args.data_root, device=args.device,
                              results_dir=args.results_dir, checkpoint_dir=args.checkpoint_dir,
-                             download=args.download, progress=not args.quiet, only_rules=args.rules)
+                             download=args.download, progress=not args.quiet, only_rules=args.rules,
+                             parallel=_parallel_options(args))
+    if args.parallel != "none":
+        import torch.distributed as dist
+
+        rank = dist.get_rank()
+        dist.destroy_process_group()
+        if rank != 0:
+            return 0
     print()
     print(f"{results['experiment']} on {results['device']}: {results['train_images']} training / "
           f"{results['test_images']} test images")
     print(summary_table(results))
     return 0
+
+
+def _parallel_options(args) -> dict | None:
+    """``--parallel`` and its options as keyword arguments of ``train_parallel`` (``None``: one process)."""
+    if args.parallel == "none":
+        if args.stages is not None or args.layers_per_stage is not None:
+            raise ValueError("--stages and --layers-per-stage need --parallel pipeline or pipeline+data")
+        return None
+    per_stage = None
+    if args.layers_per_stage is not None:
+        try:
+            per_stage = [int(v) for v in args.layers_per_stage.split(",")]
+        except ValueError:
+            raise ValueError(f"--layers-per-stage must be comma-separated layer counts like 2,1; "
+                             f"got {args.layers_per_stage!r}") from None
+    return {"mode": args.parallel, "stages": args.stages, "layers_per_stage": per_stage,
+            "timeout_s": args.dist_timeout}
 
 
 def _export(args) -> int:
@@ -90,6 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--rules", nargs="+", help="only the runs with these rule names or labels (the other runs of "
                                                  "an existing results file are kept)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--parallel", choices=("none", "pipeline", "data", "pipeline+data"), default="none",
+                     help="under torchrun: one pipeline stage (consecutive layers) per process, data-parallel "
+                          "replicas, or both (with --stages); see liouna_snn.training.distributed")
+    run.add_argument("--stages", type=int, help="pipeline stages for --parallel pipeline+data (divides the processes)")
+    run.add_argument("--layers-per-stage", help="layers of each stage, e.g. 2,1 (default: balance multiply-adds)")
+    run.add_argument("--dist-timeout", type=float, default=300.0,
+                     help="seconds any rank waits for another before the run fails (default 300)")
     run.set_defaults(func=_run)
     export = sub.add_parser("export", help="export a trained run's network to a plain PyTorch CNN "
                                            "(model.safetensors + architecture.json + load_model.py)")

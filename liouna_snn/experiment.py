@@ -134,13 +134,22 @@ def resolve_device(device: str) -> torch.device:
 
 def run_experiment(path: str | Path, *, data_root: str | None = None, device: str = "auto",
                    results_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
-                   download: bool = False, progress: bool = True, only_rules: list[str] | None = None) -> dict:
-    """Run every ``[[runs]]`` entry of an experiment; write the results JSON and plots; return the results."""
+                   download: bool = False, progress: bool = True, only_rules: list[str] | None = None,
+                   parallel: dict | None = None) -> dict:
+    """Run every ``[[runs]]`` entry of an experiment; write the results JSON and plots; return the results.
+
+    ``parallel``: train on the ``torch.distributed`` processes (under ``torchrun``) with these keyword
+    arguments of :func:`liouna_snn.training.distributed.train_parallel` (``mode``, ``stages``,
+    ``layers_per_stage``, ``timeout_s``); only rank 0 probes and writes results.
+    """
     from .plots import plot_filters, plot_layer_accuracy  # matplotlib only when plotting
 
     exp = load_experiment(path)
     name = exp["name"]
     dev = resolve_device(exp.get("device", device) if device == "auto" else device)
+    if parallel:
+        from .training.distributed import is_main_process, rank_device, train_parallel
+        dev = rank_device(dev)
     spec = load_spec(resolve_model(exp["model"], exp["_path"]))
     if exp.get("depth"):  # train and probe only the first `depth` layers of the spec
         if not 1 <= exp["depth"] <= len(spec["layers"]):
@@ -193,9 +202,16 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
             net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)
             cfg = dataclasses.replace(train_cfg, seed=seed)
             ckpt_name = f"{label}_seed{seed}.pt" if spiking is None else f"{label}_spiking_seed{seed}.pt"
-            summary = train_unsupervised(net, train, cfg, device=dev, mean=mean, std=std, progress=progress,
-                                         checkpoint=checkpoint_dir / ckpt_name,
-                                         description=f"{label} seed {seed}")
+            if parallel:
+                summary = train_parallel(net, train, cfg, device=dev, mean=mean, std=std, progress=progress,
+                                         checkpoint=checkpoint_dir / ckpt_name, description=f"{label} seed {seed}",
+                                         **parallel)
+                if not is_main_process():
+                    continue  # rank 0 holds the whole trained network and evaluates it
+            else:
+                summary = train_unsupervised(net, train, cfg, device=dev, mean=mean, std=std, progress=progress,
+                                             checkpoint=checkpoint_dir / ckpt_name,
+                                             description=f"{label} seed {seed}")
             layers, probe_seconds = [], 0.0
             for d in depths:
                 t0 = time.perf_counter()
@@ -229,10 +245,13 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                 "probe_top1": max(l["probe_top1"] for l in layers),
                 "rule_options": [dataclasses.asdict(r) for r in rules],
                 "command": results["command"], "git_commit": results["git_commit"],
+                **({"parallel": summary["layout"]} if parallel else {}),
             })
             plot_filters(net.layers[0].weight, results_dir / f"{name}_filters_{label}_seed{seed}.png",
                          title=f"{name}: layer-1 filters, {label}, seed {seed}")
             write_json_atomic(results, results_dir / f"{name}.json")
+    if parallel and not is_main_process():
+        return results
     plot_layer_accuracy(results, results_dir / f"{name}_layers.png")
     write_json_atomic(results, results_dir / f"{name}.json")
     return results
