@@ -102,6 +102,14 @@ def _transfer(args) -> int:
     return 0
 
 
+def _low_compute(args) -> int:
+    from .low_compute import budget_table, run_low_compute
+
+    results = run_low_compute(args)
+    print(budget_table(results))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="liouna-snn", description="Layer-local plasticity for rate and spiking networks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     transfer.add_argument("--rules", nargs="+", help="only the runs with these rule names or labels")
     transfer.add_argument("--quiet", action="store_true", help="no progress bars")
     transfer.set_defaults(func=_transfer)
+    low = sub.add_parser("low-compute", help="probe accuracy of Hebbian, blockwise SSL, end-to-end SSL and supervised "
+                                             "methods within wall-clock training budgets (issue 5)")
+    from .low_compute import add_arguments   # argparse only; the heavy imports happen in run_low_compute
+    add_arguments(low)
+    low.set_defaults(func=_low_compute)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

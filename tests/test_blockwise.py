@@ -223,3 +223,47 @@ def test_export_loads_strictly_into_torchvision_resnet18(tmp_path):
         torch.testing.assert_close(model(x), head(backbone(x).mean(dim=(2, 3))), atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="width 64"):
         export_torchvision_resnet(ResNetBackbone("resnet18", 8), tmp_path / "small.pt")
+
+
+# ---------------------------------------------------------------- budgets shared with the Hebbian trainer
+
+def test_budget_is_split_per_layer_for_greedy_and_shared_for_simultaneous():
+    from liouna_snn.training import phase_deadlines, schedule_phases
+    assert phase_deadlines(schedule_phases(3, "greedy", 2), 30.0) == [10.0, 10.0, 20.0, 20.0, 30.0, 30.0]
+    assert phase_deadlines(schedule_phases(3, "simultaneous", 2), 30.0) == [30.0, 30.0]
+    assert phase_deadlines(schedule_phases(2, "greedy", 1), None) == [float("inf")] * 2
+
+
+def test_hebbian_training_stops_at_its_budget(mini):
+    from liouna_snn.training import TrainConfig, train_unsupervised
+    from .test_network import SMALL_SPEC
+    train = load_dataset("cifar10-mini", split="train").subset(2000)
+    train.images = train.images[:, :, 10:22, 10:22].contiguous()
+    net = build_network(SMALL_SPEC, rule_config("softhebb", lr=0.05), seed=0)
+    summary = train_unsupervised(net, train, TrainConfig(schedule="greedy", batch_size=2, epochs=50, max_seconds=0.6),
+                                 progress=False)
+    assert summary["seconds"] < 5 and summary["images"] < 2000 * 50 * len(net)
+    with pytest.raises(ValueError, match="max_seconds"):
+        TrainConfig(max_seconds=0)
+
+
+def test_low_compute_benchmark_end_to_end(tmp_path):
+    import json
+    from liouna_snn.cli import main
+    out = tmp_path / "low_compute"
+    rc = main(["low-compute", "--budgets", "0.5", "--methods", "softhebb", "blockwise-simclr", "e2e-supervised-3layer",
+               "--dataset", "cifar10-mini", "--train-subset", "64", "--test-subset", "32", "--width", "4",
+               "--batch-size", "16", "--probe-epochs", "1", "--probe-layers", "last", "--out", str(out),
+               "--checkpoint-dir", str(tmp_path / "ckpt"), "--quiet"])
+    assert rc == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    runs = {r["label"]: r for r in results["runs"]}
+    assert set(runs) == {"softhebb", "blockwise-simclr", "e2e-supervised-3layer"}
+    assert runs["e2e-supervised-3layer"]["rule"] == "e2e-supervised"
+    for r in runs.values():
+        assert {"dataset", "rule", "mode", "neuron", "time_steps", "seed", "epochs", "unsup_seconds",
+                "unsup_images_per_second", "probe_seconds", "layers", "probe_top1", "budget_seconds"} <= set(r)
+        assert r["budget_seconds"] == 0.5 and r["mode"] == "rate" and r["time_steps"] == 1
+        assert len(r["layers"]) == 1 and {"layer", "probe_top1", "knn_top1"} <= set(r["layers"][0])
+    assert runs["blockwise-simclr"]["layers"][0]["layer"] == 4
+    assert "| softhebb |" in out.with_suffix(".md").read_text() and out.with_suffix(".png").is_file()

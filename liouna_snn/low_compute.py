@@ -1,0 +1,274 @@
+"""The low-compute comparison: the probe accuracy each method reaches within a wall-clock budget.
+
+For every budget (seconds of training on this machine) and every method, a fresh model trains until
+the budget (or its epochs) is spent, then every layer / stage is probed with the same protocol
+(:func:`liouna_snn.evaluation.probe_layers`: weighted k-NN and SoftHebb's linear probe on frozen
+features). The budget covers the training loop only; feature extraction and probes are timed
+separately (``probe_seconds``).
+
+Methods (``label`` -> results ``rule``):
+
+========================== ======================= ==================================================
+label                      rule                    what
+========================== ======================= ==================================================
+``liouna``, ``softhebb``   same                    the 3-layer Hebbian net via ``train_unsupervised``
+                                                   with the rule options of the Hebbian experiment
+                                                   (``experiments/cifar10_local_rules.toml``); its
+                                                   schedule, at most its epochs, budget split per layer
+``blockwise-barlow-twins`` same                    ResNet stages, each with its own head + BT loss
+``blockwise-vicreg``       same                    ... VICReg
+``blockwise-simclr``       same                    ... NT-Xent
+``e2e-barlow-twins``       same                    ResNet, one BT loss at the end, backprop throughout
+``e2e-simclr``             same                    ... NT-Xent
+``e2e-supervised-resnet``  ``e2e-supervised``      ResNet, cross-entropy, backprop
+``e2e-supervised-3layer``  ``e2e-supervised``      the Hebbian net's architecture trained by backprop
+========================== ======================= ==================================================
+
+The backprop methods run for up to ``--max-epochs`` epochs (normally the budget stops them first);
+their learning-rate schedule follows the fraction of the budget spent. Results: the project's schema
+plus ``budget_seconds``, ``model``, ``stopped_by`` and the training options, in
+``<out>.json``; a markdown table ``<out>.md`` (best-layer probe top-1 per method and budget) and
+``<out>.png`` (accuracy vs. budget). Runs already in the results file are skipped (``--rerun`` redoes
+them), and an interrupted run resumes from its checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HEBBIAN = ("liouna", "softhebb")
+BACKPROP = {   # label: (mode, loss, model)
+    "blockwise-barlow-twins": ("blockwise", "barlow-twins", "resnet"),
+    "blockwise-vicreg": ("blockwise", "vicreg", "resnet"),
+    "blockwise-simclr": ("blockwise", "simclr", "resnet"),
+    "e2e-barlow-twins": ("end-to-end", "barlow-twins", "resnet"),
+    "e2e-simclr": ("end-to-end", "simclr", "resnet"),
+    "e2e-supervised-resnet": ("supervised", "barlow-twins", "resnet"),
+    "e2e-supervised-3layer": ("supervised", "barlow-twins", "spec"),
+}
+METHODS = HEBBIAN + tuple(BACKPROP)
+DEFAULT_BUDGETS = (120, 300, 600, 1200, 2400)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's command-line options (shared by ``experiments/low_compute.py`` and ``liouna-snn low-compute``)."""
+    parser.add_argument("--budgets", type=float, nargs="+", default=list(DEFAULT_BUDGETS),
+                        help="training budgets in seconds (default: 120 300 600 1200 2400)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), help=f"methods to run (default all: {', '.join(METHODS)})")
+    parser.add_argument("--dataset", default="cifar10", help="dataset name (default cifar10; cifar10-mini needs no files)")
+    parser.add_argument("--data-root", default=None, help="folder holding the dataset's standard layout")
+    parser.add_argument("--train-subset", type=int, default=None, help="use only the first N training images")
+    parser.add_argument("--test-subset", type=int, default=None, help="use only the first N test images")
+    parser.add_argument("--arch", default="resnet18", choices=("resnet18", "resnet50"), help="ResNet of the SSL methods")
+    parser.add_argument("--width", type=int, default=64, help="ResNet base width (64 = torchvision's)")
+    parser.add_argument("--batch-size", type=int, default=128, help="batch size of the backprop methods (default 128)")
+    parser.add_argument("--max-epochs", type=int, default=1000, help="epoch cap of the backprop methods (default 1000)")
+    parser.add_argument("--feature-pool", type=int, default=1, help="ResNet probe features: adaptive average pool "
+                                                                     "to PxP per stage (default 1: global)")
+    parser.add_argument("--hebbian-experiment", default=None, help="experiment TOML whose rule options, model, schedule "
+                                                                   "and precision the Hebbian methods use (default "
+                                                                   "experiments/cifar10_local_rules.toml)")
+    parser.add_argument("--probe-epochs", type=int, default=50, help="linear-probe epochs (default 50)")
+    parser.add_argument("--probe-layers", choices=("all", "last"), default="all", help="probe every layer or the last")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--out", default="experiments/results/low_compute", help="results path without suffix")
+    parser.add_argument("--checkpoint-dir", default="experiments/checkpoints/low_compute")
+    parser.add_argument("--rerun", action="store_true", help="redo runs already in the results file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _check(args) -> None:
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; allowed: {', '.join(METHODS)}")
+    bad = [b for b in args.budgets if not b > 0]
+    if bad:
+        raise ValueError(f"budgets must be positive numbers of seconds, got {bad}")
+    if args.probe_epochs < 1 or args.batch_size < 2 or args.max_epochs < 1:
+        raise ValueError("--probe-epochs and --max-epochs must be >= 1 and --batch-size >= 2")
+
+
+def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device, ckpt, depths):
+    from .data import num_batches
+    from .experiment import PRECISIONS, per_layer_rules
+    from .evaluation import probe_layers
+    from .network import build_network
+    from .training import TrainConfig, train_unsupervised
+
+    runs = [r for r in exp["runs"] if r.get("label", r["rule"]) == label or r["rule"] == label]
+    if not runs:
+        raise ValueError(f"the Hebbian experiment {exp['_path']} has no run with rule or label {label!r}")
+    options = runs[0].get("options", {})
+    unsup = dict(exp.get("unsupervised", {}))
+    compute_dtype = PRECISIONS[unsup.pop("precision", "bf16")]
+    cfg = TrainConfig(**{**unsup, "seed": args.seed, "max_seconds": budget})
+    net = build_network(spec, per_layer_rules(runs[0]["rule"], options, len(spec["layers"])), seed=args.seed,
+                        compute_dtype=compute_dtype)
+    summary = train_unsupervised(net, train, cfg, device=device, mean=mean, std=std, checkpoint=ckpt,
+                                 progress=not args.quiet, description=f"{label} {budget:g}s")
+    layers = probe_layers(net, train, test, depths(len(net)), device=device, mean=mean, std=std, seed=args.seed,
+                          progress=not args.quiet, label=label, epochs=args.probe_epochs)
+    passes = cfg.epochs * (len(net) if cfg.schedule == "greedy" else 1)
+    full = num_batches(len(train), cfg.batch_size, drop_last=True) * cfg.batch_size * passes
+    stopped = "budget" if summary["images"] < full else "epochs"
+    extra = {"model": spec.get("name"), "schedule": cfg.schedule, "batch_size": cfg.batch_size, "stopped_by": stopped,
+             "train_options": {**dataclasses.asdict(cfg), "precision": "bf16" if compute_dtype else "fp32",
+                               "rule_options": options}}
+    return runs[0]["rule"], summary, layers, extra
+
+
+def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckpt, depths):
+    from .blockwise import BlockwiseConfig, build_resnet_model, build_spec_model, train_blockwise
+    from .evaluation import probe_layers
+
+    mode, loss, model_kind = BACKPROP[label]
+    sgd = dict(optimizer="sgd", lr=0.1, weight_decay=5e-4) if mode == "supervised" else {}
+    cfg = BlockwiseConfig(mode=mode, loss=loss, epochs=args.max_epochs, batch_size=args.batch_size, max_seconds=budget,
+                          seed=args.seed, feature_pool=None if model_kind == "spec" else args.feature_pool,
+                          head_channels=None, **sgd)
+    classes = len(train.classes)
+    if model_kind == "spec":
+        model = build_spec_model(spec, cfg, num_classes=classes)
+        name = spec.get("name")
+    else:
+        model = build_resnet_model(args.arch, cfg, width=args.width, num_classes=classes,
+                                   input_size=train.images.shape[-1])
+        name = args.arch if args.width == 64 else f"{args.arch}-w{args.width}"
+    summary = train_blockwise(model, train, device=device, mean=mean, std=std, checkpoint=ckpt,
+                              progress=not args.quiet, description=f"{label} {budget:g}s")
+    layers = probe_layers(model, train, test, depths(len(model.backbone)), device=device, mean=mean, std=std,
+                          seed=args.seed, progress=not args.quiet, label=label, epochs=args.probe_epochs)
+    extra = {"model": name, "schedule": cfg.schedule, "batch_size": cfg.batch_size,
+             "stopped_by": summary["stopped_by"], "final_losses": [round(v, 4) for v in summary["final_losses"]],
+             "train_options": cfg.to_dict()}
+    rule = "e2e-supervised" if mode == "supervised" else label
+    return rule, summary, layers, extra
+
+
+def run_low_compute(args: argparse.Namespace) -> dict:
+    """Run every (budget, method) pair of ``args`` (see :func:`add_arguments`); write JSON, table and plot."""
+    from .data import load_dataset
+    from .experiment import _git_commit, load_experiment, resolve_device, resolve_model, write_json_atomic
+    from .network import load_spec
+
+    _check(args)
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    train = load_dataset(args.dataset, args.data_root, "train")
+    test = load_dataset(args.dataset, args.data_root, "test")
+    if args.train_subset:
+        train = train.subset(args.train_subset)
+    if args.test_subset:
+        test = test.subset(args.test_subset)
+    train, test = train.to(device), test.to(device)
+    mean, std = (t.to(device) for t in train.channel_stats())
+    hebbian_path = Path(args.hebbian_experiment or Path(__file__).resolve().parent.parent / "experiments"
+                        / "cifar10_local_rules.toml")
+    exp = load_experiment(hebbian_path)
+    spec = load_spec(resolve_model(exp["model"], exp["_path"]))
+    command = " ".join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv else None
+    results = {"experiment": "low_compute", "command": command, "git_commit": _git_commit(), "torch": torch.__version__,
+               "device": str(device), "cpu": platform.processor() or platform.machine(),
+               "threads": torch.get_num_threads(), "dataset": args.dataset, "train_images": len(train),
+               "test_images": len(test), "probe": {"epochs": args.probe_epochs, "layers": args.probe_layers},
+               "runs": []}
+    if out.with_suffix(".json").is_file():
+        results["runs"] = json.loads(out.with_suffix(".json").read_text()).get("runs", [])
+
+    def depths(n):
+        return list(range(1, n + 1)) if args.probe_layers == "all" else [n]
+
+    for budget in args.budgets:
+        for label in args.methods:
+            key = (label, float(budget), args.seed, args.dataset)
+            done = [r for r in results["runs"] if (r["label"], r["budget_seconds"], r["seed"], r["dataset"]) == key]
+            if done and not args.rerun:
+                print(f"{label} {budget:g}s seed {args.seed}: already in {out.with_suffix('.json')}, skipped")
+                continue
+            ckpt = Path(args.checkpoint_dir) / f"{label}_{args.dataset}_{budget:g}s_seed{args.seed}.pt"
+            if args.rerun:
+                ckpt.unlink(missing_ok=True)
+            run = _hebbian_run if label in HEBBIAN else _backprop_run
+            other = (exp,) if label in HEBBIAN else ()
+            rule, summary, layers, extra = run(label, *other, spec, train, test, mean, std, budget, args, device,
+                                               ckpt, depths)
+            results["runs"] = [r for r in results["runs"]
+                               if (r["label"], r["budget_seconds"], r["seed"], r["dataset"]) != key]
+            results["runs"].append({
+                "label": label, "dataset": args.dataset, "rule": rule, "mode": "rate", "neuron": "rate",
+                "time_steps": 1, "seed": args.seed, "budget_seconds": float(budget),
+                "epochs": round(summary["images"] / len(train), 3),
+                "unsup_seconds": round(summary["seconds"], 1),
+                "unsup_images_per_second": round(summary["images_per_second"], 1),
+                "probe_seconds": round(sum(l["eval_seconds"] for l in layers), 1), "layers": layers,
+                "probe_top1": max(l["probe_top1"] for l in layers), **extra,
+                "command": command, "git_commit": results["git_commit"]})
+            write_json_atomic(results, out.with_suffix(".json"))
+            if not args.quiet:
+                print(f"{label} {budget:g}s: best probe {results['runs'][-1]['probe_top1']:.2f} % "
+                      f"({summary['images_per_second']:.0f} img/s, {results['runs'][-1]['epochs']} epochs)", flush=True)
+    table = budget_table(results)
+    out.with_suffix(".md").write_text(table + "\n")
+    plot_budget_accuracy(results, out.with_suffix(".png"))
+    return results
+
+
+def budget_table(results: dict) -> str:
+    """Markdown: one row per method, one column per budget, cells 'best-layer probe top-1 (epochs)'."""
+    runs = results["runs"]
+    if not runs:
+        return "(no runs)"
+    budgets = sorted({r["budget_seconds"] for r in runs})
+    labels = [m for m in METHODS if any(r["label"] == m for r in runs)]
+    rows = ["| method | " + " | ".join(f"{b / 60:g} min" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    for label in labels:
+        cells = []
+        for b in budgets:
+            rs = [r for r in runs if r["label"] == label and r["budget_seconds"] == b]
+            cells.append(f"{rs[-1]['probe_top1']:.2f} ({rs[-1]['epochs']:g} ep)" if rs else "")
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def plot_budget_accuracy(results: dict, path: Path) -> None:
+    """Best-layer probe top-1 vs. training budget (minutes, log scale), one line per method."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label in METHODS:
+        rs = sorted((r for r in results["runs"] if r["label"] == label), key=lambda r: r["budget_seconds"])
+        if rs:
+            ax.plot([r["budget_seconds"] / 60 for r in rs], [r["probe_top1"] for r in rs], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("training budget (minutes, this machine)")
+    ax.set_ylabel("linear probe top-1 (%), best layer")
+    ax.set_title(f"low-compute comparison: {results.get('dataset')}, {results.get('device')}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="low_compute", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        results = run_low_compute(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"low_compute: error: {err}", file=sys.stderr)
+        return 2
+    print(budget_table(results))
+    return 0
