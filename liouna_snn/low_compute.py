@@ -38,7 +38,6 @@ import dataclasses
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
