@@ -61,9 +61,7 @@ from torch import nn
 
 from ..config import read_toml, reject_unknown, require
 from ..data import ImageTensors, iterate_batches, load_dataset
-from .features import extract_features
-from .knn import knn_top1
-from .probe import linear_probe
+from .layers import PROBE_DEFAULTS as LAYER_PROBE_DEFAULTS, probe_layers
 
 TOP_KEYS = {"name", "description", "model", "depth", "unsupervised", "probe", "finetune", "transfers", "runs", "device",
             "spiking"}
@@ -74,8 +72,7 @@ PROBE_KEYS = {"epochs", "batch_size", "lr", "dropout", "standardize", "knn_k", "
               "feature_batch_size"}
 FINETUNE_KEYS = {"epochs", "lr", "batch_size", "weight_decay"}
 RUN_KEYS = {"rule", "seeds", "options", "label"}
-PROBE_DEFAULTS = {"epochs": 50, "batch_size": 64, "lr": 1e-3, "dropout": 0.5, "standardize": True, "knn_k": 20,
-                  "knn_temperature": 0.07, "layers": "all", "feature_batch_size": 250}
+PROBE_DEFAULTS = {**LAYER_PROBE_DEFAULTS, "layers": "all"}
 FINETUNE_DEFAULTS = {"epochs": 0, "lr": 1e-4, "batch_size": 64, "weight_decay": 0.0}
 
 
@@ -137,30 +134,6 @@ def load_split(side: dict, split: str, image_size: int, data_root: str | Path | 
                         download=side.get("download", False))
     subset = side.get("train_subset" if split == "train" else "test_subset")
     return random_subset(data, subset)
-
-
-@torch.no_grad()
-def _probe_layers(net, train: ImageTensors, test: ImageTensors, depths: list[int], cfg: dict, *, device, mean, std,
-                  seed: int, progress: bool, prefix: str) -> list[dict]:
-    """k-NN and linear probe of every layer of ``depths`` on frozen features; one dict per layer."""
-    layers = []
-    for d in depths:
-        t0 = time.perf_counter()
-        kw = dict(device=device, mean=mean, std=std, batch_size=cfg["feature_batch_size"], progress=progress)
-        ftr, ytr = extract_features(net, train, d, description=f"{prefix} layer {d} train features", **kw)
-        fte, yte = extract_features(net, test, d, description=f"{prefix} layer {d} test features", **kw)
-        knn = knn_top1(ftr, ytr, fte, yte, k=cfg["knn_k"], temperature=cfg["knn_temperature"])
-        with torch.enable_grad():
-            probe = linear_probe(ftr, ytr, fte, yte, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                                 dropout=cfg["dropout"], seed=seed, standardize=cfg["standardize"], progress=progress,
-                                 description=f"{prefix} layer {d} probe")
-        layers.append({"layer": d, "probe_top1": round(probe["top1"], 2), "knn_top1": round(knn, 2),
-                       "probe_train_top1": round(probe["train_top1"], 2), "features": int(ftr.shape[1]),
-                       "eval_seconds": round(time.perf_counter() - t0, 1)})
-        if progress:
-            print(f"  {prefix} layer {d}: probe {probe['top1']:.2f} %  k-NN {knn:.2f} %", flush=True)
-        del ftr, fte
-    return layers
 
 
 def finetune_plain(network: nn.Module, train: ImageTensors, test: ImageTensors, *, mean, std, epochs: int,
@@ -309,8 +282,9 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                 std_d = None if std is None else std.to(dev)
                 prefix = f"{source_name} -> {target['dataset']} {label} seed {seed}"
                 t0 = time.perf_counter()
-                layers = _probe_layers(net, train, test, depths, probe_cfg, device=dev, mean=mean_d, std=std_d,
-                                       seed=seed, progress=progress, prefix=prefix)
+                layers = probe_layers(net, train, test, depths, device=dev, mean=mean_d, std=std_d, seed=seed,
+                                      progress=progress, label=prefix,
+                                      **{k: v for k, v in probe_cfg.items() if k != "layers"})
                 probe_seconds = time.perf_counter() - t0
                 net_spiking = net.spiking
                 mode = {"mode": "rate", "neuron": "rate", "time_steps": 1} if net_spiking is None else {
