@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import platform
 import subprocess
 import sys
@@ -49,7 +48,7 @@ from pathlib import Path
 import torch
 
 from .data import load_dataset
-from .evaluation import extract_features, knn_top1, linear_probe
+from .evaluation import PROBE_DEFAULTS, probe_layers
 from .config import read_toml, reject_unknown, require
 from .network import build_network, load_spec
 from .rules import RuleConfig, rule_config
@@ -176,8 +175,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     unsup = dict(exp.get("unsupervised", {}))
     compute_dtype = PRECISIONS[unsup.pop("precision", "bf16")]
     train_cfg = TrainConfig(**unsup)
-    probe_cfg = {"epochs": 50, "batch_size": 64, "lr": 1e-3, "dropout": 0.5, "standardize": True, "knn_k": 20,
-                 "knn_temperature": 0.07, "layers": "all", "feature_batch_size": 250, **exp.get("probe", {})}
+    probe_cfg = {**PROBE_DEFAULTS, "layers": "all", **exp.get("probe", {})}
     results_dir = Path(results_dir) if results_dir else Path(exp["_path"]).parent / "results"
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path(exp["_path"]).parent / "checkpoints" / name
 
@@ -212,26 +210,15 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                 summary = train_unsupervised(net, train, cfg, device=dev, mean=mean, std=std, progress=progress,
                                              checkpoint=checkpoint_dir / ckpt_name,
                                              description=f"{label} seed {seed}")
-            layers, probe_seconds = [], 0.0
-            for d in depths:
-                t0 = time.perf_counter()
-                kw = dict(device=dev, mean=mean, std=std, batch_size=probe_cfg["feature_batch_size"], progress=progress)
-                ftr, ytr = extract_features(net, train, d, description=f"layer {d} train features", **kw)
-                fte, yte = extract_features(net, test, d, description=f"layer {d} test features", **kw)
-                knn = knn_top1(ftr, ytr, fte, yte, k=probe_cfg["knn_k"], temperature=probe_cfg["knn_temperature"])
-                probe = linear_probe(ftr, ytr, fte, yte, epochs=probe_cfg["epochs"], batch_size=probe_cfg["batch_size"],
-                                     lr=probe_cfg["lr"], dropout=probe_cfg["dropout"], seed=seed,
-                                     standardize=probe_cfg["standardize"], progress=progress,
-                                     description=f"layer {d} probe")
-                del ftr, fte
-                seconds = time.perf_counter() - t0
-                probe_seconds += seconds
-                layers.append({"layer": d, "probe_top1": round(probe["top1"], 2), "knn_top1": round(knn, 2),
-                               "probe_train_top1": round(probe["train_top1"], 2), "features": int(math.prod(net.feature_shapes()[d - 1])),
-                               "eval_seconds": round(seconds, 1), **net.layers[d - 1].diagnostics(per_unit=True)})
-                if progress:
-                    print(f"  {label} seed {seed} layer {d}: probe {probe['top1']:.2f} %  k-NN {knn:.2f} %"
-                          + (activity_line(layers[-1]["activity"]) if spiking is not None else ""), flush=True)
+            t0 = time.perf_counter()
+            layers = probe_layers(net, train, test, depths, device=dev, mean=mean, std=std, seed=seed,
+                                  progress=progress, label=f"{label} seed {seed}",
+                                  **{k: v for k, v in probe_cfg.items() if k != "layers"})
+            probe_seconds = time.perf_counter() - t0
+            for entry in layers:
+                entry.update(net.layers[entry["layer"] - 1].diagnostics(per_unit=True))
+                if progress and spiking is not None:
+                    print(f"  {label} seed {seed} layer {entry['layer']}:{activity_line(entry['activity'])}", flush=True)
             mode = {"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else {
                 "mode": "spiking", "neuron": spiking.neuron, "time_steps": spiking.time_steps,
                 "spiking": spiking.to_dict()}
