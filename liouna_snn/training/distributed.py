@@ -436,10 +436,10 @@ def train_parallel(network: LocalNetwork, data: ImageTensors, config: TrainConfi
     if getattr(config, "max_seconds", None) is not None:
         raise ValueError("max_seconds (a wall-clock budget) is not supported by parallel training: the stages "
                          "would stop at different steps; set a number of epochs instead")
-    init_from_env(timeout_s=timeout_s)
+    device = torch.device(device)
+    init_from_env("nccl" if device.type == "cuda" else "gloo", timeout_s=timeout_s)
     timeout = datetime.timedelta(seconds=timeout_s)
     rank, world = dist.get_rank(), dist.get_world_size()
-    device = torch.device(device)
     layout = plan_layout(network, world, mode, stages=stages, layers_per_stage=layers_per_stage,
                          input_hw=tuple(data.images.shape[2:]))
     stage, replica = layout.position(rank)
