@@ -256,3 +256,22 @@ def test_killed_pipeline_resumes_from_stage_checkpoints_to_identical_weights(tmp
     with _one_process_group():
         with pytest.raises(ValueError, match="other options or another layout"):
             train_parallel(net, tiny_setup(options)[0], config, "pipeline", checkpoint=ckpt, progress=False)
+
+
+def test_torchrun_cli_trains_in_parallel_and_rank_0_writes_results(tmp_path):
+    from .test_training import _write_experiment
+
+    exp = _write_experiment(tmp_path)  # 2 layers, greedy schedule, softhebb + random runs
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run([str(torchrun), "--nproc-per-node", "2", "--master-port", str(_free_port()), "-m",
+                           "liouna_snn", "run", str(exp), "--parallel", "data", "--quiet", "--dist-timeout", "30"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("training /") == 1  # only rank 0 prints the table
+    saved = json.loads((tmp_path / "experiments" / "results" / "tiny.json").read_text())
+    assert [r["rule"] for r in saved["runs"]] == ["softhebb", "random"]
+    assert all(r["parallel"] == {"stages": 1, "replicas": 2, "stage_layers": [[0, 1]], "mode": "data"}
+               for r in saved["runs"])
+    assert sorted(p.name for p in (tmp_path / "experiments" / "checkpoints" / "tiny").iterdir())[0].startswith(
+        "random_seed0.pt.stage0.step")

@@ -503,8 +503,9 @@ def _run(network, data, config, layout, stage, replica, shard, below, above, dev
             save_atomic({"layers": {i: network.layers[i].state_dict() for i in mine}, "step": step,
                          "elapsed": elapsed, "images": images, "config": config.__dict__, "layout": layout_record,
                          "mask_generators": {i: g.get_state() for i, g in mask_gens.items()}}, path)
-            for old in sorted(_stage_checkpoints(checkpoint, stage))[:-2]:
-                _stage_checkpoints(checkpoint, stage)[old].unlink(missing_ok=True)
+            saved = _stage_checkpoints(checkpoint, stage)
+            for old in sorted(saved)[:-2]:  # keep the newest two: a crash while saving leaves one every stage has
+                saved[old].unlink(missing_ok=True)
 
     shows_bar = progress and stage == layout.stages - 1 and replica == 0
     bar = tqdm(total=total_steps, initial=start, disable=not shows_bar, desc=description, unit="step",
