@@ -182,3 +182,16 @@ def test_bad_rule_options_are_named(bad, match):
 def test_unknown_rule_lists_allowed():
     with pytest.raises(ValueError, match="unknown rule 'hebbian'; allowed: liouna, softhebb"):
         rule_config("hebbian")
+
+
+@pytest.mark.parametrize("scaling", ["global-maxabs", "unit-maxabs", "rms"])
+def test_update_scalings_follow_their_definitions(scaling):
+    dw = torch.randn(7, 3, 2, 2, generator=torch.Generator().manual_seed(0)) * torch.arange(1.0, 8.0).view(-1, 1, 1, 1)
+    dw[2].mul_(-1.0)  # a unit whose largest-magnitude entry is negative
+    expected = {"global-maxabs": dw.abs().max(),
+                "unit-maxabs": dw.flatten(1).abs().max(dim=1).values.view(-1, 1, 1, 1),
+                "rms": dw.pow(2).mean().sqrt()}[scaling]
+    scaled = LocalRule(rule_config("liouna", scaling=scaling)).scale(dw)
+    torch.testing.assert_close(scaled, dw / expected)
+    if scaling != "rms":
+        assert float(scaled.abs().max()) == pytest.approx(1.0)
