@@ -33,7 +33,8 @@
 :func:`run_experiment` trains every run, probes every layer, and writes
 ``<results>/<name>.json`` (the project's results schema) plus plots. A run in spiking mode records
 ``"mode": "spiking"``, the neuron, ``time_steps`` and its whole ``spiking`` config, and each layer's
-firing report (``activity``) among its diagnostics.
+firing report (``activity``) among its diagnostics. One run of it (build, train, probe, its results
+entry) is :func:`train_and_probe_run`, for drivers that vary a run's settings (e.g. its ``SpikingConfig``).
 """
 from __future__ import annotations
 
@@ -147,7 +148,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     name = exp["name"]
     dev = resolve_device(exp.get("device", device) if device == "auto" else device)
     if parallel:
-        from .training.distributed import is_main_process, rank_device, train_parallel
+        from .training.distributed import is_main_process, rank_device
         dev = rank_device(dev)
     spec = load_spec(resolve_model(exp["model"], exp["_path"]))
     if exp.get("depth"):  # train and probe only the first `depth` layers of the spec
@@ -189,51 +190,22 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     if only_rules and previous.is_file():  # a partial rerun keeps the other runs of the last full run
         results["runs"] = [r for r in json.loads(previous.read_text())["runs"]]
     n_layers = len(spec["layers"])
-    depths = list(range(1, n_layers + 1)) if probe_cfg["layers"] == "all" else list(probe_cfg["layers"])
     for run in exp["runs"]:
         if only_rules and run["rule"] not in only_rules and run.get("label") not in only_rules:
             continue
         rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
         label = run.get("label", run["rule"])
         for seed in run.get("seeds", [0]):
-            torch.manual_seed(seed)
-            net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)
-            cfg = dataclasses.replace(train_cfg, seed=seed)
             ckpt_name = f"{label}_seed{seed}.pt" if spiking is None else f"{label}_spiking_seed{seed}.pt"
-            if parallel:
-                summary = train_parallel(net, train, cfg, device=dev, mean=mean, std=std, progress=progress,
-                                         checkpoint=checkpoint_dir / ckpt_name, description=f"{label} seed {seed}",
-                                         **parallel)
-                if not is_main_process():
-                    continue  # rank 0 holds the whole trained network and evaluates it
-            else:
-                summary = train_unsupervised(net, train, cfg, device=dev, mean=mean, std=std, progress=progress,
-                                             checkpoint=checkpoint_dir / ckpt_name,
-                                             description=f"{label} seed {seed}")
-            t0 = time.perf_counter()
-            layers = probe_layers(net, train, test, depths, device=dev, mean=mean, std=std, seed=seed,
-                                  progress=progress, label=f"{label} seed {seed}",
-                                  **{k: v for k, v in probe_cfg.items() if k != "layers"})
-            probe_seconds = time.perf_counter() - t0
-            for entry in layers:
-                entry.update(net.layers[entry["layer"] - 1].diagnostics(per_unit=True))
-                if progress and spiking is not None:
-                    print(f"  {label} seed {seed} layer {entry['layer']}:{activity_line(entry['activity'])}", flush=True)
-            mode = {"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else {
-                "mode": "spiking", "neuron": spiking.neuron, "time_steps": spiking.time_steps,
-                "spiking": spiking.to_dict()}
+            net, record = train_and_probe_run(
+                spec, run["rule"], rules, label=label, seed=seed, dataset=data_cfg["dataset"], train=train,
+                test=test, mean=mean, std=std, train_cfg=train_cfg, compute_dtype=compute_dtype, probe_cfg=probe_cfg,
+                spiking=spiking, device=dev, checkpoint=checkpoint_dir / ckpt_name, progress=progress,
+                parallel=parallel, command=results["command"], git_commit=results["git_commit"])
+            if record is None:
+                continue  # not rank 0: rank 0 holds the whole trained network and evaluates it
             results["runs"] = [r for r in results["runs"] if (r["label"], r["seed"]) != (label, seed)]
-            results["runs"].append({
-                "label": label, "dataset": data_cfg["dataset"], "rule": run["rule"], **mode,
-                "seed": seed, "epochs": train_cfg.epochs, "schedule": train_cfg.schedule,
-                "batch_size": train_cfg.batch_size, "unsup_seconds": round(summary["seconds"], 1),
-                "unsup_images_per_second": round(summary["images_per_second"], 1),
-                "probe_seconds": round(probe_seconds, 1), "layers": layers,
-                "probe_top1": max(l["probe_top1"] for l in layers),
-                "rule_options": [dataclasses.asdict(r) for r in rules],
-                "command": results["command"], "git_commit": results["git_commit"],
-                **({"parallel": summary["layout"]} if parallel else {}),
-            })
+            results["runs"].append(record)
             plot_filters(net.layers[0].weight, results_dir / f"{name}_filters_{label}_seed{seed}.png",
                          title=f"{name}: layer-1 filters, {label}, seed {seed}")
             write_json_atomic(results, results_dir / f"{name}.json")
@@ -242,6 +214,66 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     plot_layer_accuracy(results, results_dir / f"{name}_layers.png")
     write_json_atomic(results, results_dir / f"{name}.json")
     return results
+
+
+def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label: str, seed: int, dataset: str,
+                        train, test, mean: torch.Tensor | None, std: torch.Tensor | None, train_cfg: TrainConfig,
+                        compute_dtype: torch.dtype | None, probe_cfg: dict, spiking=None, device=torch.device("cpu"),
+                        checkpoint: str | Path | None = None, progress: bool = True, parallel: dict | None = None,
+                        command: str | None = None, git_commit: str | None = None):
+    """One run of an experiment: build the network, train it without labels, probe its layers.
+
+    The network is ``spec`` with one ``rules`` config per layer, in rate mode or, with ``spiking`` (a
+    :class:`liouna_snn.spiking.SpikingConfig`), in spiking mode; weights seeded with ``seed``. Training
+    follows ``train_cfg`` (its ``seed`` replaced by ``seed``) and resumes from ``checkpoint``; ``train`` /
+    ``test`` are :class:`liouna_snn.data.ImageTensors` on ``device``, standardised per batch with ``mean`` /
+    ``std`` (``None``: not at all). The layers of ``probe_cfg["layers"]`` (``"all"`` or 1-based depths) are
+    probed with the other ``probe_cfg`` options (:func:`liouna_snn.evaluation.probe_layers`).
+
+    Returns ``(network, record)``: ``record`` is the run's entry of the results schema (``label``,
+    ``dataset``, ``rule``, ``mode``, ``neuron``, ``time_steps``, ``seed``, ``unsup_seconds`` (s of
+    unsupervised training), ``unsup_images_per_second``, ``probe_seconds`` (s), ``layers`` with each
+    probed layer's accuracies (%) and diagnostics, spiking activity included, ...). Under ``parallel``
+    (see :func:`run_experiment`) the ranks other than 0 get ``record = None``.
+    """
+    torch.manual_seed(seed)
+    net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)
+    cfg = dataclasses.replace(train_cfg, seed=seed)
+    if parallel:
+        from .training.distributed import is_main_process, train_parallel
+        summary = train_parallel(net, train, cfg, device=device, mean=mean, std=std, progress=progress,
+                                 checkpoint=checkpoint, description=f"{label} seed {seed}", **parallel)
+        if not is_main_process():
+            return net, None
+    else:
+        summary = train_unsupervised(net, train, cfg, device=device, mean=mean, std=std, progress=progress,
+                                     checkpoint=checkpoint, description=f"{label} seed {seed}")
+    n_layers = len(spec["layers"])
+    depths = list(range(1, n_layers + 1)) if probe_cfg["layers"] == "all" else list(probe_cfg["layers"])
+    t0 = time.perf_counter()
+    layers = probe_layers(net, train, test, depths, device=device, mean=mean, std=std, seed=seed,
+                          progress=progress, label=f"{label} seed {seed}",
+                          **{k: v for k, v in probe_cfg.items() if k != "layers"})
+    probe_seconds = time.perf_counter() - t0
+    for entry in layers:
+        entry.update(net.layers[entry["layer"] - 1].diagnostics(per_unit=True))
+        if progress and spiking is not None:
+            print(f"  {label} seed {seed} layer {entry['layer']}:{activity_line(entry['activity'])}", flush=True)
+    mode = {"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else {
+        "mode": "spiking", "neuron": spiking.neuron, "time_steps": spiking.time_steps,
+        "spiking": spiking.to_dict()}
+    record = {
+        "label": label, "dataset": dataset, "rule": rule, **mode,
+        "seed": seed, "epochs": train_cfg.epochs, "schedule": train_cfg.schedule,
+        "batch_size": train_cfg.batch_size, "unsup_seconds": round(summary["seconds"], 1),
+        "unsup_images_per_second": round(summary["images_per_second"], 1),
+        "probe_seconds": round(probe_seconds, 1), "layers": layers,
+        "probe_top1": max(l["probe_top1"] for l in layers),
+        "rule_options": [dataclasses.asdict(r) for r in rules],
+        "command": command, "git_commit": git_commit,
+        **({"parallel": summary["layout"]} if parallel else {}),
+    }
+    return net, record
 
 
 def activity_line(activity: dict) -> str:

@@ -1,0 +1,434 @@
+"""Rate mode versus spiking mode (issue 4): accuracy and unsupervised wall time of one network, per neuron backend and T.
+
+    python experiments/rate_vs_spiking.py --data-root DIR                     # the full benchmark (hours on a CPU)
+    python experiments/rate_vs_spiking.py --dataset cifar10-mini --train-subset 300 --test-subset 200 \\
+        --probe-epochs 2 --time-steps 4 8 --neurons native-lif snntorch-leaky --out /tmp/rvs/smoke   # minutes
+
+The configuration (``experiments/rate_vs_spiking.toml``, ``--config``) names a base experiment whose model,
+data, ``[unsupervised]`` options (schedule, batch size, precision), ``[probe]`` options and one ``[[runs]]``
+entry (the rule and its options) are used unchanged. That run is trained and probed once in rate mode and
+once in spiking mode for every neuron backend and every ``T``, each with the shared ``[spiking]`` options
+and the backend's ``[neuron_params]``, which must describe the same LIF neuron on every backend (checked).
+Each run goes through :func:`liouna_snn.experiment.train_and_probe_run`, the function behind
+``liouna-snn run``.
+
+Outputs (``--out PATH``, without suffix; default ``experiments/results/rate_vs_spiking``):
+
+* ``PATH.json``: the project's results schema; each run adds ``train_images``, ``test_images``,
+  ``conditions`` (everything that determines its numbers) and, in spiking mode, ``layer_activity``
+  (every layer's firing report, probed or not);
+* ``PATH.png``: best probed-layer linear-probe top-1 (%) and unsupervised time (s) against ``T``, one line
+  per backend, rate mode as a horizontal reference;
+* ``PATH.md``: the table, and the two targets of ``[targets]`` with whether each is met.
+
+Runs already in ``PATH.json`` with the same conditions and at least the requested probe layers are
+skipped (``--rerun`` redoes them); an interrupted run resumes from its checkpoint. The table and plot
+show the runs of the current dataset, image counts and seed.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from liouna_snn.config import read_toml, reject_unknown, require
+from liouna_snn.data import load_dataset
+from liouna_snn.evaluation import PROBE_DEFAULTS
+from liouna_snn.experiment import (
+    PRECISIONS, _git_commit, load_experiment, per_layer_rules, resolve_device, resolve_model, train_and_probe_run,
+    write_json_atomic,
+)
+from liouna_snn.network import load_spec
+from liouna_snn.neurons import NEURONS, make_neuron
+from liouna_snn.spiking import SpikingConfig, spiking_config
+from liouna_snn.training import TrainConfig
+
+EXPERIMENTS = Path(__file__).resolve().parent
+DEFAULT_CONFIG = EXPERIMENTS / "rate_vs_spiking.toml"
+DEFAULT_OUT = EXPERIMENTS / "results" / "rate_vs_spiking"
+DEFAULT_CHECKPOINTS = EXPERIMENTS / "checkpoints" / "rate_vs_spiking"
+
+CONFIG_KEYS = {"name", "description", "base_experiment", "run", "seed", "neurons", "time_steps", "probe_layers",
+               "spiking", "neuron_params", "targets"}
+TARGET_KEYS = {"neuron", "time_steps", "max_accuracy_drop", "max_time_ratio"}
+PER_RUN_SPIKING_KEYS = {"neuron", "neuron_params", "time_steps"}  # set by the driver for each run
+SHARED_SPIKING_KEYS = {f.name for f in dataclasses.fields(SpikingConfig)} - PER_RUN_SPIKING_KEYS
+
+
+# --- configuration -----------------------------------------------------------------------------------------
+
+def check_neuron_names(names, where: str) -> None:
+    """Raise a ``ValueError`` naming the entries of ``names`` that are not neurons of the registry."""
+    unknown = [n for n in names if n not in NEURONS]
+    if unknown:
+        raise ValueError(f"{where}: unknown neuron(s) {unknown}; allowed: {', '.join(NEURONS)}")
+
+
+def check_time_steps(values, where: str) -> None:
+    """Raise a ``ValueError`` unless every ``T`` in ``values`` is a positive integer."""
+    bad = [t for t in values if isinstance(t, bool) or not isinstance(t, int) or t < 1]
+    if bad or not values:
+        raise ValueError(f"{where}: time steps must be a non-empty list of positive integers, got {values!r}")
+
+
+def check_matched_neurons(neuron_params: dict, where: str) -> None:
+    """Raise a ``ValueError`` unless every backend's parameters give the same LIF neuron.
+
+    Each backend translates its parameters to :class:`liouna_snn.neurons.LIFParameters` (``beta``,
+    ``threshold``, ``reset``, ``v_reset``; Norse's ``dt`` only sets the units of its ``tau_mem_inv``), so
+    matched means equal ``LIFParameters``.
+    """
+    check_neuron_names(list(neuron_params), where)
+    lif = {}
+    for name, params in neuron_params.items():
+        try:
+            lif[name] = make_neuron(name, **params).p
+        except ValueError as err:
+            raise ValueError(f"{where}: {name}: {err}") from None
+    first, reference = next(iter(lif.items()))
+    for name, p in lif.items():
+        if p != reference:
+            raise ValueError(f"{where}: the backends do not run the same neuron: {first} has {reference} but {name} "
+                             f"has {p}; give every backend the same beta, threshold, reset and v_reset")
+
+
+def load_config(path: str | Path) -> dict:
+    """The benchmark configuration TOML, validated (unknown keys, neuron names, matched parameters, targets)."""
+    path = Path(path)
+    cfg = read_toml(path, "rate-vs-spiking config")
+    where = str(path)
+    reject_unknown(cfg, CONFIG_KEYS, where)
+    require(cfg, ("base_experiment", "run", "neurons", "time_steps", "neuron_params", "targets"), where)
+    reject_unknown(cfg.get("spiking", {}), SHARED_SPIKING_KEYS, f"{where} [spiking] (neuron, neuron_params and "
+                                                                "time_steps are set per run)")
+    reject_unknown(cfg["targets"], TARGET_KEYS, f"{where} [targets]")
+    require(cfg["targets"], tuple(sorted(TARGET_KEYS)), f"{where} [targets]")
+    check_neuron_names(cfg["neurons"], f"{where} neurons")
+    check_neuron_names([cfg["targets"]["neuron"]], f"{where} [targets] neuron")
+    check_time_steps(cfg["time_steps"], f"{where} time_steps")
+    check_matched_neurons(cfg["neuron_params"], f"{where} [neuron_params]")
+    for neuron, params in cfg["neuron_params"].items():  # bad [spiking] values raise now, not after the rate run
+        spiking_run_config(cfg, neuron, cfg["time_steps"][0], f"{where} [spiking]")
+    cfg.setdefault("name", path.stem)
+    cfg.setdefault("seed", 0)
+    cfg.setdefault("probe_layers", "all")
+    cfg["_path"] = str(path.resolve())
+    return cfg
+
+
+def spiking_run_config(cfg: dict, neuron: str, time_steps: int, where: str = "[spiking]") -> SpikingConfig:
+    """The :class:`SpikingConfig` of one spiking run: the shared ``[spiking]`` options, the backend's
+    ``[neuron_params]`` and ``T``."""
+    return spiking_config({**cfg.get("spiking", {}), "neuron": neuron, "neuron_params": cfg["neuron_params"][neuron],
+                           "time_steps": time_steps}, where)
+
+
+def base_run(exp: dict, run: str) -> dict:
+    """The ``[[runs]]`` entry of the base experiment whose label (else rule) is ``run``."""
+    for entry in exp["runs"]:
+        if entry.get("label", entry["rule"]) == run:
+            return entry
+    labels = [entry.get("label", entry["rule"]) for entry in exp["runs"]]
+    raise ValueError(f"the base experiment {exp['_path']} has no run {run!r}; its runs: {', '.join(labels)}")
+
+
+def probe_depths(values: list | str, n_layers: int, where: str) -> list[int]:
+    """1-based depths from ``"all"`` / ``["all"]`` or a list of integers in ``1..n_layers``."""
+    if values == "all" or values == ["all"]:
+        return list(range(1, n_layers + 1))
+    try:
+        depths = sorted({int(v) for v in values})
+    except (TypeError, ValueError):
+        depths = []
+    if not depths or not all(1 <= d <= n_layers for d in depths):
+        raise ValueError(f"{where}: probe layers must be 'all' or depths in 1..{n_layers}, got {values!r}")
+    return depths
+
+
+# --- one comparison: which runs, with which conditions ----------------------------------------------------
+
+def run_label(rule: str, neuron: str | None, time_steps: int) -> str:
+    """``liouna-rate`` or ``liouna-native-lif-T8``."""
+    return f"{rule}-rate" if neuron is None else f"{rule}-{neuron}-T{time_steps}"
+
+
+def run_key(record: dict) -> tuple:
+    """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps)``."""
+    return record["mode"], record["neuron"], record["time_steps"]
+
+
+def scope_key(record_or_conditions: dict) -> tuple:
+    """The runs the table compares share this: ``(dataset, train_images, test_images, seed)``."""
+    c = record_or_conditions.get("conditions", record_or_conditions)
+    return c["dataset"], c["train_images"], c["test_images"], c["seed"]
+
+
+def as_json(obj):
+    """``obj`` as it reads back from the results JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(obj))
+
+
+def digest(obj) -> str:
+    """A short stable hash of a JSON-able object (names checkpoints by the conditions of their training)."""
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def is_done(record: dict, conditions: dict, depths: list[int]) -> bool:
+    """Whether ``record`` already answers a run with ``conditions`` probed at ``depths``."""
+    probed = {layer["layer"] for layer in record["layers"]}
+    return record.get("conditions") == as_json(conditions) and set(depths) <= probed
+
+
+def best_probe(record: dict, depths: list[int]) -> float:
+    """Linear-probe top-1 (%) of the best layer among ``depths``."""
+    return max(layer["probe_top1"] for layer in record["layers"] if layer["layer"] in depths)
+
+
+# --- the benchmark ---------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="benchmark TOML (default: %(default)s)")
+    parser.add_argument("--neurons", nargs="+", help=f"spiking backends to run (default: the config's; allowed: "
+                                                     f"{', '.join(NEURONS)}); the rate run always takes part")
+    parser.add_argument("--time-steps", type=int, nargs="+", help="values of T (default: the config's)")
+    parser.add_argument("--probe-layers", nargs="+", help="'all' or 1-based depths, e.g. 3 (default: the config's)")
+    parser.add_argument("--dataset", help="dataset name (default: the base experiment's; cifar10-mini needs no files)")
+    parser.add_argument("--data-root", help="folder holding the dataset's standard layout (default: the base's root)")
+    parser.add_argument("--train-subset", type=int, help="use only the first N training images")
+    parser.add_argument("--test-subset", type=int, help="use only the first N test images")
+    parser.add_argument("--probe-epochs", type=int, help="linear-probe epochs (default: the base experiment's)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="results path without suffix: writes .json, .md, "
+                                                                 ".png (default: %(default)s)")
+    parser.add_argument("--checkpoint-dir", help=f"where run checkpoints go (default: {DEFAULT_CHECKPOINTS}, or "
+                                                 "OUT's folder/checkpoints when --out is given)")
+    parser.add_argument("--rerun", action="store_true", help="redo runs already in the results file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple[dict, str]:
+    """Run every missing (mode, neuron, T) of ``args``; write JSON, markdown and plot; return ``(results, table)``."""
+    cfg = load_config(args.config)
+    exp = load_experiment(Path(cfg["_path"]).parent / cfg["base_experiment"])
+    run = base_run(exp, cfg["run"])
+    neurons = args.neurons or cfg["neurons"]
+    check_neuron_names(neurons, "--neurons")
+    missing = [n for n in neurons if n not in cfg["neuron_params"]]
+    if missing:
+        raise ValueError(f"--neurons: no [neuron_params] for {missing} in {cfg['_path']}; add matched parameters "
+                         f"(configured: {', '.join(cfg['neuron_params'])})")
+    time_steps = args.time_steps or cfg["time_steps"]
+    check_time_steps(time_steps, "--time-steps")
+    if args.probe_epochs is not None and args.probe_epochs < 1:
+        raise ValueError(f"--probe-epochs must be >= 1, got {args.probe_epochs}")
+
+    spec = load_spec(resolve_model(exp["model"], exp["_path"]))
+    n_layers = len(spec["layers"])
+    depths = probe_depths(args.probe_layers or cfg["probe_layers"], n_layers, "--probe-layers")
+    device = resolve_device(args.device)
+    data_cfg = exp["data"]
+    dataset = args.dataset or data_cfg["dataset"]
+    root = args.data_root or data_cfg.get("root")
+    ds_kw = {"image_size": data_cfg["image_size"]} if data_cfg.get("image_size") else {}
+    train = load_dataset(dataset, root, "train", **ds_kw)
+    test = load_dataset(dataset, root, "test", **ds_kw)
+    train_subset = args.train_subset or data_cfg.get("train_subset")
+    test_subset = args.test_subset or data_cfg.get("test_subset")
+    if train_subset:
+        train = train.subset(train_subset)
+    if test_subset:
+        test = test.subset(test_subset)
+    train, test = train.to(device), test.to(device)
+    mean, std = (t.to(device) for t in train.channel_stats())
+
+    unsup = dict(exp.get("unsupervised", {}))
+    compute_dtype = PRECISIONS[unsup.pop("precision", "bf16")]
+    train_cfg = TrainConfig(**unsup)
+    probe_cfg = {**PROBE_DEFAULTS, **exp.get("probe", {}), "layers": depths}
+    if args.probe_epochs is not None:
+        probe_cfg["epochs"] = args.probe_epochs
+    rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
+    seed = cfg["seed"]
+
+    out = Path(args.out)
+    ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else (
+        DEFAULT_CHECKPOINTS if out.resolve() == DEFAULT_OUT.resolve() else out.parent / "checkpoints")
+    results = {"experiment": cfg["name"], "command": command, "git_commit": _git_commit(),
+               "torch": torch.__version__, "device": str(device), "cpu": platform.processor() or platform.machine(),
+               "threads": torch.get_num_threads(), "model": spec.get("name"), "base_experiment": exp["_path"],
+               "dataset": dataset, "train_images": len(train), "test_images": len(test),
+               "unsupervised": {**dataclasses.asdict(train_cfg), "precision": "bf16" if compute_dtype else "fp32"},
+               "probe": probe_cfg, "targets": cfg["targets"], "runs": []}
+    json_path = out.with_suffix(".json")
+    if json_path.is_file():
+        results["runs"] = json.loads(json_path.read_text()).get("runs", [])
+
+    scope = (dataset, len(train), len(test), seed)
+    plan = [(None, 1)] + [(neuron, T) for neuron in neurons for T in time_steps]
+    for neuron, T in plan:
+        spiking = None if neuron is None else spiking_run_config(cfg, neuron, T)
+        training = {"dataset": dataset, "train_images": len(train), "seed": seed, "model": spec.get("name"),
+                    "rule_options": [dataclasses.asdict(r) for r in rules], "unsupervised": results["unsupervised"],
+                    "spiking": None if spiking is None else spiking.to_dict()}
+        conditions = {**training, "test_images": len(test),
+                      "probe": {k: v for k, v in probe_cfg.items() if k != "layers"}}
+        label = run_label(run["rule"], neuron, T)
+        key = ("rate", "rate", 1) if spiking is None else ("spiking", neuron, T)
+        same = [r for r in results["runs"] if run_key(r) == key and r.get("conditions")
+                and scope_key(r) == scope]
+        if same and is_done(same[-1], conditions, depths) and not args.rerun:
+            print(f"{label}: already in {json_path}, skipped", flush=True)
+            continue
+        checkpoint = ckpt_dir / f"{label}_{digest(as_json(training))}.pt"
+        if args.rerun:
+            checkpoint.unlink(missing_ok=True)
+        # Spike encoders need pixels in [0, 1]; each layer's batch-norm then normalises after encoding.
+        standardise = spiking is None or not spiking.encodes_spikes
+        net, record = train_and_probe_run(
+            spec, run["rule"], rules, label=label, seed=seed, dataset=dataset, train=train, test=test,
+            mean=mean if standardise else None, std=std if standardise else None, train_cfg=train_cfg,
+            compute_dtype=compute_dtype, probe_cfg=probe_cfg, spiking=spiking, device=device, checkpoint=checkpoint,
+            progress=not args.quiet, command=command, git_commit=results["git_commit"])
+        record.update(train_images=len(train), test_images=len(test), device=str(device),
+                      threads=torch.get_num_threads(), conditions=as_json(conditions))
+        if spiking is not None:
+            record["layer_activity"] = [{"layer": i, **(layer.activity() or {})}
+                                        for i, layer in enumerate(net.layers, start=1)]
+        results["runs"] = [r for r in results["runs"] if r not in same] + [record]
+        write_json_atomic(results, json_path)
+        print(f"{label}: best probe {best_probe(record, depths):.2f} %, unsupervised {record['unsup_seconds']:.1f} s",
+              flush=True)
+
+    shown = [r for r in results["runs"] if r.get("conditions") and scope_key(r) == scope
+             and set(depths) <= {layer["layer"] for layer in r["layers"]}]
+    table = markdown_report(results, shown, depths)
+    out.with_suffix(".md").parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(table + "\n")
+    plot_rate_vs_spiking(shown, depths, out.with_suffix(".png"),
+                         title=f"{cfg['name']}: {dataset}, {len(train)} train / {len(test)} test images, {device}")
+    return results, table
+
+
+# --- report ----------------------------------------------------------------------------------------------
+
+def target_lines(runs: list[dict], targets: dict, depths: list[int]) -> list[str]:
+    """The two targets, each with the measured values and ``met`` / ``not met`` / ``not measured``."""
+    neuron, T = targets["neuron"], targets["time_steps"]
+    rate = next((r for r in runs if r["mode"] == "rate"), None)
+    spk = next((r for r in runs if run_key(r) == ("spiking", neuron, T)), None)
+    drop, ratio = targets["max_accuracy_drop"], targets["max_time_ratio"]
+    acc_goal = f"{neuron} at T = {T} within {drop:g} points of rate mode (best probed-layer linear-probe top-1)"
+    time_goal = f"{neuron} at T = {T} at most {ratio:g}x rate mode's unsupervised wall time"
+    if rate is None or spk is None:
+        absent = " and ".join(w for w, r in (("rate mode", rate), (f"{neuron} T = {T}", spk)) if r is None)
+        return [f"- Accuracy target: {acc_goal}: no {absent} run in these results: **not measured**",
+                f"- Time target: {time_goal}: no {absent} run in these results: **not measured**"]
+    a_rate, a_spk = best_probe(rate, depths), best_probe(spk, depths)
+    gap = a_rate - a_spk
+    times = spk["unsup_seconds"] / max(rate["unsup_seconds"], 1e-9)
+    return [f"- Accuracy target: {acc_goal}: {a_spk:.2f} % vs {a_rate:.2f} % ({-gap:+.2f} points): "
+            f"**{'met' if gap <= drop else 'not met'}**",
+            f"- Time target: {time_goal}: {spk['unsup_seconds']:.1f} s vs {rate['unsup_seconds']:.1f} s "
+            f"({times:.2f}x): **{'met' if times <= ratio else 'not met'}**"]
+
+
+def per_layer_activity(record: dict, key: str, scale: float, spec: str) -> str:
+    """One inference activity statistic of every layer, ``a/b/c`` (``-`` for a layer without a report,
+    an empty cell in rate mode)."""
+    reports = [a.get("inference") for a in record.get("layer_activity", [])]
+    return "/".join(format(scale * a[key], spec) if a else "-" for a in reports)
+
+
+def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
+    """The markdown table (one row per run, rate first) and the targets, with the conditions they were measured under."""
+    u = results["unsupervised"]
+    lines = [f"Latest invocation: `{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`, torch {results['torch']}, "
+             f"{results['device']} ({results.get('threads')} threads), {results['dataset']}: "
+             f"{results['train_images']} train / {results['test_images']} test images, {u['schedule']} schedule, "
+             f"epochs = {u['epochs']}, batch {u['batch_size']}, {u['precision']}, probe {results['probe']['epochs']} "
+             "epochs. Accuracies: linear probe (k-NN) top-1 %; activity: inference firing rate (spikes per step) "
+             "per layer, and the fraction of silent / saturated units. Each run's command, device and threads are in the "
+             "JSON.", ""]
+    order = sorted(runs, key=lambda r: (r["mode"] != "rate", r["neuron"], r["time_steps"]))
+    rate = next((r for r in order if r["mode"] == "rate"), None)
+    lines.append("| mode | neuron | T | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
+                 + " | best probe | vs rate (points) | unsup. time (s) | vs rate time | firing rate per layer "
+                   "| silent % | saturated % |")
+    lines.append("|---|---|---|" + "---|" * len(depths) + "---|---|---|---|---|---|---|")
+    for r in order:
+        by_depth = {layer["layer"]: layer for layer in r["layers"]}
+        cells = [f"{by_depth[d]['probe_top1']:.2f} ({by_depth[d]['knn_top1']:.2f})" for d in depths]
+        best = best_probe(r, depths)
+        vs_acc = f"{best - best_probe(rate, depths):+.2f}" if rate and r is not rate else ""
+        vs_time = f"{r['unsup_seconds'] / max(rate['unsup_seconds'], 1e-9):.2f}x" if rate and r is not rate else ""
+        activity = [per_layer_activity(r, key, scale, spec) for key, scale, spec in
+                    (("firing_rate_mean", 1, ".3f"), ("silent_fraction", 100, ".0f"), ("saturated_fraction", 100, ".0f"))]
+        lines.append(f"| {r['mode']} | {r['neuron']} | {r['time_steps']} | " + " | ".join(cells)
+                     + f" | {best:.2f} | {vs_acc} | {r['unsup_seconds']:.1f} | {vs_time} | " + " | ".join(activity) + " |")
+    lines += ["", "Targets (issue 4):", ""] + target_lines(runs, results["targets"], depths)
+    return "\n".join(lines)
+
+
+def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title: str = "") -> None:
+    """Best probed-layer top-1 (%) and unsupervised time (s) against ``T``: a line per backend, rate mode dashed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    neurons = sorted({r["neuron"] for r in runs if r["mode"] == "spiking"})
+    for i, neuron in enumerate(neurons):  # matched backends can coincide: shrinking markers keep each one visible
+        rs = sorted((r for r in runs if r["mode"] == "spiking" and r["neuron"] == neuron), key=lambda r: r["time_steps"])
+        steps = [r["time_steps"] for r in rs]
+        style = dict(color=f"C{i}", marker="os^Dv"[i % 5], markersize=10 - 1.5 * (i % 5), label=neuron)
+        acc_ax.plot(steps, [best_probe(r, depths) for r in rs], "-", **style)
+        time_ax.plot(steps, [r["unsup_seconds"] for r in rs], "-", **style)
+    for r in runs:
+        if r["mode"] == "rate":
+            acc_ax.axhline(best_probe(r, depths), color="k", linestyle="--", label="rate mode")
+            time_ax.axhline(r["unsup_seconds"], color="k", linestyle="--", label="rate mode")
+    all_steps = sorted({r["time_steps"] for r in runs if r["mode"] == "spiking"})
+    which = f"layer {depths[0]}" if len(depths) == 1 else f"best of layers {', '.join(map(str, depths))}"
+    for ax, ylabel in ((acc_ax, f"linear probe top-1 (%), {which}"),
+                       (time_ax, "unsupervised training time (s)")):
+        ax.set_xscale("log", base=2)
+        if all_steps:
+            ax.set_xticks(all_steps, [str(t) for t in all_steps])
+        ax.set_xlabel("time steps T")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rate_vs_spiking", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    command = " ".join(["python", "experiments/rate_vs_spiking.py", *argv])
+    try:
+        results, table = run_benchmark(args, command)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"rate_vs_spiking: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    print()
+    print(table)
+    print()
+    print(f"wrote {out.with_suffix('.json')}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

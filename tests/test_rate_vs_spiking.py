@@ -1,0 +1,132 @@
+"""experiments/rate_vs_spiking.py: end to end on a tiny config (results schema, the targets in the table,
+skipping finished runs), the verdicts of the targets, and its configuration errors."""
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_driver():
+    spec = importlib.util.spec_from_file_location("rate_vs_spiking", ROOT / "experiments" / "rate_vs_spiking.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+driver = _load_driver()
+
+MATCHED = ('[neuron_params]\n'
+           'native-lif = { beta = 0.9, threshold = 1.0, reset = "zero" }\n'
+           'snntorch-leaky = { beta = 0.9, threshold = 1.0, reset = "zero" }\n'
+           'norse-lifbox = { beta = 0.9, threshold = 1.0, reset = "zero", dt = 1e-3 }\n')
+
+
+def _write_config(tmp_path, neuron_params=MATCHED):
+    """A 3-layer toy model, a base experiment on 40 / 20 mini images, and the benchmark config over it."""
+    (tmp_path / "models").mkdir(exist_ok=True)
+    (tmp_path / "models" / "small.toml").write_text(
+        'input_channels = 3\ninput_size = 32\n'
+        '[[layers]]\nout_channels = 6\nkernel_size = 3\npadding = 1\npadding_mode = "reflect"\n'
+        'pool = { type = "max", kernel_size = 4, stride = 4 }\n'
+        '[[layers]]\nout_channels = 8\nkernel_size = 3\npadding = 1\npool = { type = "avg", kernel_size = 2 }\n'
+        '[[layers]]\ntype = "linear"\nout_channels = 5\n')
+    exp_dir = tmp_path / "experiments"
+    exp_dir.mkdir(exist_ok=True)
+    (exp_dir / "base.toml").write_text(
+        'model = "small"\n[data]\ndataset = "cifar10-mini"\ntrain_subset = 40\ntest_subset = 20\n'
+        '[unsupervised]\nbatch_size = 20\n[probe]\nepochs = 1\nknn_k = 5\n'
+        '[[runs]]\nrule = "softhebb"\n[[runs]]\nrule = "liouna"\noptions = { lr = 0.05 }\n')
+    config = exp_dir / "rvs.toml"
+    config.write_text(
+        'base_experiment = "base.toml"\nrun = "liouna"\nneurons = ["native-lif", "snntorch-leaky"]\n'
+        'time_steps = [2, 4]\n[spiking]\nencoder = "constant-current"\n' + neuron_params +
+        '[targets]\nneuron = "native-lif"\ntime_steps = 4\nmax_accuracy_drop = 2.0\nmax_time_ratio = 3.0\n')
+    return config
+
+
+def test_driver_end_to_end_writes_schema_table_and_plot_and_skips_finished_runs(tmp_path, capsys):
+    config = _write_config(tmp_path)
+    out = tmp_path / "results" / "rvs"
+    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet"]
+    assert driver.main(args) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    runs = results["runs"]
+    assert sorted((r["mode"], r["neuron"], r["time_steps"]) for r in runs) == [
+        ("rate", "rate", 1), ("spiking", "native-lif", 2), ("spiking", "native-lif", 4),
+        ("spiking", "snntorch-leaky", 2), ("spiking", "snntorch-leaky", 4)]
+    for r in runs:
+        assert r["rule"] == "liouna" and r["rule_options"][0]["lr"] == 0.05  # the base experiment's liouna run
+        assert (r["dataset"], r["train_images"], r["test_images"]) == ("cifar10-mini", 40, 20)
+        assert r["unsup_seconds"] >= 0 and r["unsup_images_per_second"] > 0 and r["batch_size"] == 20
+        assert [l["layer"] for l in r["layers"]] == [1, 2, 3]
+        for layer in r["layers"]:
+            assert 0 <= layer["probe_top1"] <= 100 and 0 <= layer["knn_top1"] <= 100
+            assert ("activity" in layer) == (r["mode"] == "spiking")
+        if r["mode"] == "spiking":
+            assert r["spiking"]["neuron_params"]["threshold"] == 1.0 and r["spiking"]["time_steps"] == r["time_steps"]
+            assert [a["layer"] for a in r["layer_activity"]] == [1, 2, 3]
+            for layer in r["layers"]:
+                a = layer["activity"]["inference"]
+                assert 0 <= a["firing_rate_mean"] <= 1 and 0 <= a["silent_fraction"] <= 1
+                assert 0 <= a["saturated_fraction"] <= 1
+    # Matched parameters: snnTorch's Leaky spikes exactly like the native LIF, so the same features and accuracies.
+    by_key = {(r["neuron"], r["time_steps"]): r for r in runs}
+    for T in (2, 4):
+        assert ([(l["probe_top1"], l["knn_top1"]) for l in by_key["native-lif", T]["layers"]]
+                == [(l["probe_top1"], l["knn_top1"]) for l in by_key["snntorch-leaky", T]["layers"]])
+
+    table = out.with_suffix(".md").read_text()
+    assert len(re.findall(r"^\| (rate|spiking) \|", table, flags=re.M)) == 5
+    rate, native = by_key["rate", 1], by_key["native-lif", 4]
+    gap = rate["probe_top1"] - native["probe_top1"]
+    ratio = native["unsup_seconds"] / max(rate["unsup_seconds"], 1e-9)  # times are rounded to 0.1 s: may be 0
+    accuracy_line = next(line for line in table.splitlines() if line.startswith("- Accuracy target"))
+    time_line = next(line for line in table.splitlines() if line.startswith("- Time target"))
+    assert "native-lif at T = 4 within 2 points of rate mode" in accuracy_line
+    assert accuracy_line.endswith(f"**{'met' if gap <= 2.0 else 'not met'}**")
+    assert "native-lif at T = 4 at most 3x rate mode's unsupervised wall time" in time_line
+    assert time_line.endswith(f"**{'met' if ratio <= 3.0 else 'not met'}**")
+    assert out.with_suffix(".png").stat().st_size > 10_000
+
+    capsys.readouterr()
+    assert driver.main(args + ["--probe-layers", "3"]) == 0  # every run already probed layer 3: nothing to do
+    assert capsys.readouterr().out.count("skipped") == 5
+    assert json.loads(out.with_suffix(".json").read_text())["runs"] == runs
+
+
+@pytest.mark.parametrize("rate_s,native_s,rate_acc,native_acc,verdicts", [
+    (100.0, 300.0, 70.0, 68.0, ["met", "met"]),
+    (100.0, 300.1, 70.0, 67.99, ["not met", "not met"]),
+    (100.0, None, 70.0, None, ["not measured", "not measured"]),
+])
+def test_targets_compare_native_lif_at_the_target_T_with_rate_mode(rate_s, native_s, rate_acc, native_acc, verdicts):
+    def run(mode, neuron, T, acc, seconds):
+        return {"mode": mode, "neuron": neuron, "time_steps": T, "unsup_seconds": seconds,
+                "layers": [{"layer": 1, "probe_top1": 99.0}, {"layer": 3, "probe_top1": acc}]}
+
+    runs = [run("rate", "rate", 1, rate_acc, rate_s), run("spiking", "native-lif", 4, 99.0, 1.0)]
+    if native_s is not None:
+        runs.append(run("spiking", "native-lif", 8, native_acc, native_s))
+    targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0}
+    lines = driver.target_lines(runs, targets, depths=[3])  # layer 1 (99 %) is not among the compared layers
+    assert [re.search(r"\*\*(.*)\*\*$", line).group(1) for line in lines] == verdicts
+
+
+def test_unknown_neuron_is_an_error_listing_the_allowed_ones(tmp_path, capsys):
+    config = _write_config(tmp_path)
+    assert driver.main(["--config", str(config), "--out", str(tmp_path / "r"), "--neurons", "hodgkin-huxley"]) == 2
+    assert "unknown neuron(s) ['hodgkin-huxley']; allowed: native-lif, integrate-and-fire, snntorch-leaky, " \
+           "norse-lif, norse-lifbox" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_backends_with_different_neurons_are_refused(tmp_path):
+    config = _write_config(tmp_path, MATCHED.replace('norse-lifbox = { beta = 0.9, threshold = 1.0',
+                                                     'norse-lifbox = { beta = 0.9, threshold = 1.5'))
+    with pytest.raises(ValueError, match=r"do not run the same neuron: native-lif has .*threshold=1.0.* but "
+                                         r"norse-lifbox has .*threshold=1.5"):
+        driver.load_config(config)
