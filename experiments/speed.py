@@ -8,7 +8,8 @@ For each rule, trains the 3-layer CIFAR network (greedy, one epoch per layer) on
 work of the step (counted from the layer geometry, below) and the GFLOP/s achieved. In the same run it
 times a square bf16 and a float32 matmul, so the achieved rate can be read against this machine's peak
 at that moment (other load on the machine lowers both alike). ``--batch-sizes`` measures several batch
-sizes. Writes ``experiments/results/speed.json`` and prints a table; full-epoch seconds are extrapolated
+sizes. Writes ``experiments/results/speed.json`` and prints a table (``--report`` prints the table of
+the existing file: the README's); full-epoch seconds are extrapolated
 linearly from ``--images`` when it is smaller than the training set.
 
 Work counted per image and layer (multiply-adds x 2): the forward convolution of every layer below
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -114,6 +114,25 @@ def measure(rule: str, train, batch_size: int, args, mean, std) -> dict:
             "epoch_tflop_full": round(total_flops * scale / 1e12, 1), "layers": layers}
 
 
+def table(results: dict) -> str:
+    lines = [
+        f"`{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`, torch {results['torch']}, "
+        f"{results['device']} ({results['threads']} threads); bf16 matmul measured in the same run: "
+        f"{results['bf16_matmul_gflop_per_second']:.0f} GFLOP/s before, "
+        f"{results['bf16_matmul_gflop_per_second_after']:.0f} after (fp32: {results['fp32_matmul_gflop_per_second']:.0f})",
+        "",
+        "| rule | batch | images timed | seconds | full epoch, s (extrapolated) | dataset img/s | GFLOP/s | "
+        "per layer: s (GFLOP/s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["runs"]:
+        per = ", ".join(f"{l['seconds']:.0f} ({l['gflop_per_second']:.0f})" for l in r["layers"])
+        lines.append(f"| {r['rule']} | {r['batch_size']} | {r['images']} | {r['seconds']:.0f} | "
+                     f"{r['epoch_seconds_full']:.0f} | {r['dataset_images_per_second']:.0f} | "
+                     f"{r['gflop_per_second']:.0f} | {per} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="cifar10", help="cifar10 (needs --data-root) or cifar10-mini")
@@ -125,7 +144,11 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=str(HERE / "results" / "speed.json"))
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--report", action="store_true", help="only print the table of the existing --out file (markdown)")
     args = p.parse_args(argv)
+    if args.report:
+        print(table(json.loads(Path(args.out).read_text())))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     train = load_dataset(args.dataset, args.data_root, "train")
@@ -143,14 +166,8 @@ def main(argv=None) -> int:
                "dataset": args.dataset, "train_images": args.full_size, **peak,
                "bf16_matmul_gflop_per_second_after": peak_after, "runs": runs}
     write_json_atomic(results, Path(args.out))
-    print(f"\nbf16 matmul {peak['bf16_matmul_gflop_per_second']:.0f} GFLOP/s (after: {peak_after:.0f}), "
-          f"fp32 {peak['fp32_matmul_gflop_per_second']:.0f}; {torch.get_num_threads()} threads")
-    print("| rule | batch | images | seconds | full epoch (s, extrapolated) | GFLOP/s | per layer s (GFLOP/s) |")
-    print("|---|---|---|---|---|---|---|")
-    for r in runs:
-        per = ", ".join(f"{l['seconds']:.0f} ({l['gflop_per_second']:.0f})" for l in r["layers"])
-        print(f"| {r['rule']} | {r['batch_size']} | {r['images']} | {r['seconds']:.0f} | {r['epoch_seconds_full']:.0f} "
-              f"| {r['gflop_per_second']:.0f} | {per} |")
+    print()
+    print(table(results))
     print(f"wrote {args.out}")
     return 0
 
