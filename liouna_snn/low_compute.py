@@ -125,11 +125,11 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
 
 
 def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckpt, depths):
-    from .blockwise import BlockwiseConfig, build_resnet_model, build_spec_model, train_blockwise
+    from .blockwise import SUPERVISED_SGD, BlockwiseConfig, build_resnet_model, build_spec_model, train_blockwise
     from .evaluation import probe_layers
 
     mode, loss, model_kind = BACKPROP[label]
-    sgd = dict(optimizer="sgd", lr=0.1, weight_decay=5e-4) if mode == "supervised" else {}
+    sgd = dict(SUPERVISED_SGD) if mode == "supervised" else {}
     cfg = BlockwiseConfig(mode=mode, loss=loss, epochs=args.max_epochs, batch_size=args.batch_size, max_seconds=budget,
                           seed=args.seed, feature_pool=None if model_kind == "spec" else args.feature_pool,
                           head_channels=None, **sgd)

@@ -52,10 +52,11 @@ def image_tree(root, sizes=(40, 48), per_class=(6, 3)):
     return root
 
 
-def write_experiment(tmp_path, finetune_epochs=0, rules=("softhebb", "random")):
+def write_experiment(tmp_path, finetune_epochs=0, rules=("softhebb", "random"), source_images=100, extra_runs=""):
+    """A transfer experiment: cifar10-mini (``source_images`` random train images) -> a tiny ImageFolder tree."""
     (tmp_path / "tiny.toml").write_text(TINY_MODEL)
     tree = image_tree(tmp_path / "tree")
-    runs = "\n".join(f'[[runs]]\nrule = "{r}"\n' for r in rules)
+    runs = "\n".join(f'[[runs]]\nrule = "{r}"\n' for r in rules) + extra_runs
     text = f"""
 name = "tiny_transfer"
 model = "{tmp_path / 'tiny.toml'}"
@@ -69,7 +70,7 @@ knn_k = 3
 [finetune]
 epochs = {finetune_epochs}
 [[transfers]]
-source = {{ dataset = "cifar10-mini", train_subset = 100 }}
+source = {{ dataset = "cifar10-mini", train_subset = {source_images} }}
 target = {{ dataset = "imagefolder", root = "{tree}" }}
 {runs}
 """
@@ -133,6 +134,92 @@ def test_end_to_end_transfer_writes_the_results_schema_and_resumes(tmp_path):
     assert len(again["runs"]) == 2  # the random run of the earlier file is kept
 
 
+E2E_RUN_OPTIONS = {"epochs": 1, "batch_size": 16, "lr": 0.8, "precision": "fp32"}
+E2E_RUN = """
+[[runs]]
+rule = "e2e-supervised"
+options = { epochs = 1, batch_size = 16, lr = 0.8, precision = "fp32" }
+"""
+
+
+def test_e2e_supervised_baseline_is_trained_with_source_labels_then_probed_like_the_hebbian_runs(tmp_path,
+                                                                                                 monkeypatch):
+    import liouna_snn.evaluation.transfer as transfer
+    from liouna_snn.blockwise import build_spec_model
+    from liouna_snn.network import load_spec
+    from liouna_snn.training import load_checkpoint
+
+    probe_layers = transfer.probe_layers
+    standardisation = {}   # probe label -> (mean, std) the probe standardised the target images with
+
+    def recording_probe_layers(model, train, test, depths, **kw):
+        standardisation[kw["label"]] = (kw["mean"].cpu(), kw["std"].cpu())
+        return probe_layers(model, train, test, depths, **kw)
+
+    monkeypatch.setattr(transfer, "probe_layers", recording_probe_layers)
+    path = write_experiment(tmp_path, rules=("random",), source_images=400, extra_runs=E2E_RUN)
+    results = run_transfer(path, progress=False, results_dir=tmp_path / "results", checkpoint_dir=tmp_path / "ckpt")
+    runs = {r["label"]: r for r in results["runs"]}
+    assert set(runs) == {"random", "e2e-supervised"}
+    e2e, random = runs["e2e-supervised"], runs["random"]
+    assert (e2e["rule"], e2e["mode"], e2e["neuron"], e2e["time_steps"]) == ("e2e-supervised", "rate", "rate", 1)
+    assert e2e["source_dataset"] == "cifar10-mini" and e2e["target_dataset"] == e2e["dataset"] == "imagefolder"
+    assert e2e["epochs"] == 1 and e2e["unsup_seconds"] >= 0 and e2e["unsup_images_per_second"] > 0
+    assert e2e["stopped_by"] == "epochs"
+    options = e2e["train_options"]
+    assert (options["mode"], options["optimizer"], options["batch_size"], options["lr"]) == ("supervised", "sgd", 16, 0.8)
+    assert options["weight_decay"] == 5e-4 and options["feature_pool"] is None and options["precision"] == "fp32"
+    # Probed like the Hebbian runs: every layer, the whole flattened layer output, the same target splits.
+    for key in ("layer", "features"):
+        assert [layer[key] for layer in e2e["layers"]] == [layer[key] for layer in random["layers"]]
+    assert [layer["features"] for layer in e2e["layers"]] == [8 * 8 * 8, 12 * 4 * 4]
+    assert e2e["target_train_images"] == 18 and e2e["target_test_images"] == 9
+    assert e2e["probe_top1"] == max(layer["probe_top1"] for layer in e2e["layers"])
+    # ... with the target images standardised by the source's statistics, as for the Hebbian runs.
+    source = load_split({"dataset": "cifar10-mini", "train_subset": 400}, "train", 16)
+    e2e_mean, e2e_std = standardisation["cifar10-mini -> imagefolder e2e-supervised seed 0"]
+    random_mean, random_std = standardisation["cifar10-mini -> imagefolder random seed 0"]
+    assert torch.equal(e2e_mean, random_mean) and torch.equal(e2e_std, random_std)
+    assert torch.allclose(e2e_mean, source.channel_stats()[0]) and torch.allclose(e2e_std, source.channel_stats()[1])
+    # It learnt the source's labels: its classifier beats the majority class of the 400 source images by far
+    # (untrained, or with a tiny lr, it sits near 10 %), and its weights moved away from their seeded initialisation.
+    majority = 100.0 * torch.bincount(source.labels).max().item() / len(source)
+    assert e2e["source_train_top1"] > majority + 10, (e2e["source_train_top1"], majority)
+    checkpoint = tmp_path / "ckpt" / "cifar10-mini_e2e-supervised_seed0.pt"
+    state = load_checkpoint(checkpoint)
+    assert state["config"]["mode"] == "supervised" and state["steps"] == 400 // 16
+    spec = load_spec(tmp_path / "tiny.toml")
+    initial = build_spec_model(spec, transfer.e2e_config(E2E_RUN_OPTIONS, seed=0)).state_dict()
+    for name in ("backbone.layers.0.1.weight", "backbone.layers.1.1.weight", "classifier.weight"):
+        assert not torch.allclose(state["model"][name], initial[name]), name
+    # A rerun resumes the finished checkpoint: no training step (the file is not rewritten), the same probes.
+    written_ns = checkpoint.stat().st_mtime_ns
+    again = run_transfer(path, progress=False, results_dir=tmp_path / "results", checkpoint_dir=tmp_path / "ckpt",
+                         only_rules=["e2e-supervised"])
+    rerun = next(r for r in again["runs"] if r["label"] == "e2e-supervised")
+    assert checkpoint.stat().st_mtime_ns == written_ns
+    assert rerun["unsup_images_per_second"] == e2e["unsup_images_per_second"]
+    assert rerun["source_train_top1"] == e2e["source_train_top1"]
+    assert [l["knn_top1"] for l in rerun["layers"]] == [l["knn_top1"] for l in e2e["layers"]]
+
+
+def test_e2e_supervised_defaults_are_the_low_compute_baseline_and_augment_false_is_the_identity():
+    from liouna_snn.blockwise import SUPERVISED_AUGMENT
+    from liouna_snn.evaluation.transfer import e2e_config
+
+    cfg = e2e_config({}, seed=3)
+    # low_compute.py's e2e-supervised-3layer: SGD 0.1 per 256 images, weight decay 5e-4, its default batch 128,
+    # crop + flip, bf16, whole flattened layer outputs as features
+    assert (cfg.mode, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.precision, cfg.feature_pool,
+            cfg.seed) == ("supervised", "sgd", 0.1, 5e-4, 128, "bf16", None, 3)
+    assert cfg.views == SUPERVISED_AUGMENT and cfg.max_seconds is None
+    x = torch.rand(4, 3, 16, 16)
+    plain = e2e_config({"augment": False, "max_seconds": 60}, seed=0)
+    # the identity up to the rounding of the resampling grid (a uint8 pixel step is 4e-3)
+    assert torch.allclose(plain.views(x, torch.Generator().manual_seed(0)), x, atol=1e-4) and plain.max_seconds == 60
+    assert not torch.allclose(cfg.views(x, torch.Generator().manual_seed(0)), x, atol=1e-2)
+
+
 def test_cli_transfer_runs_the_experiment(tmp_path, capsys):
     path = write_experiment(tmp_path, rules=("random",))
     assert main(["transfer", str(path), "--quiet", "--results-dir", str(tmp_path / "r"),
@@ -147,6 +234,13 @@ def test_cli_transfer_runs_the_experiment(tmp_path, capsys):
     (lambda t: t.replace('source = { dataset = "cifar10-mini", train_subset = 100 }',
                          'source = { dataset = "cifar10-mini", experiment = "x.toml" }'), r"source: give either"),
     (lambda t: t.replace("knn_k = 3", "knn = 3"), r"\[probe\].*knn"),
+    (lambda t: t + E2E_RUN.replace("lr = 0.8", "learning_rate = 0.8"),
+     r"\[\[runs\]\] #3 options \(rule 'e2e-supervised'\): unknown key.*learning_rate.*allowed: augment, batch_size, "
+     r"epochs, lr, max_seconds, precision, weight_decay"),
+    (lambda t: t + E2E_RUN.replace('"fp32"', '"fp16"'), r"options \(rule 'e2e-supervised'\): unknown precision 'fp16'"),
+    (lambda t: t + E2E_RUN.replace("epochs = 1,", "augment = 1, epochs = 1,"), r"augment must be true"),
+    (lambda t: t.replace('source = { dataset = "cifar10-mini", train_subset = 100 }',
+                         'source = { experiment = "x.toml" }') + E2E_RUN, r"e2e-supervised.*source.experiment"),
 ])
 def test_experiment_errors_name_the_key(tmp_path, edit, pattern):
     path = write_experiment(tmp_path)
@@ -161,4 +255,4 @@ def test_shipped_transfer_experiment_is_valid():
     exp = load_transfer_experiment(Path(__file__).parent.parent / "experiments" / "transfer.toml")
     pairs = {(t["source"].get("dataset"), t["target"]["dataset"]) for t in exp["transfers"]}
     assert pairs == {("cifar10", "imagenette"), ("imagenette", "cifar10")}
-    assert {r["rule"] for r in exp["runs"]} >= {"liouna", "softhebb", "random"}
+    assert {r["rule"] for r in exp["runs"]} >= {"liouna", "softhebb", "random", "e2e-supervised"}

@@ -10,9 +10,10 @@ from .convnet import SpecConvNet
 from .losses import LOSSES, barlow_twins_loss, make_loss, nt_xent_loss, vicreg_loss
 from .optim import LARS, warmup_cosine
 from .resnet import ResNetBackbone, Projector, StageHead, cifar_resnet18, cifar_resnet50
-from .trainer import (MODES, BlockwiseConfig, BlockwiseModel, build_resnet_model, build_spec_model, objective_losses,
-                      train_blockwise)
+from .trainer import (MODES, NO_AUGMENT, SUPERVISED_AUGMENT, SUPERVISED_SGD, BlockwiseConfig, BlockwiseModel,
+                      build_resnet_model, build_spec_model, objective_losses, supervised_config, train_blockwise)
 
-__all__ = ["LARS", "LOSSES", "MODES", "BlockwiseConfig", "BlockwiseModel", "Projector", "ResNetBackbone",
-           "SpecConvNet", "StageHead", "barlow_twins_loss", "build_resnet_model", "build_spec_model", "cifar_resnet18", "cifar_resnet50",
-           "make_loss", "nt_xent_loss", "objective_losses", "train_blockwise", "vicreg_loss", "warmup_cosine"]
+__all__ = ["LARS", "LOSSES", "MODES", "NO_AUGMENT", "SUPERVISED_AUGMENT", "SUPERVISED_SGD", "BlockwiseConfig",
+           "BlockwiseModel", "Projector", "ResNetBackbone", "SpecConvNet", "StageHead", "barlow_twins_loss",
+           "build_resnet_model", "build_spec_model", "cifar_resnet18", "cifar_resnet50", "make_loss", "nt_xent_loss",
+           "objective_losses", "supervised_config", "train_blockwise", "vicreg_loss", "warmup_cosine"]

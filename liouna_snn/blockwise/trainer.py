@@ -47,6 +47,12 @@ PRECISIONS = ("bf16", "fp32")
 DEFAULT_PROJECTORS = {"barlow-twins": (2048, 2048, 2048), "vicreg": (2048, 2048, 2048), "simclr": (2048, 256)}
 # One view for supervised training: crop + flip only.
 SUPERVISED_AUGMENT = Augment(scale=(0.6, 1.0), jitter_p=0.0, grayscale_p=0.0)
+# The identity view (whole image, no flip, no colour change; equal to the input up to ~1e-5 of resampling
+# rounding): supervised training without augmentation.
+NO_AUGMENT = Augment(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0, jitter_p=0.0, grayscale_p=0.0)
+# The end-to-end supervised baseline's optimiser (lr per 256 images), shared by the low-compute
+# comparison (``e2e-supervised-*``) and the transfer harness (rule ``e2e-supervised``).
+SUPERVISED_SGD = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4}
 
 
 @dataclass(frozen=True)
@@ -363,6 +369,13 @@ def _set_modes(model: BlockwiseModel, learning: list[int]) -> None:
             p.requires_grad_(learns)
         for m in backbone.stage_modules(i + 1):
             m.train(learns)
+
+
+def supervised_config(**options) -> BlockwiseConfig:
+    """Options of the end-to-end supervised baseline: mode ``supervised`` with :data:`SUPERVISED_SGD`
+    (SGD, lr 0.1 per 256 images, momentum 0.9, weight decay 5e-4), warm-up + cosine, crop + flip
+    (:data:`SUPERVISED_AUGMENT`); ``options`` override any :class:`BlockwiseConfig` field."""
+    return BlockwiseConfig(**{"mode": "supervised", **SUPERVISED_SGD, **options})
 
 
 def build_spec_model(spec: dict, config: BlockwiseConfig, *, num_classes: int = 10) -> BlockwiseModel:

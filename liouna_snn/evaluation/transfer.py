@@ -22,6 +22,9 @@ the pre-training and probe options of a ``liouna-snn run`` experiment, one or mo
 
     [[runs]]
     rule = "softhebb"                         # as in `liouna-snn run`: rule, seeds, options, label
+    [[runs]]
+    rule = "e2e-supervised"                   # the end-to-end supervised baseline (options: E2E_DEFAULTS)
+    options = { epochs = 10 }
 
 Per transfer, run and seed:
 
@@ -29,6 +32,12 @@ Per transfer, run and seed:
    checkpointed at ``<checkpoints>/<name>/<source>_<label>_seed<s>.pt`` and resumed), or the network of
    a ``liouna-snn run`` experiment's checkpoint (``source = { experiment = ... }``, run matched by label).
    ``random`` is the untrained baseline (its batch-norm statistics still come from the source).
+   ``e2e-supervised`` is the end-to-end supervised baseline: the same architecture as a backprop CNN
+   (:class:`~liouna_snn.blockwise.SpecConvNet` of the model spec) plus a linear classifier on its last
+   layer, trained with the source's labels by :func:`~liouna_snn.blockwise.train_blockwise` (mode
+   ``supervised``, :func:`~liouna_snn.blockwise.supervised_config`: the low-compute comparison's
+   ``e2e-supervised-3layer``; same checkpoint path, resumed mid-epoch); the classifier is then dropped
+   and the frozen layers are probed like the Hebbian ones. It needs ``source = { dataset = ... }``.
 2. **Resolution.** Every dataset is loaded at the network's input size ``S`` (the spec's
    ``input_size``): tensor datasets are resized (shorter side to ``S``, bilinear, antialiased) and
    centre-cropped (:func:`liouna_snn.data.resize_center_crop`), ImageFolder trees are decoded that way.
@@ -43,10 +52,14 @@ Per transfer, run and seed:
 
 Results (``<results>/<name>.json``) follow the project's results schema, one entry per transfer, run and
 seed, with ``dataset`` = the target and the extra fields ``source_dataset`` and ``target_dataset``
-(and ``finetune`` when enabled).
+(and ``finetune`` when enabled). ``e2e-supervised`` entries are rate-mode (``mode`` = ``neuron`` =
+``"rate"``) and add ``train_options`` (:meth:`BlockwiseConfig.to_dict`), ``stopped_by`` and
+``source_train_top1`` (% of the source's train split its own classifier gets right, un-augmented);
+``unsup_seconds`` is their training time.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import platform
@@ -59,6 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..blockwise import SUPERVISED_SGD
 from ..config import read_toml, reject_unknown, require
 from ..data import ImageTensors, iterate_batches, load_dataset
 from .layers import PROBE_DEFAULTS as LAYER_PROBE_DEFAULTS, probe_layers
@@ -74,6 +88,13 @@ FINETUNE_KEYS = {"epochs", "lr", "batch_size", "weight_decay"}
 RUN_KEYS = {"rule", "seeds", "options", "label"}
 PROBE_DEFAULTS = {**LAYER_PROBE_DEFAULTS, "layers": "all"}
 FINETUNE_DEFAULTS = {"epochs": 0, "lr": 1e-4, "batch_size": 64, "weight_decay": 0.0}
+E2E_RULE = "e2e-supervised"
+# Options of an e2e-supervised run: those of the low-compute comparison's e2e-supervised-3layer (SGD, lr 0.1
+# per 256 images, weight decay 5e-4, batch 128, crop + flip, bf16), except the length: low-compute stops it
+# by a wall-clock budget, here it runs `epochs` passes over the source (`max_seconds`, optional, caps it).
+E2E_DEFAULTS = {"epochs": 1, "batch_size": 128, "lr": SUPERVISED_SGD["lr"], "weight_decay": SUPERVISED_SGD["weight_decay"],
+                "augment": True, "precision": "bf16"}
+E2E_KEYS = set(E2E_DEFAULTS) | {"max_seconds"}
 
 
 def load_transfer_experiment(path: str | Path) -> dict:
@@ -104,6 +125,13 @@ def load_transfer_experiment(path: str | Path) -> dict:
     for i, run in enumerate(exp["runs"], start=1):
         reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
         require(run, ("rule",), f"{where} [[runs]] #{i}")
+        if run["rule"] == E2E_RULE:
+            e2e_config(run.get("options", {}), seed=0, where=f"{where} [[runs]] #{i} options")  # raises if invalid
+            reused = [k for k, tr in enumerate(exp["transfers"], start=1) if "experiment" in tr["source"]]
+            if reused:
+                raise ValueError(f"{where} [[runs]] #{i}: rule {E2E_RULE!r} trains its own network on the source's "
+                                 f"train split, but [[transfers]] #{reused[0]} reuses a `liouna-snn run` experiment's "
+                                 f"Hebbian checkpoints (source.experiment); give that transfer source.dataset")
     if "spiking" in exp:
         spiking_config(exp["spiking"], where + " [spiking]")
     if exp.get("finetune", {}).get("epochs", 0) and "spiking" in exp:
@@ -112,6 +140,32 @@ def load_transfer_experiment(path: str | Path) -> dict:
     exp.setdefault("name", path.stem)
     exp["_path"] = str(path.resolve())
     return exp
+
+
+def e2e_config(options: dict, *, seed: int, where: str = "e2e-supervised options"):
+    """The :class:`~liouna_snn.blockwise.BlockwiseConfig` of an ``e2e-supervised`` run's ``options``.
+
+    ``options`` (the run's TOML table) may set :data:`E2E_KEYS`: ``epochs``, ``batch_size`` (images per
+    step), ``lr`` (per 256 images, scaled by batch_size / 256), ``weight_decay``, ``augment`` (true: crop +
+    flip, :data:`~liouna_snn.blockwise.SUPERVISED_AUGMENT`; false: the whole image as it is),
+    ``precision`` ("bf16" or "fp32") and ``max_seconds`` (wall-clock cap of training); the others are
+    :data:`E2E_DEFAULTS`. Probe features are the whole flattened layer outputs (``feature_pool = None``),
+    as for the Hebbian networks. Unknown options or invalid values raise a ``ValueError`` naming them.
+    """
+    from ..blockwise import NO_AUGMENT, supervised_config
+
+    reject_unknown(options, E2E_KEYS, f"{where} (rule {E2E_RULE!r})")
+    opts = {**E2E_DEFAULTS, **options}
+    if not isinstance(opts["augment"], bool):
+        raise ValueError(f"{where} (rule {E2E_RULE!r}): augment must be true (crop + flip) or false (the whole "
+                         f"image as it is), got {opts['augment']!r}")
+    try:
+        return supervised_config(epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
+                                 weight_decay=opts["weight_decay"], precision=opts["precision"],
+                                 max_seconds=opts.get("max_seconds"), augment=None if opts["augment"] else NO_AUGMENT,
+                                 feature_pool=None, seed=seed)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where} (rule {E2E_RULE!r}): {err}") from err
 
 
 def random_subset(data: ImageTensors, n: int | None, seed: int = 0) -> ImageTensors:
@@ -142,17 +196,22 @@ def finetune_plain(network: nn.Module, train: ImageTensors, test: ImageTensors, 
     """Fine-tune the plain-CNN export of a rate-mode ``network`` plus a linear head on ``train``; top-1 on ``test``.
 
     The network is exported with :func:`liouna_snn.export.export_plain` and loaded back with ``load_plain``
-    (standard ``torch.nn`` modules), a ``nn.Linear`` head is put on its flattened last-layer output, and all
-    weights train by backprop (Adam, cross-entropy; batch-norms in train mode) for ``epochs`` epochs on images
+    (standard ``torch.nn`` modules; a :class:`~liouna_snn.blockwise.BlockwiseModel`, already made of them,
+    gives a copy of its backbone, its own classifier dropped), a ``nn.Linear`` head is put on its flattened
+    last-layer output, and all weights train by backprop (Adam, cross-entropy; batch-norms in train mode) for ``epochs`` epochs on images
     standardised with ``mean`` / ``std``. ``network`` itself is not modified. Returns ``{"epochs", "lr",
     "top1", "train_top1", "seconds"}`` (accuracies in %).
     """
+    from ..blockwise import BlockwiseModel
     from ..export import export_plain, load_plain
 
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
-        export_plain(network, folder)
-        body = load_plain(folder, device=device)
+    if isinstance(network, BlockwiseModel):
+        body = copy.deepcopy(network.backbone).float().to(device)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            export_plain(network, folder)
+            body = load_plain(folder, device=device)
     torch.manual_seed(seed)
     classes = int(max(train.labels.max(), test.labels.max())) + 1
     with torch.no_grad():
@@ -224,6 +283,46 @@ def _source_network(exp: dict, tr: dict, run: dict, label: str, seed: int, spec:
     return net, source["dataset"], mean, std, summary
 
 
+@torch.no_grad()
+def classifier_top1(model, data: ImageTensors, *, mean=None, std=None, device="cpu", batch_size: int = 250) -> float:
+    """Top-1 (%) of a supervised :class:`~liouna_snn.blockwise.BlockwiseModel`'s own classifier on ``data``.
+
+    Eval mode (batch-norm running statistics), un-augmented images standardised with ``mean`` / ``std``
+    ((C,), [0, 1] pixel units); the model's precision (bf16 autocast or fp32) for the backbone.
+    """
+    model.eval()
+    correct = 0
+    for x, y in iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std):
+        correct += int((model.classifier(model(x)).argmax(1) == y).sum())
+    return 100.0 * correct / max(len(data), 1)
+
+
+def _e2e_source_network(tr: dict, run: dict, label: str, seed: int, spec: dict, image_size: int, *, device,
+                        checkpoint_dir: Path, data_root, progress):
+    """The ``e2e-supervised`` baseline of one transfer and seed, trained (or resumed) on the source's train split.
+
+    Returns ``(model, source dataset name, mean, std, summary, entry fields)``: the frozen
+    :class:`~liouna_snn.blockwise.BlockwiseModel` in eval mode (``model(x, depth)``: layer ``depth``'s
+    flattened output, float32), the source's per-channel ``mean`` / ``std`` ((C,), [0, 1] units; the
+    network is trained and probed with them), :func:`train_blockwise`'s summary (``seconds``: training
+    time) and the results fields ``train_options``, ``stopped_by`` and ``source_train_top1`` (%).
+    """
+    from ..blockwise import build_spec_model, train_blockwise
+
+    source = tr["source"]
+    cfg = e2e_config(run.get("options", {}), seed=seed)
+    train = load_split(source, "train", image_size, data_root).to(device)
+    mean, std = (t.to(device) for t in train.channel_stats())
+    model = build_spec_model(spec, cfg, num_classes=len(train.classes))
+    summary = train_blockwise(model, train, device=device, mean=mean, std=std, progress=progress,
+                              checkpoint=checkpoint_dir / f"{source['dataset']}_{label}_seed{seed}.pt",
+                              description=f"{source['dataset']} {label} seed {seed}")
+    model.requires_grad_(False)
+    fields = {"train_options": cfg.to_dict(), "stopped_by": summary["stopped_by"],
+              "source_train_top1": round(classifier_top1(model, train, mean=mean, std=std, device=device), 2)}
+    return model, source["dataset"], mean, std, summary, fields
+
+
 def run_transfer(path: str | Path, *, data_root: str | Path | None = None, device: str = "auto",
                  results_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                  progress: bool = True, only_rules: list[str] | None = None) -> dict:
@@ -274,10 +373,17 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
             if only_rules and run["rule"] not in only_rules and label not in only_rules:
                 continue
             for seed in run.get("seeds", [0]):
-                net, source_name, mean, std, summary = _source_network(
-                    exp, tr, run, label, seed, spec, size, device=dev, compute_dtype=compute_dtype,
-                    train_cfg=train_cfg, spiking=spiking, checkpoint_dir=checkpoint_dir, data_root=data_root,
-                    progress=progress)
+                if run["rule"] == E2E_RULE:
+                    net, source_name, mean, std, summary, extra = _e2e_source_network(
+                        tr, run, label, seed, spec, size, device=dev, checkpoint_dir=checkpoint_dir,
+                        data_root=data_root, progress=progress)
+                    epochs = extra["train_options"]["epochs"]
+                else:
+                    net, source_name, mean, std, summary = _source_network(
+                        exp, tr, run, label, seed, spec, size, device=dev, compute_dtype=compute_dtype,
+                        train_cfg=train_cfg, spiking=spiking, checkpoint_dir=checkpoint_dir, data_root=data_root,
+                        progress=progress)
+                    extra, epochs = {}, train_cfg.epochs if summary is not None else None
                 mean_d = None if mean is None else mean.to(dev)
                 std_d = None if std is None else std.to(dev)
                 prefix = f"{source_name} -> {target['dataset']} {label} seed {seed}"
@@ -286,18 +392,18 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                                       progress=progress, label=prefix,
                                       **{k: v for k, v in probe_cfg.items() if k != "layers"})
                 probe_seconds = time.perf_counter() - t0
-                net_spiking = net.spiking
+                net_spiking = getattr(net, "spiking", None)   # None: rate mode (always for e2e-supervised)
                 mode = {"mode": "rate", "neuron": "rate", "time_steps": 1} if net_spiking is None else {
                     "mode": "spiking", "neuron": net_spiking.neuron, "time_steps": net_spiking.time_steps}
                 entry = {
                     "label": label, "dataset": target["dataset"], "source_dataset": source_name,
                     "target_dataset": target["dataset"], "rule": run["rule"], **mode, "seed": seed,
-                    "epochs": train_cfg.epochs if summary is not None else None,
+                    "epochs": epochs,
                     "unsup_seconds": round(summary["seconds"], 1) if summary else None,
                     "unsup_images_per_second": round(summary["images_per_second"], 1) if summary else None,
                     "probe_seconds": round(probe_seconds, 1), "target_train_images": len(train),
                     "target_test_images": len(test), "layers": layers,
-                    "probe_top1": max(layer["probe_top1"] for layer in layers),
+                    "probe_top1": max(layer["probe_top1"] for layer in layers), **extra,
                     "command": command, "git_commit": results["git_commit"],
                 }
                 if finetune_cfg["epochs"]:
@@ -316,15 +422,15 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
 
 def transfer_table(results: dict) -> str:
     """A text table: one row per run (source -> target, rule, seed), probe / k-NN top-1 (%) of every layer."""
-    rows = [f"{'source -> target':<28} {'run':<12} {'seed':>4}  layers: probe / k-NN (%)"]
+    rows = [f"{'source -> target':<28} {'run':<14} {'seed':>4}  layers: probe / k-NN (%)"]
     for r in results["runs"]:
         cells = "  ".join(f"L{layer['layer']} {layer['probe_top1']:5.1f} / {layer['knn_top1']:5.1f}"
                           for layer in r["layers"])
         ft = f"  fine-tuned {r['finetune']['top1']:.1f}" if "finetune" in r else ""
-        rows.append(f"{r['source_dataset'] + ' -> ' + r['target_dataset']:<28} {r['label']:<12} {r['seed']:>4}  "
+        rows.append(f"{r['source_dataset'] + ' -> ' + r['target_dataset']:<28} {r['label']:<14} {r['seed']:>4}  "
                     f"{cells}{ft}")
     return "\n".join(rows)
 
 
-__all__ = ["finetune_plain", "load_split", "load_transfer_experiment", "random_subset", "run_transfer",
-           "transfer_table"]
+__all__ = ["E2E_DEFAULTS", "E2E_RULE", "classifier_top1", "e2e_config", "finetune_plain", "load_split",
+           "load_transfer_experiment", "random_subset", "run_transfer", "transfer_table"]
