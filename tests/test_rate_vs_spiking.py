@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import SMALL_SPEC_TOML
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,12 +30,7 @@ MATCHED = ('[neuron_params]\n'
 def _write_config(tmp_path, neuron_params=MATCHED):
     """A 3-layer toy model, a base experiment on 40 / 20 mini images, and the benchmark config over it."""
     (tmp_path / "models").mkdir(exist_ok=True)
-    (tmp_path / "models" / "small.toml").write_text(
-        'input_channels = 3\ninput_size = 32\n'
-        '[[layers]]\nout_channels = 6\nkernel_size = 3\npadding = 1\npadding_mode = "reflect"\n'
-        'pool = { type = "max", kernel_size = 4, stride = 4 }\n'
-        '[[layers]]\nout_channels = 8\nkernel_size = 3\npadding = 1\npool = { type = "avg", kernel_size = 2 }\n'
-        '[[layers]]\ntype = "linear"\nout_channels = 5\n')
+    (tmp_path / "models" / "small.toml").write_text(SMALL_SPEC_TOML)
     exp_dir = tmp_path / "experiments"
     exp_dir.mkdir(exist_ok=True)
     (exp_dir / "base.toml").write_text(

@@ -13,6 +13,7 @@ from liouna_snn.rules import ConvGeometry
 from liouna_snn.spiking import SpikingConfig, Trace, spiking_config
 
 from .test_network import SMALL_SPEC
+from .conftest import SMALL_SPEC_TOML
 
 # Rule with a plain weight step: weight += lr * dW (no norm-dependent rate, no scaling).
 PLAIN = dict(lr_schedule="constant", scaling="none")
@@ -173,12 +174,7 @@ def test_every_neuron_backend_gives_the_same_network_rates():
 
 def _write_spiking_experiment(tmp_path, spiking):
     (tmp_path / "models").mkdir(exist_ok=True)
-    (tmp_path / "models" / "small.toml").write_text(
-        'input_channels = 3\ninput_size = 32\n'
-        '[[layers]]\nout_channels = 6\nkernel_size = 3\npadding = 1\npadding_mode = "reflect"\n'
-        'pool = { type = "max", kernel_size = 4, stride = 4 }\n'
-        '[[layers]]\nout_channels = 8\nkernel_size = 3\npadding = 1\npool = { type = "avg", kernel_size = 2 }\n'
-        '[[layers]]\ntype = "linear"\nout_channels = 5\n')
+    (tmp_path / "models" / "small.toml").write_text(SMALL_SPEC_TOML)
     exp = tmp_path / "experiments" / "spiking.toml"
     exp.parent.mkdir(exist_ok=True)
     exp.write_text('model = "small"\n[data]\ndataset = "cifar10-mini"\ntrain_subset = 40\ntest_subset = 20\n'
