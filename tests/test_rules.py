@@ -33,15 +33,16 @@ def _random_case(kind, stride, padding, seed=0):
                                                  ("conv", 2, 0), ("conv", 2, 1)])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("lambda_v", [1.0, 0.3])
-def test_explicit_and_energy_forms_agree(kind, stride, padding, masked, lambda_v):
+@pytest.mark.parametrize("inhibition", ["population", "column"])
+def test_explicit_and_energy_forms_agree(kind, stride, padding, masked, lambda_v, inhibition):
     x, w, c, geom = _random_case(kind, stride, padding)
     visible = None
     if masked:
         g = torch.Generator().manual_seed(1)
         shape = x.shape if kind == "linear" else (x.shape[0], 1, *x.shape[2:])
         visible = (torch.rand(shape, generator=g) > 0.4).double()
-    explicit = explicit_update(x, c, c, w, geom, visible=visible, lambda_v=lambda_v)
-    energy = energy_update(x, c, w, geom, visible=visible, lambda_v=lambda_v)
+    explicit = explicit_update(x, c, c, w, geom, visible=visible, lambda_v=lambda_v, inhibition=inhibition)
+    energy = energy_update(x, c, w, geom, visible=visible, lambda_v=lambda_v, inhibition=inhibition)
     assert explicit.shape == w.shape
     assert energy.norm() > 0
     assert rel_err(explicit, energy) < 1e-5
@@ -195,3 +196,39 @@ def test_update_scalings_follow_their_definitions(scaling):
     torch.testing.assert_close(scaled, dw / expected)
     if scaling != "rms":
         assert float(scaled.abs().max()) == pytest.approx(1.0)
+
+
+def test_column_inhibition_matches_per_patch_formula_with_mask():
+    # dW_k = sum_p h_k,p omega_p (x_p - sum_j c_j,p w_j): each patch predicted by its own column of units.
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 2, 5, 5, generator=g, dtype=torch.float64)
+    w = torch.randn(3, 2, 3, 3, generator=g, dtype=torch.float64)
+    geom = ConvGeometry(1, 1, "reflect")
+    visible = (torch.rand(2, 1, 5, 5, generator=g) > 0.5).double()
+    lam = 0.25
+    u = F.conv2d(F.pad(x * visible, (1, 1, 1, 1), mode="reflect"), w)
+    c, h = torch.relu(u), torch.softmax(u, dim=1)
+    dw = explicit_update(x, c, h, w, geom, visible=visible, lambda_v=lam, inhibition="column")
+    omega = (1 - visible) + lam * visible
+    xp = F.unfold(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3)
+    op = F.unfold(F.pad(omega.expand_as(x), (1, 1, 1, 1), mode="reflect"), 3)
+    wf = w.flatten(1)
+    ref = torch.zeros_like(wf)
+    for b in range(2):
+        for p in range(25):
+            x_hat = sum(c[b, j].flatten()[p] * wf[j] for j in range(3))
+            for k in range(3):
+                ref[k] += h[b, k].flatten()[p] * op[b, :, p] * (xp[b, :, p] - x_hat)
+    assert rel_err(dw.flatten(1), ref) < 1e-10
+    # Without a mask the fast path (corr(h, x) - (H^T C) W) gives the same as the masked path at omega = 1.
+    fast = explicit_update(x, c, h, w, geom, inhibition="column")
+    ones = explicit_update(x, c, h, w, geom, visible=torch.ones_like(visible), lambda_v=1.0, inhibition="column")
+    assert rel_err(fast, ones) < 1e-12
+
+
+def test_column_and_population_inhibition_coincide_for_a_linear_layer():
+    # One position: the units covering an element are exactly the column.
+    x, w, c, geom = _random_case("linear", 1, 0)
+    pop = explicit_update(x, c, c, w, geom, inhibition="population")
+    col = explicit_update(x, c, c, w, geom, inhibition="column")
+    assert rel_err(col, pop) < 1e-12

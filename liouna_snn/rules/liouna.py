@@ -8,7 +8,16 @@ One layer with weights ``W (K, C, k, k)`` sees an input ``x (B, C, H, W)`` (a li
     x_hat = conv_transpose(c, W) / kappa                tied-weight top-down prediction
     e     = omega (x - x_hat) / kappa,  omega = (1 - m) + lambda_v m
     dW    = corr(h, e)                                  population (subtractive) inhibition
+    dW_k  = sum_p h_k,p omega_p (x_p - sum_j c_j,p w_j)  column inhibition (units sharing patch p)
     dW_k  = sum_patches h_k omega (x - c_k w_k)         self-only inhibition
+
+Population inhibition predicts every input element from all the units whose receptive fields cover
+it (overlapping positions, divided by the coverage ``kappa``). Column inhibition keeps only the
+units at the same output position: each patch ``x_p`` is predicted by the column of ``K`` units
+that all see exactly it, ``x_hat_p = W^T c_p``, the linear-layer rule applied patch by patch. An
+overcomplete convolution (96 filters 5x5 over 75 inputs, 25 overlapping positions per pixel) can
+predict its input well with random filters once their norms fit, so the population error carries
+little pressure on the filters' directions; the column error does not have that escape.
 
 ``corr(h, e)`` correlates each unit's factor with the error over the patch it sees: the weight
 gradient of a convolution with input ``e`` and output gradient ``h``. When ``h = c`` the
@@ -25,7 +34,7 @@ import torch.nn.functional as F
 
 from .geometry import ConvGeometry, as_conv, conv_transpose, coverage, crop, pad
 
-INHIBITIONS = ("population", "self")
+INHIBITIONS = ("population", "column", "self")
 
 
 def correlate(h: torch.Tensor, pre: torch.Tensor, weight_shape: torch.Size, stride: int,
@@ -48,6 +57,41 @@ def correlate(h: torch.Tensor, pre: torch.Tensor, weight_shape: torch.Size, stri
     patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])       # (B*P, C*k*k)
     post = h.to(cd).flatten(2).transpose(0, 1).reshape(h.shape[1], -1)  # (K, B*P)
     return (post @ patches).reshape(weight_shape).to(pre.dtype)
+
+
+def patch_rows(t: torch.Tensor, kernel_hw: tuple[int, int], stride: int) -> torch.Tensor:
+    """The patches of a padded ``t (B, C, Hp, Wp)`` as rows ``(B*P, C*k*k)``, ``P`` output positions."""
+    patches = F.unfold(t, kernel_hw, stride=stride)                      # (B, C*k*k, P)
+    return patches.transpose(1, 2).reshape(-1, patches.shape[1])
+
+
+def unit_rows(c: torch.Tensor) -> torch.Tensor:
+    """A code ``c (B, K, Ho, Wo)`` as rows ``(B*P, K)``, in :func:`patch_rows`' order."""
+    return c.flatten(2).transpose(1, 2).reshape(-1, c.shape[1])
+
+
+def column_update(x_padded: torch.Tensor, c: torch.Tensor, h: torch.Tensor, weight: torch.Tensor, stride: int,
+                  omega_padded: torch.Tensor | None = None,
+                  compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Column inhibition: ``dW = sum_p h_p (omega_p (x_p - W^T c_p))^T`` over every patch ``p``.
+
+    ``x_padded (B, C, Hp, Wp)``, ``c, h (B, K, Ho, Wo)``, ``weight (K, C, k, k)``, ``omega_padded``
+    broadcastable to ``x_padded`` (``None``: every element weighs 1) -> ``(K, C, k, k)``.
+    Without a mask it is ``corr(h, x) - (H^T C) W``: one ``K x K`` matrix of unit co-activity.
+    """
+    cd = compute_dtype or x_padded.dtype
+    k_hw = tuple(weight.shape[-2:])
+    w_rows = weight.reshape(weight.shape[0], -1)                           # (K, D)
+    h_rows = unit_rows(h).to(cd)
+    if omega_padded is None:
+        hebb = correlate(h, x_padded, weight.shape, stride, compute_dtype)
+        coactivity = (h_rows.transpose(0, 1) @ unit_rows(c).to(cd)).to(x_padded.dtype)   # (K, K)
+        return hebb - (coactivity @ w_rows).reshape(weight.shape)
+    x_rows = patch_rows(x_padded, k_hw, stride)
+    omega_rows = patch_rows(omega_padded.expand_as(x_padded).to(x_padded.dtype), k_hw, stride)
+    x_hat = (unit_rows(c).to(cd) @ w_rows.to(cd)).to(x_padded.dtype)      # (B*P, D)
+    e_rows = omega_rows * (x_rows - x_hat)
+    return (h_rows.transpose(0, 1) @ e_rows.to(cd)).to(x_padded.dtype).reshape(weight.shape)
 
 
 def predict_input(c: torch.Tensor, weight: torch.Tensor, input_hw: tuple[int, int], geometry: ConvGeometry,
@@ -94,7 +138,8 @@ def explicit_update(
         geometry: stride and padding of the forward convolution (``LINEAR`` for a linear layer).
         visible: mask broadcastable to ``x``; 1 = visible, 0 = hidden. ``None`` = no mask.
         lambda_v: weight of visible elements in the error, in ``[0, 1]``.
-        inhibition: ``"population"`` (prediction by every unit) or ``"self"`` (each unit's own term).
+        inhibition: ``"population"`` (prediction by every unit covering an element), ``"column"``
+            (by the units at the same position, patch by patch) or ``"self"`` (each unit's own term).
         compute_dtype: dtype of the convolutions (e.g. ``torch.bfloat16``); element-wise work and the
             result stay in ``x``'s dtype.
 
@@ -114,6 +159,9 @@ def explicit_update(
         p = geometry.padding
         e_padded = F.pad(e, (p, p, p, p)) if p else e  # padded elements carry no error
         dw = correlate(h, e_padded, weight.shape, geometry.stride, compute_dtype)
+    elif inhibition == "column":
+        omega_p = None if visible is None else pad(omega.expand_as(x), geometry)
+        dw = column_update(pad(x, geometry), c, h, weight, geometry.stride, omega_p, compute_dtype)
     elif inhibition == "self":
         # dW_k = sum over patches of h_k * omega * (x - c_k w_k), on the padded patches the unit sees.
         x_p = pad(x, geometry)
@@ -131,27 +179,41 @@ def explicit_update(
 
 def energy(
     x: torch.Tensor, c: torch.Tensor, weight: torch.Tensor, geometry: ConvGeometry, *,
-    visible: torch.Tensor | None = None, lambda_v: float = 1.0,
+    visible: torch.Tensor | None = None, lambda_v: float = 1.0, inhibition: str = "population",
 ) -> torch.Tensor:
-    """``E = 1/2 sum omega (x - conv_transpose(c, W) / kappa)^2`` over the real input elements (a scalar)."""
+    """The prediction energy (a scalar) of code ``c`` for input ``x``.
+
+    ``population``: ``E = 1/2 sum omega (x - conv_transpose(c, W) / kappa)^2`` over the real input
+    elements. ``column``: ``E = 1/2 sum_p sum omega_p (x_p - W^T c_p)^2`` over every patch ``x_p``
+    a unit sees (padding included), each predicted by the units at its own position.
+    """
+    if inhibition not in ("population", "column"):
+        raise ValueError(f"the energy exists for inhibition 'population' or 'column', not {inhibition!r}")
     x, weight4 = as_conv(x, weight)
     c = c.reshape(*c.shape[:2], *c.shape[2:] or (1, 1))
     if visible is not None and visible.dim() < 4:
         visible = visible.reshape(*visible.shape, *(1,) * (4 - visible.dim()))
+    omega = position_weights(visible, lambda_v)
+    if inhibition == "column":
+        k_hw = tuple(weight4.shape[-2:])
+        x_rows = patch_rows(pad(x, geometry), k_hw, geometry.stride)
+        omega_rows = 1.0 if visible is None else patch_rows(pad(omega.expand_as(x), geometry), k_hw, geometry.stride)
+        x_hat = unit_rows(c) @ weight4.reshape(weight4.shape[0], -1)
+        return 0.5 * (omega_rows * (x_rows - x_hat).pow(2)).sum()
     x_hat = predict_input(c, weight4, x.shape[-2:], geometry)
-    return 0.5 * (position_weights(visible, lambda_v) * (x - x_hat).pow(2)).sum()
+    return 0.5 * (omega * (x - x_hat).pow(2)).sum()
 
 
 def energy_update(
     x: torch.Tensor, c: torch.Tensor, weight: torch.Tensor, geometry: ConvGeometry, *,
-    visible: torch.Tensor | None = None, lambda_v: float = 1.0,
+    visible: torch.Tensor | None = None, lambda_v: float = 1.0, inhibition: str = "population",
 ) -> torch.Tensor:
-    """``dW = -dE/dW`` with the code ``c`` held fixed (the ``h = c`` member, population inhibition).
+    """``dW = -dE/dW`` with the code ``c`` held fixed (the ``h = c`` member; population or column inhibition).
 
     Autograd is only a way to compute a local correlation here: the graph spans this one layer.
     """
     w = weight.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        e = energy(x.detach(), c.detach(), w, geometry, visible=visible, lambda_v=lambda_v)
+        e = energy(x.detach(), c.detach(), w, geometry, visible=visible, lambda_v=lambda_v, inhibition=inhibition)
         (grad,) = torch.autograd.grad(e, w)
     return -grad

@@ -33,7 +33,9 @@ class RuleConfig:
         hebb: ``h = f(u)``, the postsynaptic factor; a factor name or ``"code"`` (``h = c``).
         anti_hebbian: losers of the competition at each position get ``-h`` (SoftHebb).
         inverse_temperature: ``t`` of the softmax factors.
-        inhibition: ``population`` (prediction by every unit; the energy form applies) or ``self``.
+        inhibition: ``population`` (prediction by every unit covering an input element), ``column``
+            (by the units at the same position, patch by patch) or ``self``; the energy form applies to
+            the first two.
         mask_ratio: probability ``rho`` that a mask patch is hidden; 0 turns masking off.
         mask_patch: side of a square mask patch, in input pixels of this layer.
         lambda_v: weight of visible elements in the error, in [0, 1] (1: all count, 0: hidden only).
@@ -84,8 +86,9 @@ class RuleConfig:
             raise ValueError(f"rule option lr={self.lr} must be a finite number >= 0")
         if self.init_radius <= 0:
             raise ValueError(f"rule option init_radius={self.init_radius} must be > 0")
-        if self.form == "energy" and not (self.hebb == "code" and self.inhibition == "population"):
-            raise ValueError("form='energy' needs hebb='code' and inhibition='population' (the energy exists only then)")
+        if self.form == "energy" and not (self.hebb == "code" and self.inhibition in ("population", "column")):
+            raise ValueError("form='energy' needs hebb='code' and inhibition='population' or 'column' "
+                             "(the energy exists only then)")
 
 
 PRESETS: dict[str, dict] = {
@@ -166,7 +169,8 @@ class LocalRule:
         """
         c, h = self.factors(u, y)
         if self.config.form == "energy":
-            return energy_update(x, c, weight, geometry, visible=visible, lambda_v=self.config.lambda_v)
+            return energy_update(x, c, weight, geometry, visible=visible, lambda_v=self.config.lambda_v,
+                                 inhibition=self.config.inhibition)
         return explicit_update(x, c, h, weight, geometry, visible=visible, lambda_v=self.config.lambda_v,
                                inhibition=self.config.inhibition, compute_dtype=compute_dtype)
 
