@@ -41,11 +41,12 @@ from liouna_snn.config import read_toml, reject_unknown, require
 from liouna_snn.data import load_dataset
 from liouna_snn.evaluation import PROBE_DEFAULTS
 from liouna_snn.experiment import (
-    PRECISIONS, _git_commit, load_experiment, per_layer_rules, resolve_device, resolve_model, train_and_probe_run,
+    _git_commit, load_experiment, per_layer_rules, resolve_device, resolve_model, train_and_probe_run,
     write_json_atomic,
 )
 from liouna_snn.network import load_spec
 from liouna_snn.neurons import NEURONS, make_neuron
+from liouna_snn.precision import compute_dtype as dtype_of, resolve_precision
 from liouna_snn.spiking import SpikingConfig, spiking_config
 from liouna_snn.training import TrainConfig
 
@@ -248,7 +249,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     mean, std = (t.to(device) for t in train.channel_stats())
 
     unsup = dict(exp.get("unsupervised", {}))
-    compute_dtype = PRECISIONS[unsup.pop("precision", "bf16")]
+    precision = resolve_precision(unsup.pop("precision", "auto"), device)
+    compute_dtype = dtype_of(precision, device)
     train_cfg = TrainConfig(**unsup)
     probe_cfg = {**PROBE_DEFAULTS, **exp.get("probe", {}), "layers": depths}
     if args.probe_epochs is not None:
@@ -263,7 +265,7 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                "torch": torch.__version__, "device": str(device), "cpu": platform.processor() or platform.machine(),
                "threads": torch.get_num_threads(), "model": spec.get("name"), "base_experiment": exp["_path"],
                "dataset": dataset, "train_images": len(train), "test_images": len(test),
-               "unsupervised": {**dataclasses.asdict(train_cfg), "precision": "bf16" if compute_dtype else "fp32"},
+               "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "targets": cfg["targets"], "runs": []}
     json_path = out.with_suffix(".json")
     if json_path.is_file():

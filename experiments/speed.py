@@ -83,7 +83,7 @@ def measure(rule: str, train, batch_size: int, args, mean, std) -> dict:
     spec = ls.load_spec(HERE.parent / "models" / "cifar10_3layer.toml")
     options = RULES[rule]
     rules = [ls.rule_config(rule, **{k: v[i] for k, v in options.items()}) for i in range(len(spec["layers"]))]
-    net = ls.build_network(spec, rules, seed=0, compute_dtype=torch.bfloat16 if args.precision == "bf16" else None)
+    net = ls.build_network(spec, rules, seed=0, compute_dtype=ls.precision.compute_dtype(args.precision))
     forward = conv_flops_per_image(net)
     spans: dict[int, list[float]] = {}
     learn_layer = net.learn_layer
@@ -107,7 +107,7 @@ def measure(rule: str, train, batch_size: int, args, mean, std) -> dict:
                        "gflop": round(flops / 1e9, 1), "gflop_per_second": round(flops / seconds / 1e9, 1)})
     total = summary["seconds"]
     scale = args.full_size / args.images
-    return {"rule": rule, "batch_size": batch_size, "precision": args.precision, "images": args.images,
+    return {"rule": rule, "batch_size": batch_size, "precision": ls.precision.resolve_precision(args.precision), "images": args.images,
             "seconds": round(total, 1), "epoch_seconds_full": round(total * scale, 1),
             "dataset_images_per_second": round(args.images / total, 1),
             "gflop_per_second": round(total_flops / total / 1e9, 1),
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=50_000, help="training images per layer pass (default: all)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[10])
     p.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
-    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=str(HERE / "results" / "speed.json"))
     p.add_argument("--quiet", action="store_true")

@@ -13,7 +13,8 @@
     [unsupervised]                      # liouna_snn.training.TrainConfig + precision
     schedule = "greedy"
     batch_size = 10
-    precision = "bf16"                  # bf16 convolutions, float32 master weights; or "fp32"
+    precision = "auto"                  # "bf16": bf16 convolutions, float32 master weights; "fp32"; "auto":
+                                        # bf16 where the device computes it natively (liouna_snn.precision)
 
     [probe]
     epochs = 50
@@ -52,6 +53,8 @@ from .data import load_dataset
 from .evaluation import PROBE_DEFAULTS, probe_layers
 from .config import read_toml, reject_unknown, require
 from .network import build_network, load_spec
+from .precision import PRECISIONS, resolve_precision
+from .precision import compute_dtype as dtype_of
 from .rules import RuleConfig, rule_config
 from .spiking import spiking_config
 from .training import TrainConfig, train_unsupervised, write_atomic
@@ -62,7 +65,6 @@ UNSUP_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} | {"precision"}
 PROBE_KEYS = {"epochs", "batch_size", "lr", "dropout", "standardize", "knn_k", "knn_temperature", "layers",
               "feature_batch_size"}
 RUN_KEYS = {"rule", "seeds", "options", "label"}
-PRECISIONS = {"bf16": torch.bfloat16, "fp32": None}
 
 
 def load_experiment(path: str | Path) -> dict:
@@ -75,7 +77,7 @@ def load_experiment(path: str | Path) -> dict:
     reject_unknown(exp["data"], DATA_KEYS, where + " [data]")
     reject_unknown(exp.get("unsupervised", {}), UNSUP_KEYS, where + " [unsupervised]")
     reject_unknown(exp.get("probe", {}), PROBE_KEYS, where + " [probe]")
-    if exp.get("unsupervised", {}).get("precision", "bf16") not in PRECISIONS:
+    if exp.get("unsupervised", {}).get("precision", "auto") not in PRECISIONS:
         raise ValueError(f"{where} [unsupervised]: precision must be one of {', '.join(PRECISIONS)}")
     for i, run in enumerate(exp["runs"], start=1):
         reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
@@ -174,7 +176,8 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
         mean = std = None
 
     unsup = dict(exp.get("unsupervised", {}))
-    compute_dtype = PRECISIONS[unsup.pop("precision", "bf16")]
+    precision = resolve_precision(unsup.pop("precision", "auto"), dev)
+    compute_dtype = dtype_of(precision, dev)
     train_cfg = TrainConfig(**unsup)
     probe_cfg = {**PROBE_DEFAULTS, "layers": "all", **exp.get("probe", {})}
     results_dir = Path(results_dir) if results_dir else Path(exp["_path"]).parent / "results"
@@ -184,7 +187,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                "git_commit": _git_commit(), "torch": torch.__version__, "device": str(dev),
                "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                "model": spec.get("name"), "train_images": len(train), "test_images": len(test),
-               "unsupervised": {**dataclasses.asdict(train_cfg), "precision": "bf16" if compute_dtype else "fp32"},
+               "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "runs": []}
     previous = results_dir / f"{name}.json"
     if only_rules and previous.is_file():  # a partial rerun keeps the other runs of the last full run
@@ -265,7 +268,8 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
     record = {
         "label": label, "dataset": dataset, "rule": rule, **mode,
         "seed": seed, "epochs": train_cfg.epochs, "schedule": train_cfg.schedule,
-        "batch_size": train_cfg.batch_size, "unsup_seconds": round(summary["seconds"], 1),
+        "batch_size": train_cfg.batch_size, "precision": "bf16" if compute_dtype is not None else "fp32",
+        "unsup_seconds": round(summary["seconds"], 1),
         "unsup_images_per_second": round(summary["images_per_second"], 1),
         "probe_seconds": round(probe_seconds, 1), "layers": layers,
         "probe_top1": max(l["probe_top1"] for l in layers),

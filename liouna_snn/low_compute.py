@@ -97,7 +97,8 @@ def _check(args) -> None:
 
 def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device, ckpt, depths):
     from .data import num_batches
-    from .experiment import PRECISIONS, per_layer_rules
+    from .experiment import per_layer_rules
+    from .precision import compute_dtype as dtype_of, resolve_precision
     from .evaluation import probe_layers
     from .network import build_network
     from .training import TrainConfig, train_unsupervised
@@ -107,7 +108,8 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
         raise ValueError(f"the Hebbian experiment {exp['_path']} has no run with rule or label {label!r}")
     options = runs[0].get("options", {})
     unsup = dict(exp.get("unsupervised", {}))
-    compute_dtype = PRECISIONS[unsup.pop("precision", "bf16")]
+    precision = resolve_precision(unsup.pop("precision", "auto"), device)
+    compute_dtype = dtype_of(precision, device)
     cfg = TrainConfig(**{**unsup, "seed": args.seed, "max_seconds": budget})
     net = build_network(spec, per_layer_rules(runs[0]["rule"], options, len(spec["layers"])), seed=args.seed,
                         compute_dtype=compute_dtype)
@@ -119,7 +121,7 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
     full = num_batches(len(train), cfg.batch_size, drop_last=True) * cfg.batch_size * passes
     stopped = "budget" if summary["images"] < full else "epochs"
     extra = {"model": spec.get("name"), "schedule": cfg.schedule, "batch_size": cfg.batch_size, "stopped_by": stopped,
-             "train_options": {**dataclasses.asdict(cfg), "precision": "bf16" if compute_dtype else "fp32",
+             "train_options": {**dataclasses.asdict(cfg), "precision": precision,
                                "rule_options": options}}
     return runs[0]["rule"], summary, layers, extra
 

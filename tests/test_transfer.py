@@ -209,9 +209,9 @@ def test_e2e_supervised_defaults_are_the_low_compute_baseline_and_augment_false_
 
     cfg = e2e_config({}, seed=3)
     # low_compute.py's e2e-supervised-3layer: SGD 0.1 per 256 images, weight decay 5e-4, its default batch 128,
-    # crop + flip, bf16, whole flattened layer outputs as features
+    # crop + flip, precision "auto", whole flattened layer outputs as features
     assert (cfg.mode, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.precision, cfg.feature_pool,
-            cfg.seed) == ("supervised", "sgd", 0.1, 5e-4, 128, "bf16", None, 3)
+            cfg.seed) == ("supervised", "sgd", 0.1, 5e-4, 128, "auto", None, 3)
     assert cfg.views == SUPERVISED_AUGMENT and cfg.max_seconds is None
     x = torch.rand(4, 3, 16, 16)
     plain = e2e_config({"augment": False, "max_seconds": 60}, seed=0)

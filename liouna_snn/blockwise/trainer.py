@@ -20,7 +20,8 @@ atomic checkpoints and mid-epoch resumption (:func:`~liouna_snn.training.save_at
 with images/s; the model's ``forward(x, depth)`` gives probe features to
 :func:`liouna_snn.evaluation.probe_layers`. SGD or LARS, linear warm-up then cosine decay over the
 run's progress (steps, or seconds of a wall-clock budget, whichever is further along). Forward passes
-run under ``torch.autocast(bfloat16)`` on CPU and GPU with ``precision = "bf16"``; losses compute in float32.
+run under ``torch.autocast(bfloat16)`` on CPU and GPU with ``precision = "bf16"`` (``"auto"``: where the
+device computes bf16 natively); losses compute in float32.
 """
 from __future__ import annotations
 
@@ -36,13 +37,13 @@ from tqdm.auto import tqdm
 
 from ..data import ImageTensors, iterate_batches, num_batches
 from ..data.augment import Augment
+from ..precision import PRECISIONS, resolve_precision
 from ..training import check_budget, epoch_generator, load_checkpoint, phase_deadlines, save_atomic, schedule_phases
 from .losses import LOSSES, make_loss
 from .optim import OPTIMIZERS, make_optimizer, warmup_cosine
 from .resnet import Projector, ResNetBackbone, StageHead
 
 MODES = ("blockwise", "end-to-end", "supervised")
-PRECISIONS = ("bf16", "fp32")
 # Projector sizes per loss when none is given (solo-learn's CIFAR settings).
 DEFAULT_PROJECTORS = {"barlow-twins": (2048, 2048, 2048), "vicreg": (2048, 2048, 2048), "simclr": (2048, 256)}
 # One view for supervised training: crop + flip only.
@@ -78,7 +79,8 @@ class BlockwiseConfig:
         feature_pool: probe features (and the supervised classifier's input) of a stage: adaptive
             average pool to ``p x p`` then flatten (1: global average pool); ``None``: flatten the
             whole stage output (as the Hebbian probes do).
-        precision: ``bf16`` (autocast) or ``fp32``.
+        precision: ``bf16`` (autocast), ``fp32``, or ``auto`` (bf16 where the device computes it
+            natively, :mod:`liouna_snn.precision`).
         max_seconds: wall-clock budget of the training loop (``None``: run all epochs).
         seed: fixes initialisation (done by the model builder), data order, views and noise.
         checkpoint_every: steps between checkpoints (when a checkpoint path is given).
@@ -101,7 +103,7 @@ class BlockwiseConfig:
     projector: tuple[int, ...] | None = None
     augment: Augment | None = None
     feature_pool: int | None = 1
-    precision: str = "bf16"
+    precision: str = "auto"
     max_seconds: float | None = None
     seed: int = 0
     checkpoint_every: int = 200
@@ -153,7 +155,7 @@ class BlockwiseModel(nn.Module):
     ``backbone(x, depth)`` (:class:`ResNetBackbone`,
     :class:`~liouna_snn.blockwise.convnet.SpecConvNet`). ``forward(x, depth)`` returns the probe
     features of stage ``depth``: ``(B, F)`` float32, pooled per ``config.feature_pool``, computed
-    under bf16 autocast when ``config.precision == "bf16"``.
+    under bf16 autocast when ``config.precision`` resolves to bf16 (:mod:`liouna_snn.precision`).
 
     Objectives: ``blockwise``: ``heads[i]`` = :class:`StageHead` -> :class:`Projector` per stage;
     ``end-to-end``: ``heads[0]`` = global average pool -> :class:`Projector` on the last stage;
@@ -178,7 +180,8 @@ class BlockwiseModel(nn.Module):
             self.classifier = nn.Linear(f.shape[1], num_classes)
 
     def autocast(self, device_type: str):
-        return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
+        bf16 = resolve_precision(self.config.precision, device_type) == "bf16"
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=bf16)
 
     def forward(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         depth = len(self.backbone) if depth is None else depth

@@ -93,7 +93,7 @@ E2E_RULE = "e2e-supervised"
 # per 256 images, weight decay 5e-4, batch 128, crop + flip, bf16), except the length: low-compute stops it
 # by a wall-clock budget, here it runs `epochs` passes over the source (`max_seconds`, optional, caps it).
 E2E_DEFAULTS = {"epochs": 1, "batch_size": 128, "lr": SUPERVISED_SGD["lr"], "weight_decay": SUPERVISED_SGD["weight_decay"],
-                "augment": True, "precision": "bf16"}
+                "augment": True, "precision": "auto"}
 E2E_KEYS = set(E2E_DEFAULTS) | {"max_seconds"}
 
 
@@ -148,7 +148,7 @@ def e2e_config(options: dict, *, seed: int, where: str = "e2e-supervised options
     ``options`` (the run's TOML table) may set :data:`E2E_KEYS`: ``epochs``, ``batch_size`` (images per
     step), ``lr`` (per 256 images, scaled by batch_size / 256), ``weight_decay``, ``augment`` (true: crop +
     flip, :data:`~liouna_snn.blockwise.SUPERVISED_AUGMENT`; false: the whole image as it is),
-    ``precision`` ("bf16" or "fp32") and ``max_seconds`` (wall-clock cap of training); the others are
+    ``precision`` ("auto", "bf16" or "fp32"; see :mod:`liouna_snn.precision`) and ``max_seconds`` (wall-clock cap of training); the others are
     :data:`E2E_DEFAULTS`. Probe features are the whole flattened layer outputs (``feature_pool = None``),
     as for the Hebbian networks. Unknown options or invalid values raise a ``ValueError`` naming them.
     """
@@ -331,7 +331,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
     ``data_root`` overrides every source and target ``root``; ``only_rules`` keeps the runs with these rule
     names or labels (the other runs of an existing results file are kept).
     """
-    from ..experiment import PRECISIONS, _git_commit, resolve_device, resolve_model, write_json_atomic
+    from ..precision import compute_dtype as dtype_of, resolve_precision
+    from ..experiment import _git_commit, resolve_device, resolve_model, write_json_atomic
     from ..network import load_spec
     from ..spiking import spiking_config
     from ..training import TrainConfig
@@ -346,7 +347,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
         spec = {**spec, "layers": spec["layers"][:exp["depth"]]}
     size = spec["input_size"]
     unsup = dict(exp.get("unsupervised", {}))
-    compute_dtype = PRECISIONS[unsup.pop("precision", "bf16")]
+    precision = resolve_precision(unsup.pop("precision", "auto"), dev)
+    compute_dtype = dtype_of(precision, dev)
     train_cfg = TrainConfig(**unsup)
     probe_cfg = {**PROBE_DEFAULTS, **exp.get("probe", {})}
     finetune_cfg = {**FINETUNE_DEFAULTS, **exp.get("finetune", {})}
@@ -359,7 +361,7 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
     results = {"experiment": name, "command": command, "git_commit": _git_commit(), "torch": torch.__version__,
                "device": str(dev), "cpu": platform.processor() or platform.machine(),
                "threads": torch.get_num_threads(), "model": spec.get("name"), "image_size": size,
-               "unsupervised": {**dataclasses.asdict(train_cfg), "precision": "bf16" if compute_dtype else "fp32"},
+               "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "finetune": finetune_cfg, "runs": []}
     previous = results_dir / f"{name}.json"
     if only_rules and previous.is_file():
