@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from liouna_snn import build_network, load_spec, rule_config  # noqa: E402
+from liouna_snn import build_network, load_spec, precision, rule_config  # noqa: E402
 from liouna_snn.data import load_dataset  # noqa: E402
 from liouna_snn.training import TrainConfig, train_unsupervised  # noqa: E402
 from liouna_snn.training.distributed import balanced_split, layer_macs  # noqa: E402
@@ -142,7 +142,7 @@ def imagenette_estimate(batch_size: int = 10) -> dict:
     spec = load_spec(ROOT / "models" / "imagenette_5layer.toml")
     narrow = {**spec, "layers": [dict(l) for l in spec["layers"]]}
     narrow["layers"][-1]["out_channels"] //= 8
-    net = build_network(narrow, rule_config("softhebb"), seed=0, compute_dtype=torch.bfloat16)
+    net = build_network(narrow, rule_config("softhebb"), seed=0, compute_dtype=precision.compute_dtype("auto"))
     rows = layer_costs(net, (160, 160), batch_size=2, repeats=2, scale=[1, 1, 1, 1, 8])
     rows[-1]["out_shape"][0] *= 8
     rows[-1]["activation_bytes_per_micro_batch"] *= 8
