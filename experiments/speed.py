@@ -107,7 +107,8 @@ def measure(rule: str, train, batch_size: int, args, mean, std) -> dict:
                        "gflop": round(flops / 1e9, 1), "gflop_per_second": round(flops / seconds / 1e9, 1)})
     total = summary["seconds"]
     scale = args.full_size / args.images
-    return {"rule": rule, "batch_size": batch_size, "precision": ls.precision.resolve_precision(args.precision), "images": args.images,
+    return {"rule": rule, "batch_size": batch_size, "precision": ls.precision.resolve_precision(args.precision),
+            "images": args.images,
             "seconds": round(total, 1), "epoch_seconds_full": round(total * scale, 1),
             "dataset_images_per_second": round(args.images / total, 1),
             "gflop_per_second": round(total_flops / total / 1e9, 1),

@@ -90,7 +90,7 @@ PROBE_DEFAULTS = {**LAYER_PROBE_DEFAULTS, "layers": "all"}
 FINETUNE_DEFAULTS = {"epochs": 0, "lr": 1e-4, "batch_size": 64, "weight_decay": 0.0}
 E2E_RULE = "e2e-supervised"
 # Options of an e2e-supervised run: those of the low-compute comparison's e2e-supervised-3layer (SGD, lr 0.1
-# per 256 images, weight decay 5e-4, batch 128, crop + flip, bf16), except the length: low-compute stops it
+# per 256 images, weight decay 5e-4, batch 128, crop + flip, precision "auto"), except the length: low-compute stops it
 # by a wall-clock budget, here it runs `epochs` passes over the source (`max_seconds`, optional, caps it).
 E2E_DEFAULTS = {"epochs": 1, "batch_size": 128, "lr": SUPERVISED_SGD["lr"], "weight_decay": SUPERVISED_SGD["weight_decay"],
                 "augment": True, "precision": "auto"}
@@ -148,8 +148,8 @@ def e2e_config(options: dict, *, seed: int, where: str = "e2e-supervised options
     ``options`` (the run's TOML table) may set :data:`E2E_KEYS`: ``epochs``, ``batch_size`` (images per
     step), ``lr`` (per 256 images, scaled by batch_size / 256), ``weight_decay``, ``augment`` (true: crop +
     flip, :data:`~liouna_snn.blockwise.SUPERVISED_AUGMENT`; false: the whole image as it is),
-    ``precision`` ("auto", "bf16" or "fp32"; see :mod:`liouna_snn.precision`) and ``max_seconds`` (wall-clock cap of training); the others are
-    :data:`E2E_DEFAULTS`. Probe features are the whole flattened layer outputs (``feature_pool = None``),
+    ``precision`` ("auto", "bf16" or "fp32"; see :mod:`liouna_snn.precision`) and ``max_seconds``
+    (wall-clock cap of training); the others are :data:`E2E_DEFAULTS`. Probe features are the whole flattened layer outputs (``feature_pool = None``),
     as for the Hebbian networks. Unknown options or invalid values raise a ``ValueError`` naming them.
     """
     from ..blockwise import NO_AUGMENT, supervised_config
