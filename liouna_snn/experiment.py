@@ -30,6 +30,11 @@
     time_steps = 4
     encoder = "constant-current"        # or "bernoulli" / "poisson": then the data is not standardised
     plasticity = "rate"                 # or "online" (traces, with trace_decay)
+    lateral_inhibition = "none"         # or "mean": the neurons' current is u - mean_k u (triangle competition)
+
+A run may carry its own ``spiking = { ... }`` table: its keys override the top-level ``[spiking]`` for that
+run alone (without a top-level table, it puts just that run in spiking mode), and ``spiking = false`` keeps
+a run in rate mode; so one experiment can compare rate and spiking variants of a network.
 
 :func:`run_experiment` trains every run, probes every layer, and writes
 ``<results>/<name>.json`` (the project's results schema) plus plots. A run in spiking mode records
@@ -56,7 +61,7 @@ from .network import build_network, load_spec
 from .precision import PRECISIONS, resolve_precision
 from .precision import compute_dtype as dtype_of
 from .rules import RuleConfig, rule_config
-from .spiking import spiking_config
+from .spiking import SpikingConfig, spiking_config
 from .training import TrainConfig, train_unsupervised, write_atomic
 
 TOP_KEYS = {"name", "description", "model", "depth", "data", "unsupervised", "probe", "runs", "device", "spiking"}
@@ -64,7 +69,7 @@ DATA_KEYS = {"dataset", "root", "download", "train_subset", "test_subset", "imag
 UNSUP_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} | {"precision"}
 PROBE_KEYS = {"epochs", "batch_size", "lr", "dropout", "standardize", "knn_k", "knn_temperature", "layers",
               "feature_batch_size"}
-RUN_KEYS = {"rule", "seeds", "options", "label"}
+RUN_KEYS = {"rule", "seeds", "options", "label", "spiking"}
 
 
 def load_experiment(path: str | Path) -> dict:
@@ -79,14 +84,31 @@ def load_experiment(path: str | Path) -> dict:
     reject_unknown(exp.get("probe", {}), PROBE_KEYS, where + " [probe]")
     if exp.get("unsupervised", {}).get("precision", "auto") not in PRECISIONS:
         raise ValueError(f"{where} [unsupervised]: precision must be one of {', '.join(PRECISIONS)}")
+    if "spiking" in exp:
+        spiking_config(exp["spiking"], where + " [spiking]")  # unknown keys and bad values raise here
     for i, run in enumerate(exp["runs"], start=1):
         reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
         require(run, ("rule",), f"{where} [[runs]] #{i}")
-    if "spiking" in exp:
-        spiking_config(exp["spiking"], where + " [spiking]")  # unknown keys and bad values raise here
+        run_spiking(exp, run, f"{where} [[runs]] #{i}")
     exp.setdefault("name", path.stem)
     exp["_path"] = str(path.resolve())
     return exp
+
+
+def run_spiking(exp: dict, run: dict, where: str = "[[runs]]") -> SpikingConfig | None:
+    """The :class:`SpikingConfig` of one ``[[runs]]`` entry (``None``: rate mode).
+
+    The top-level ``[spiking]`` table, updated by the run's own ``spiking`` table; ``spiking = false`` in the
+    run means rate mode. Unknown keys and bad values raise a ``ValueError`` naming ``where``.
+    """
+    own = run.get("spiking", True)
+    if own is False:
+        return None
+    if own is True:
+        return spiking_config(exp["spiking"], f"{where} [spiking]") if "spiking" in exp else None
+    if not isinstance(own, dict):
+        raise ValueError(f"{where}: spiking must be a table of spiking options or false, got {own!r}")
+    return spiking_config({**exp.get("spiking", {}), **own}, f"{where} spiking")
 
 
 def resolve_model(model: str, experiment_path: str | Path) -> Path:
@@ -170,10 +192,6 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
         test = test.subset(data_cfg["test_subset"])
     train, test = train.to(dev), test.to(dev)
     mean, std = (t.to(dev) for t in train.channel_stats())
-    spiking = spiking_config(exp["spiking"], f"{exp['_path']} [spiking]") if "spiking" in exp else None
-    if spiking is not None and spiking.encodes_spikes:
-        # Spike encoders need pixels in [0, 1] (P(spike) = x); each layer's batch-norm normalises after encoding.
-        mean = std = None
 
     unsup = dict(exp.get("unsupervised", {}))
     precision = resolve_precision(unsup.pop("precision", "auto"), dev)
@@ -198,11 +216,15 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
             continue
         rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
         label = run.get("label", run["rule"])
+        spiking = run_spiking(exp, run)
+        # Spike encoders need pixels in [0, 1] (P(spike) = x); each layer's batch-norm normalises after encoding.
+        standardise = spiking is None or not spiking.encodes_spikes
         for seed in run.get("seeds", [0]):
             ckpt_name = f"{label}_seed{seed}.pt" if spiking is None else f"{label}_spiking_seed{seed}.pt"
             net, record = train_and_probe_run(
                 spec, run["rule"], rules, label=label, seed=seed, dataset=data_cfg["dataset"], train=train,
-                test=test, mean=mean, std=std, train_cfg=train_cfg, compute_dtype=compute_dtype, probe_cfg=probe_cfg,
+                test=test, mean=mean if standardise else None, std=std if standardise else None,
+                train_cfg=train_cfg, compute_dtype=compute_dtype, probe_cfg=probe_cfg,
                 spiking=spiking, device=dev, checkpoint=checkpoint_dir / ckpt_name, progress=progress,
                 parallel=parallel, command=results["command"], git_commit=results["git_commit"])
             if record is None:

@@ -16,7 +16,7 @@ from torch import nn
 
 from .rules import ConvGeometry, LocalRule, RuleConfig
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
-from .spiking import OnlineUpdate, SpikingConfig, activity_report, encode, spike_counts
+from .spiking import OnlineUpdate, SpikingConfig, activity_report, encode, neuron_current, spike_counts
 
 ACTIVITY_PHASES = ("learning", "inference")
 
@@ -243,9 +243,11 @@ class PlasticLayer(nn.Module):
         return u_steps, u_steps.mean(dim=0)
 
     def _spike_counts(self, u_steps: torch.Tensor | None, u: torch.Tensor, on_step=None) -> torch.Tensor:
+        """Spike counts of the layer's neurons driven by ``u`` (or ``u_steps``), after lateral inhibition."""
         per_step = u_steps is not None
-        return spike_counts(self.neuron, u_steps if per_step else u, self.spiking.time_steps, per_step=per_step,
-                            on_step=on_step)
+        current = neuron_current(u_steps if per_step else u, self.spiking.lateral_inhibition,
+                                 channel_dim=2 if per_step else 1)
+        return spike_counts(self.neuron, current, self.spiking.time_steps, per_step=per_step, on_step=on_step)
 
     def _record_activity(self, counts: torch.Tensor, phase: str) -> None:
         dims = [0] + list(range(2, counts.dim()))

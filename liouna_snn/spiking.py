@@ -15,8 +15,10 @@ One frozen record, :class:`SpikingConfig`, switches a layer (or a whole network,
    for ``norm = "running"``), running statistics in ``eval()``. So ``mean_t(a s_t + b) -> norm(p)`` as
    ``T`` grows, and the whole drive ``W * (a s_t + b)`` of all ``T`` steps is one batched convolution.
 2. **Neurons.** The layer's neuron (:func:`liouna_snn.neurons.make_neuron`, built once per layer) is
-   driven by ``u`` (or ``u_t``) for ``T`` steps; the layer's output is the firing rate ``y = count / T``
-   after pooling, so the next layer receives rates in [0, 1]. Probes use these rates as features.
+   driven by ``u`` (or ``u_t``) for ``T`` steps, less the mean drive of the layer's units at the same
+   position with ``lateral_inhibition = "mean"`` (rate mode's triangle competition as an inhibitory
+   current); the layer's output is the firing rate ``y = count / T`` after pooling, so the next layer
+   receives rates in [0, 1]. Probes use these rates as features. The rule sees the synaptic drive ``u``.
 3. **Plasticity.** ``rate``: after the ``T`` steps the rule of the rule document (section 2) is applied
    to rates, ``dW = LocalRule.delta(x, u, y)`` with ``x = mean_t`` of the normalised presynaptic input,
    ``u = mean_t u_t`` and ``y = count / T``. ``online``: low-pass traces of the presynaptic input, the
@@ -48,6 +50,7 @@ from .neurons.backends import NORSE_DT
 
 ENCODERS = ("constant-current", "bernoulli", "poisson")
 PLASTICITIES = ("rate", "online")
+LATERAL_INHIBITIONS = ("none", "mean")
 ENCODER_PARAMS: dict[str, dict[str, float]] = {
     "constant-current": {},
     "bernoulli": {},
@@ -75,6 +78,10 @@ class SpikingConfig:
             Default ``rate``.
         trace_decay: decay per step of the ``online`` traces, in [0, 1]: 0 = the current step only, 1 = the
             running mean of all steps so far. Unused by ``rate``. Default 0.9.
+        lateral_inhibition: ``none`` (each neuron is driven by its own drive ``u_k``) or ``mean`` (an
+            inhibitory current equal to the mean drive of all the layer's units at the same position is
+            subtracted: ``I_k = u_k - mean_j u_j``, the competition of rate mode's triangle activation
+            ``relu(u - mean u)^p``; see :func:`neuron_current`). Default ``none``.
     """
 
     neuron: str = "native-lif"
@@ -84,6 +91,7 @@ class SpikingConfig:
     encoder_params: dict = field(default_factory=dict)
     plasticity: str = "rate"
     trace_decay: float = 0.9
+    lateral_inhibition: str = "none"
 
     def __post_init__(self):
         def allowed(name, value, options):
@@ -93,6 +101,7 @@ class SpikingConfig:
         allowed("neuron", self.neuron, tuple(NEURONS))
         allowed("encoder", self.encoder, ENCODERS)
         allowed("plasticity", self.plasticity, PLASTICITIES)
+        allowed("lateral_inhibition", self.lateral_inhibition, LATERAL_INHIBITIONS)
         T = self.time_steps
         if isinstance(T, bool) or not isinstance(T, int) or T < 1:
             raise ValueError(f"spiking option time_steps={T!r} must be a positive integer (the number of steps T)")
@@ -187,6 +196,22 @@ def encode(x: torch.Tensor, config: SpikingConfig, generator: torch.Generator | 
         f_max, dt = config.poisson_params
         spikes = poisson_rate(source, T, f_max=f_max, dt=dt, generator=generator)
     return spikes.to(device=x.device, dtype=x.dtype)
+
+
+def neuron_current(drive: torch.Tensor, lateral_inhibition: str, channel_dim: int = 1) -> torch.Tensor:
+    """The current into a layer's neurons from its synaptic drive ``u`` (any shape, units along ``channel_dim``).
+
+    ``none``: ``u`` itself. ``mean``: ``u - mean_k u``, a feedforward inhibitory current equal to the mean
+    drive of the layer's units at the same position and time step (as from an interneuron pool that sums
+    them): only units driven above their neighbours' average can reach threshold. An integrate-and-fire
+    neuron then fires at ``relu(u - mean_k u) / threshold``, rate mode's triangle activation with power 1.
+    """
+    if lateral_inhibition == "none":
+        return drive
+    if lateral_inhibition == "mean":
+        return drive - drive.mean(dim=channel_dim, keepdim=True)
+    raise ValueError(f"lateral_inhibition={lateral_inhibition!r} is not allowed; "
+                     f"choose one of: {', '.join(LATERAL_INHIBITIONS)}")
 
 
 class Trace:

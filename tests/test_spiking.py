@@ -8,6 +8,7 @@ from torch import nn
 
 from liouna_snn import PlasticConv2d, PlasticLinear, build_network, rule_config
 from liouna_snn.experiment import load_experiment, run_experiment
+from liouna_snn.export import load_trained_network
 from liouna_snn.neurons import bernoulli_rate, make_neuron, rates, run
 from liouna_snn.rules import ConvGeometry
 from liouna_snn.spiking import SpikingConfig, Trace, spiking_config
@@ -30,10 +31,20 @@ class ClampedReLU(nn.Module):
         return (torch.relu(u) / self.threshold).clamp(max=1.0)
 
 
+class InhibitedClampedReLU(ClampedReLU):
+    """The rate neuron matched to integrate-and-fire with mean lateral inhibition: units along dim 1."""
+
+    def forward(self, u):
+        return super().forward(u - u.mean(dim=1, keepdim=True))
+
+
 @pytest.mark.parametrize("kind", ["conv", "linear"])
-def test_integrate_and_fire_rates_approach_the_rate_layer(kind):
-    """Integrate-and-fire under a constant current fires at clamp(relu(u) / threshold, 1) - at most 1/T below it."""
+@pytest.mark.parametrize("inhibition", ["none", "mean"])
+def test_integrate_and_fire_rates_approach_the_rate_layer(kind, inhibition):
+    """Integrate-and-fire under a constant current fires at clamp(relu(I) / threshold, 1) - at most 1/T below it,
+    with I = u, or I = u - mean_k u (rate mode's triangle, power 1) under mean lateral inhibition."""
     threshold = 1.5
+    rate_neuron = ClampedReLU if inhibition == "none" else InhibitedClampedReLU
     x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
 
     def layer(activation=None, spiking=None):
@@ -44,11 +55,14 @@ def test_integrate_and_fire_rates_approach_the_rate_layer(kind):
         return PlasticLinear(3 * 8 * 8, 7, **kw)
 
     inputs = x if kind == "conv" else x.flatten(1)
-    expected = layer(ClampedReLU(threshold))(inputs)
+    expected = layer(rate_neuron(threshold))(inputs)
     assert 0.2 < float((expected > 0).float().mean()) and float((expected < 1).float().mean()) > 0.2  # graded
+    if inhibition == "mean":  # the inhibition changes which units fire
+        assert not torch.equal(expected, layer(ClampedReLU(threshold))(inputs))
     errors = {}
     for T in (8, 64):
-        out = layer(spiking=SpikingConfig("integrate-and-fire", {"threshold": threshold}, time_steps=T))(inputs)
+        cfg = SpikingConfig("integrate-and-fire", {"threshold": threshold}, time_steps=T, lateral_inhibition=inhibition)
+        out = layer(spiking=cfg)(inputs)
         assert out.shape == expected.shape and 0 <= float(out.min()) and float(out.max()) <= 1
         errors[T] = float((out - expected).abs().max())
     assert errors[64] < errors[8]
@@ -56,11 +70,13 @@ def test_integrate_and_fire_rates_approach_the_rate_layer(kind):
 
 
 @pytest.mark.parametrize("encoder", ["constant-current", "bernoulli"])
-def test_rate_plasticity_is_the_rule_on_rates(encoder):
-    """learn() = LocalRule.delta(x, u, y) with x, u, y computed by hand: normalised input, mean drive, count / T."""
+@pytest.mark.parametrize("inhibition", ["none", "mean"])
+def test_rate_plasticity_is_the_rule_on_rates(encoder, inhibition):
+    """learn() = LocalRule.delta(x, u, y) with x, u, y computed by hand: normalised input, mean drive, count / T
+    (the neurons driven by u, or by u - mean over units at every position and step under lateral inhibition)."""
     T, lr = 5, 0.5
     x = torch.rand(3, 2, 7, 7, generator=torch.Generator().manual_seed(0))
-    cfg = SpikingConfig("native-lif", {"beta": 0.8}, T, encoder=encoder)
+    cfg = SpikingConfig("native-lif", {"beta": 0.8}, T, encoder=encoder, lateral_inhibition=inhibition)
     layer = PlasticConv2d(2, 4, 3, padding=1, padding_mode="reflect", pool=nn.MaxPool2d(2), spiking=cfg,
                           rule=rule_config("liouna", lr=lr, init_radius=2.0, **PLAIN),
                           generator=torch.Generator().manual_seed(1))
@@ -74,15 +90,19 @@ def test_rate_plasticity_is_the_rule_on_rates(encoder):
     def conv(z):
         return F.conv2d(F.pad(z, (1, 1, 1, 1), mode="reflect"), w0)
 
+    def current(u):  # (B, K, H, W): the units are dim 1
+        return u - u.mean(dim=1, keepdim=True) if inhibition == "mean" else u
+
     neuron = make_neuron("native-lif", beta=0.8)
     if encoder == "constant-current":
         x_pre = norm(x)
         u = conv(x_pre)
-        y = rates(neuron, u, T)
+        y = rates(neuron, current(u), T)
     else:  # spikes of the raw input, each step normalised, then the neurons driven step by step
         steps = norm(bernoulli_rate(x, T, torch.Generator().manual_seed(5)))
         u_steps = torch.stack([conv(s) for s in steps])
-        x_pre, u, y = steps.mean(0), u_steps.mean(0), run(neuron, u_steps).mean(0)
+        x_pre, u = steps.mean(0), u_steps.mean(0)
+        y = run(neuron, torch.stack([current(u_t) for u_t in u_steps])).mean(0)
     expected = w0 + lr * layer.rule.delta(x_pre, u, y, w0, ConvGeometry(1, 1, "reflect"))
     assert float((layer.weight - w0).abs().max()) > 0.1
     assert torch.allclose(layer.weight, expected, atol=1e-5)
@@ -206,6 +226,40 @@ def test_spiking_experiment_end_to_end(tmp_path, spiking):
     assert (tmp_path / "experiments" / "checkpoints" / "spiking" / "liouna_spiking_seed0.pt").exists()
 
 
+def test_a_run_overrides_the_spiking_table(tmp_path):
+    """A run's own `spiking` table updates the top-level [spiking]; `spiking = false` keeps a run in rate mode."""
+    exp = _write_spiking_experiment(
+        tmp_path, '[spiking]\nneuron = "native-lif"\nneuron_params = { threshold = 8.0 }\ntime_steps = 4\n'
+        '[[runs]]\nlabel = "rate"\nrule = "liouna"\nspiking = false\n'
+        '[[runs]]\nlabel = "inhibited"\nrule = "liouna"\nspiking = { lateral_inhibition = "mean", time_steps = 2 }\n')
+    runs = {r["label"]: r for r in run_experiment(exp, device="cpu", progress=False)["runs"]}
+    assert (runs["liouna"]["mode"], runs["liouna"]["time_steps"]) == ("spiking", 4)
+    assert runs["liouna"]["spiking"]["lateral_inhibition"] == "none"
+    assert (runs["rate"]["mode"], runs["rate"]["time_steps"], runs["rate"].get("spiking")) == ("rate", 1, None)
+    inhibited = runs["inhibited"]
+    assert (inhibited["mode"], inhibited["time_steps"]) == ("spiking", 2)
+    assert inhibited["spiking"]["lateral_inhibition"] == "mean"
+    assert inhibited["spiking"]["neuron_params"] == {"threshold": 8.0}  # kept from the top-level table
+    saved = tmp_path / "experiments" / "checkpoints" / "spiking"
+    assert {p.name for p in saved.iterdir()} == {"liouna_spiking_seed0.pt", "rate_seed0.pt",
+                                                 "inhibited_spiking_seed0.pt"}
+    assert load_trained_network(exp, "rate").checkpoint == saved / "rate_seed0.pt"
+    with pytest.raises(ValueError, match=r"run 'inhibited' of .* runs in spiking mode"):
+        load_trained_network(exp, "inhibited")
+    assert load_trained_network(exp, "inhibited", allow_spiking=True).network.layers[0].spiking.lateral_inhibition == "mean"
+
+
+@pytest.mark.parametrize("run_spiking,match", [
+    ("3", r"\[\[runs\]\] #2: spiking must be a table of spiking options or false, got 3"),
+    ('{ lateral_inhibition = "divisive" }', r"\[\[runs\]\] #2 spiking: spiking option lateral_inhibition='divisive'"),
+    ("{ steps = 4 }", r"\[\[runs\]\] #2 spiking: unknown key\(s\) \['steps'\]"),
+])
+def test_bad_run_spiking_tables_name_the_run(tmp_path, run_spiking, match):
+    exp = _write_spiking_experiment(tmp_path, f'[[runs]]\nrule = "liouna"\nspiking = {run_spiking}\n')
+    with pytest.raises(ValueError, match=match):
+        load_experiment(exp)
+
+
 @pytest.mark.parametrize("options,match", [
     (dict(neuron="hodgkin-huxley"), r"neuron='hodgkin-huxley' is not allowed; choose one of: native-lif, "),
     (dict(time_steps=0), r"time_steps=0 must be a positive integer"),
@@ -213,6 +267,7 @@ def test_spiking_experiment_end_to_end(tmp_path, spiking):
     (dict(encoder="latency"), r"encoder='latency' is not allowed; choose one of: constant-current, bernoulli, poisson"),
     (dict(plasticity="stdp"), r"plasticity='stdp' is not allowed; choose one of: rate, online"),
     (dict(trace_decay=1.5), r"trace_decay=1.5 must be a number in \[0, 1\]"),
+    (dict(lateral_inhibition="divisive"), r"lateral_inhibition='divisive' is not allowed; choose one of: none, mean"),
     (dict(neuron_params={"tau": 3}), r"unknown parameter\(s\) tau for neuron 'native-lif'; allowed: beta, threshold"),
     (dict(neuron="norse-lif", neuron_params={"beta": 1.0}), r"beta = 1 \(no leak\) is not expressible in Norse"),
     (dict(encoder_params={"f_max": 10}), r"unknown key\(s\) \['f_max'\] for encoder 'constant-current'; allowed: none"),
@@ -234,7 +289,7 @@ def test_spike_encoder_needs_rates_in_the_unit_interval():
 def test_unknown_spiking_key_is_rejected_with_the_allowed_ones(tmp_path):
     exp = _write_spiking_experiment(tmp_path, '[spiking]\nneuron = "native-lif"\ntimesteps = 4\n')
     with pytest.raises(ValueError, match=r"\[spiking\]: unknown key\(s\) \['timesteps'\]; allowed: neuron, "
-                                         r"neuron_params, time_steps, encoder, encoder_params, plasticity, trace_decay"):
+                                         r"neuron_params, time_steps, encoder, encoder_params, plasticity, trace_decay, lateral_inhibition"):
         load_experiment(exp)
     with pytest.raises(ValueError, match=r"\[spiking\]: spiking option time_steps=-1"):
         spiking_config({"time_steps": -1})

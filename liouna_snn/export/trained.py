@@ -12,9 +12,8 @@ from typing import NamedTuple
 
 import torch
 
-from ..experiment import load_experiment, per_layer_rules, resolve_model
+from ..experiment import load_experiment, per_layer_rules, resolve_model, run_spiking
 from ..network import LocalNetwork, build_network, load_spec
-from ..spiking import spiking_config
 from ..training import TrainConfig, load_checkpoint
 from ..training.schedules import _phases
 
@@ -32,7 +31,8 @@ class TrainedRun(NamedTuple):
 def checkpoint_path(experiment: dict, label: str, seed: int, checkpoint_dir: str | Path | None = None) -> Path:
     """Where ``liouna-snn run`` writes the rate-mode checkpoint of run ``label``, seed ``seed``."""
     folder = Path(checkpoint_dir) if checkpoint_dir else Path(experiment["_path"]).parent / "checkpoints" / experiment["name"]
-    return folder / (f"{label}_spiking_seed{seed}.pt" if "spiking" in experiment else f"{label}_seed{seed}.pt")
+    spiking = run_spiking(experiment, _find_run(experiment, label)) is not None
+    return folder / (f"{label}_spiking_seed{seed}.pt" if spiking else f"{label}_seed{seed}.pt")
 
 
 def _find_run(exp: dict, label: str) -> dict:
@@ -57,10 +57,11 @@ def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
             (unless ``allow_unfinished``).
     """
     exp = load_experiment(experiment)
-    if "spiking" in exp and not allow_spiking:
-        raise ValueError(f"{exp['_path']} runs in spiking mode ([spiking]); only rate-mode networks export to a "
-                         f"plain CNN")
     run = _find_run(exp, label)
+    spiking = run_spiking(exp, run)
+    if spiking is not None and not allow_spiking:
+        raise ValueError(f"run {label!r} of {exp['_path']} runs in spiking mode ([spiking]); only rate-mode networks "
+                         f"export to a plain CNN")
     path = checkpoint_path(exp, label, seed, checkpoint_dir)
     if not path.is_file():
         seeds = run.get("seeds", [0])
@@ -73,7 +74,6 @@ def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
             raise ValueError(f"depth = {exp['depth']} but the model has {len(spec['layers'])} layers")
         spec = {**spec, "layers": spec["layers"][:exp["depth"]]}
     rules = per_layer_rules(run["rule"], run.get("options", {}), len(spec["layers"]))
-    spiking = spiking_config(exp["spiking"], f"{exp['_path']} [spiking]") if "spiking" in exp else None
     network = build_network(spec, rules, seed=seed, compute_dtype=None, spiking=spiking)
     state = load_checkpoint(path)
     if not isinstance(state, dict) or "network" not in state:
