@@ -154,14 +154,21 @@ def probe_depths(values: list | str, n_layers: int, where: str) -> list[int]:
 
 # --- one comparison: which runs, with which conditions ----------------------------------------------------
 
-def run_label(rule: str, neuron: str | None, time_steps: int) -> str:
-    """``liouna-rate`` or ``liouna-native-lif-T8``."""
-    return f"{rule}-rate" if neuron is None else f"{rule}-{neuron}-T{time_steps}"
+def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition: str = "none") -> str:
+    """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition, ``liouna-native-lif-T8-inhibited``."""
+    if neuron is None:
+        return f"{rule}-rate"
+    return f"{rule}-{neuron}-T{time_steps}" + ("" if lateral_inhibition == "none" else "-inhibited")
+
+
+def lateral_inhibition(record: dict) -> str:
+    """The lateral inhibition of a run (``none`` in rate mode and in results written before the option existed)."""
+    return (record.get("spiking") or {}).get("lateral_inhibition", "none")
 
 
 def run_key(record: dict) -> tuple:
-    """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps)``."""
-    return record["mode"], record["neuron"], record["time_steps"]
+    """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps, lateral_inhibition)``."""
+    return record["mode"], record["neuron"], record["time_steps"], lateral_inhibition(record)
 
 
 def scope_key(record_or_conditions: dict) -> tuple:
@@ -266,7 +273,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                "threads": torch.get_num_threads(), "model": spec.get("name"), "base_experiment": exp["_path"],
                "dataset": dataset, "train_images": len(train), "test_images": len(test),
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
-               "probe": probe_cfg, "targets": cfg["targets"], "runs": []}
+               "probe": probe_cfg, "runs": [],
+               "targets": {**cfg["targets"], "lateral_inhibition": cfg.get("spiking", {}).get("lateral_inhibition", "none")}}
     json_path = out.with_suffix(".json")
     if json_path.is_file():
         results["runs"] = json.loads(json_path.read_text()).get("runs", [])
@@ -280,8 +288,9 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                     "spiking": None if spiking is None else spiking.to_dict()}
         conditions = {**training, "test_images": len(test),
                       "probe": {k: v for k, v in probe_cfg.items() if k != "layers"}}
-        label = run_label(run["rule"], neuron, T)
-        key = ("rate", "rate", 1) if spiking is None else ("spiking", neuron, T)
+        inhibition = "none" if spiking is None else spiking.lateral_inhibition
+        label = run_label(run["rule"], neuron, T, inhibition)
+        key = ("rate", "rate", 1, "none") if spiking is None else ("spiking", neuron, T, inhibition)
         same = [r for r in results["runs"] if run_key(r) == key and r.get("conditions")
                 and scope_key(r) == scope]
         if same and is_done(same[-1], conditions, depths) and not args.rerun:
@@ -321,9 +330,11 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
 
 def target_lines(runs: list[dict], targets: dict, depths: list[int]) -> list[str]:
     """The two targets, each with the measured values and ``met`` / ``not met`` / ``not measured``."""
-    neuron, T = targets["neuron"], targets["time_steps"]
+    neuron, T, inhibition = targets["neuron"], targets["time_steps"], targets.get("lateral_inhibition", "none")
     rate = next((r for r in runs if r["mode"] == "rate"), None)
-    spk = next((r for r in runs if run_key(r) == ("spiking", neuron, T)), None)
+    spk = next((r for r in runs if run_key(r) == ("spiking", neuron, T, inhibition)), None)
+    if inhibition != "none":
+        neuron = f"{neuron} ({inhibition} lateral inhibition)"
     drop, ratio = targets["max_accuracy_drop"], targets["max_time_ratio"]
     acc_goal = f"{neuron} at T = {T} within {drop:g} points of rate mode (best probed-layer linear-probe top-1)"
     time_goal = f"{neuron} at T = {T} at most {ratio:g}x rate mode's unsupervised wall time"
@@ -357,12 +368,12 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
              "epochs. Accuracies: linear probe (k-NN) top-1 %; activity: inference firing rate (spikes per step) "
              "per layer, and the fraction of silent / saturated units. Each run's command, device and threads are in the "
              "JSON.", ""]
-    order = sorted(runs, key=lambda r: (r["mode"] != "rate", r["neuron"], r["time_steps"]))
+    order = sorted(runs, key=lambda r: (r["mode"] != "rate", r["neuron"], lateral_inhibition(r), r["time_steps"]))
     rate = next((r for r in order if r["mode"] == "rate"), None)
-    lines.append("| mode | neuron | T | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
+    lines.append("| mode | neuron | lateral inhibition | T | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
                  + " | best probe | vs rate (points) | unsup. time (s) | vs rate time | firing rate per layer "
                    "| silent % | saturated % |")
-    lines.append("|---|---|---|" + "---|" * len(depths) + "---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|" + "---|" * len(depths) + "---|---|---|---|---|---|---|")
     for r in order:
         by_depth = {layer["layer"]: layer for layer in r["layers"]}
         cells = [f"{by_depth[d]['probe_top1']:.2f} ({by_depth[d]['knn_top1']:.2f})" for d in depths]
@@ -371,7 +382,8 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
         vs_time = f"{r['unsup_seconds'] / max(rate['unsup_seconds'], 1e-9):.2f}x" if rate and r is not rate else ""
         activity = [per_layer_activity(r, key, scale, spec) for key, scale, spec in
                     (("firing_rate_mean", 1, ".3f"), ("silent_fraction", 100, ".0f"), ("saturated_fraction", 100, ".0f"))]
-        lines.append(f"| {r['mode']} | {r['neuron']} | {r['time_steps']} | " + " | ".join(cells)
+        inhibition = lateral_inhibition(r) if r["mode"] == "spiking" else ""
+        lines.append(f"| {r['mode']} | {r['neuron']} | {inhibition} | {r['time_steps']} | " + " | ".join(cells)
                      + f" | {best:.2f} | {vs_acc} | {r['unsup_seconds']:.1f} | {vs_time} | " + " | ".join(activity) + " |")
     lines += ["", "Targets (issue 4):", ""] + target_lines(runs, results["targets"], depths)
     return "\n".join(lines)
@@ -384,11 +396,13 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
     import matplotlib.pyplot as plt
 
     fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
-    neurons = sorted({r["neuron"] for r in runs if r["mode"] == "spiking"})
-    for i, neuron in enumerate(neurons):  # matched backends can coincide: shrinking markers keep each one visible
-        rs = sorted((r for r in runs if r["mode"] == "spiking" and r["neuron"] == neuron), key=lambda r: r["time_steps"])
+    lines_ = sorted({(r["neuron"], lateral_inhibition(r)) for r in runs if r["mode"] == "spiking"})
+    for i, (neuron, inhibition) in enumerate(lines_):  # matched backends can coincide: shrinking markers keep each visible
+        rs = sorted((r for r in runs if r["mode"] == "spiking" and (r["neuron"], lateral_inhibition(r)) == (neuron, inhibition)),
+                    key=lambda r: r["time_steps"])
         steps = [r["time_steps"] for r in rs]
-        style = dict(color=f"C{i}", marker="os^Dv"[i % 5], markersize=10 - 1.5 * (i % 5), label=neuron)
+        name = neuron if inhibition == "none" else f"{neuron}, {inhibition} lateral inhibition"
+        style = dict(color=f"C{i}", marker="os^Dv"[i % 5], markersize=10 - 1.5 * (i % 5), label=name)
         acc_ax.plot(steps, [best_probe(r, depths) for r in rs], "-", **style)
         time_ax.plot(steps, [r["unsup_seconds"] for r in rs], "-", **style)
     for r in runs:

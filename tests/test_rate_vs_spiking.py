@@ -94,6 +94,21 @@ def test_driver_end_to_end_writes_schema_table_and_plot_and_skips_finished_runs(
     assert capsys.readouterr().out.count("skipped") == 5
     assert json.loads(out.with_suffix(".json").read_text())["runs"] == runs
 
+    # Lateral inhibition is a run of its own, beside the uninhibited one, and the targets follow [spiking].
+    config.write_text(config.read_text().replace('encoder = "constant-current"\n',
+                                                 'encoder = "constant-current"\nlateral_inhibition = "mean"\n'))
+    assert driver.main(args + ["--neurons", "native-lif", "--time-steps", "4"]) == 0
+    assert "liouna-rate: already in" in capsys.readouterr().out
+    after = json.loads(out.with_suffix(".json").read_text())["runs"]
+    assert after[:5] == runs and len(after) == 6
+    inhibited = after[5]
+    assert (inhibited["label"], inhibited["spiking"]["lateral_inhibition"]) == ("liouna-native-lif-T4-inhibited", "mean")
+    table = out.with_suffix(".md").read_text()
+    assert len(re.findall(r"^\| spiking \| native-lif \| mean \| 4 \|", table, flags=re.M)) == 1
+    accuracy_line = next(line for line in table.splitlines() if line.startswith("- Accuracy target"))
+    assert f"{inhibited['probe_top1']:.2f} % vs {rate['probe_top1']:.2f} %" in accuracy_line
+    assert "native-lif (mean lateral inhibition) at T = 4" in accuracy_line
+
 
 @pytest.mark.parametrize("rate_s,native_s,rate_acc,native_acc,verdicts", [
     (100.0, 300.0, 70.0, 68.0, ["met", "met"]),
