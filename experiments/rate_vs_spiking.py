@@ -18,7 +18,7 @@ Outputs (``--out PATH``, without suffix; default ``experiments/results/rate_vs_s
   ``conditions`` (everything that determines its numbers) and, in spiking mode, ``layer_activity``
   (every layer's firing report, probed or not);
 * ``PATH.png``: best probed-layer linear-probe top-1 (%) and unsupervised time (s) against ``T``, one line
-  per backend, rate mode as a horizontal reference;
+  per backend and lateral inhibition, rate mode as a horizontal reference;
 * ``PATH.md``: the table, and the two targets of ``[targets]`` with whether each is met.
 
 Runs already in ``PATH.json`` with the same conditions and at least the requested probe layers are
@@ -155,10 +155,10 @@ def probe_depths(values: list | str, n_layers: int, where: str) -> list[int]:
 # --- one comparison: which runs, with which conditions ----------------------------------------------------
 
 def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition: str = "none") -> str:
-    """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition, ``liouna-native-lif-T8-inhibited``."""
+    """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition, ``liouna-native-lif-T8-mean-inhibition``."""
     if neuron is None:
         return f"{rule}-rate"
-    return f"{rule}-{neuron}-T{time_steps}" + ("" if lateral_inhibition == "none" else "-inhibited")
+    return f"{rule}-{neuron}-T{time_steps}" + ("" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition")
 
 
 def lateral_inhibition(record: dict) -> str:
@@ -187,10 +187,21 @@ def digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def with_spiking_defaults(conditions: dict) -> dict:
+    """``conditions`` with every :class:`SpikingConfig` field its spiking dict lacks set to the default, so a
+    record written before a field existed (e.g. ``lateral_inhibition``) still matches the same run."""
+    spiking = conditions.get("spiking")
+    if not isinstance(spiking, dict):
+        return conditions
+    return {**conditions, "spiking": {**as_json(SpikingConfig().to_dict()), **spiking}}
+
+
 def is_done(record: dict, conditions: dict, depths: list[int]) -> bool:
     """Whether ``record`` already answers a run with ``conditions`` probed at ``depths``."""
     probed = {layer["layer"] for layer in record["layers"]}
-    return record.get("conditions") == as_json(conditions) and set(depths) <= probed
+    stored = record.get("conditions")
+    return (stored is not None and with_spiking_defaults(stored) == with_spiking_defaults(as_json(conditions))
+            and set(depths) <= probed)
 
 
 def best_probe(record: dict, depths: list[int]) -> float:
@@ -221,7 +232,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple[dict, str]:
-    """Run every missing (mode, neuron, T) of ``args``; write JSON, markdown and plot; return ``(results, table)``."""
+    """Run every missing (mode, neuron, T, lateral inhibition) of ``args``; write JSON, markdown and plot; return ``(results, table)``."""
     cfg = load_config(args.config)
     exp = load_experiment(Path(cfg["_path"]).parent / cfg["base_experiment"])
     run = base_run(exp, cfg["run"])

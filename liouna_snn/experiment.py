@@ -24,7 +24,7 @@
     seeds = [0]
     options = { lr = [0.08, 0.005, 0.01], inverse_temperature = [1.0, 0.65, 0.25] }   # scalar or per layer
 
-    [spiking]                           # optional: every run in spiking mode (liouna_snn.spiking.SpikingConfig)
+    [spiking]                           # optional: every run in spiking mode, unless it sets spiking = false
     neuron = "native-lif"               # liouna_snn.neurons.NEURONS
     neuron_params = { beta = 0.9, threshold = 1.0 }
     time_steps = 4
@@ -33,8 +33,9 @@
     lateral_inhibition = "none"         # or "mean": the neurons' current is u - mean_k u (triangle competition)
 
 A run may carry its own ``spiking = { ... }`` table: its keys override the top-level ``[spiking]`` for that
-run alone (without a top-level table, it puts just that run in spiking mode), and ``spiking = false`` keeps
-a run in rate mode; so one experiment can compare rate and spiking variants of a network.
+run alone (``neuron_params`` and ``encoder_params`` entry by entry; without a top-level table, it puts just
+that run in spiking mode), and ``spiking = false`` keeps a run in rate mode; so one experiment can compare
+rate and spiking variants of a network. Labels must be distinct across runs.
 
 :func:`run_experiment` trains every run, probes every layer, and writes
 ``<results>/<name>.json`` (the project's results schema) plus plots. A run in spiking mode records
@@ -86,10 +87,16 @@ def load_experiment(path: str | Path) -> dict:
         raise ValueError(f"{where} [unsupervised]: precision must be one of {', '.join(PRECISIONS)}")
     if "spiking" in exp:
         spiking_config(exp["spiking"], where + " [spiking]")  # unknown keys and bad values raise here
+    labels: dict[str, int] = {}
     for i, run in enumerate(exp["runs"], start=1):
         reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
         require(run, ("rule",), f"{where} [[runs]] #{i}")
         run_spiking(exp, run, f"{where} [[runs]] #{i}")
+        label = run.get("label", run["rule"])
+        if label in labels:  # results, checkpoints and exports find a run by its label
+            raise ValueError(f"{where} [[runs]] #{i}: label {label!r} is also run #{labels[label]}'s (a run's label is "
+                             f"its `label`, else its `rule`); give each run a distinct label = \"...\"")
+        labels[label] = i
     exp.setdefault("name", path.stem)
     exp["_path"] = str(path.resolve())
     return exp
@@ -98,17 +105,23 @@ def load_experiment(path: str | Path) -> dict:
 def run_spiking(exp: dict, run: dict, where: str = "[[runs]]") -> SpikingConfig | None:
     """The :class:`SpikingConfig` of one ``[[runs]]`` entry (``None``: rate mode).
 
-    The top-level ``[spiking]`` table, updated by the run's own ``spiking`` table; ``spiking = false`` in the
-    run means rate mode. Unknown keys and bad values raise a ``ValueError`` naming ``where``.
+    The top-level ``[spiking]`` table, updated key by key by the run's own ``spiking`` table (its
+    ``neuron_params`` and ``encoder_params`` entry by entry); ``spiking = false`` in the run means rate mode. Unknown keys and bad values raise a ``ValueError`` naming ``where``.
     """
-    own = run.get("spiking", True)
+    if "spiking" not in run:
+        return spiking_config(exp["spiking"], f"{where} [spiking]") if "spiking" in exp else None
+    own = run["spiking"]
     if own is False:
         return None
-    if own is True:
-        return spiking_config(exp["spiking"], f"{where} [spiking]") if "spiking" in exp else None
     if not isinstance(own, dict):
-        raise ValueError(f"{where}: spiking must be a table of spiking options or false, got {own!r}")
-    return spiking_config({**exp.get("spiking", {}), **own}, f"{where} spiking")
+        raise ValueError(f"{where}: spiking must be a table of spiking options (overriding [spiking]) or false "
+                         f"(rate mode), got {own!r}")
+    top = exp.get("spiking", {})
+    merged = {**top, **own}
+    for table in ("neuron_params", "encoder_params"):  # a run's neuron_params = {threshold = 4} keeps the top's beta
+        if isinstance(top.get(table), dict) and isinstance(own.get(table), dict):
+            merged[table] = {**top[table], **own[table]}
+    return spiking_config(merged, f"{where} spiking")
 
 
 def resolve_model(model: str, experiment_path: str | Path) -> Path:

@@ -204,7 +204,8 @@ def neuron_current(drive: torch.Tensor, lateral_inhibition: str, channel_dim: in
     ``none``: ``u`` itself. ``mean``: ``u - mean_k u``, a feedforward inhibitory current equal to the mean
     drive of the layer's units at the same position and time step (as from an interneuron pool that sums
     them): only units driven above their neighbours' average can reach threshold. An integrate-and-fire
-    neuron then fires at ``relu(u - mean_k u) / threshold``, rate mode's triangle activation with power 1.
+    neuron then fires at ``clamp(relu(u - mean_k u) / threshold, max=1)`` within ``1/T``, rate mode's
+    triangle activation with power 1.
     """
     if lateral_inhibition == "none":
         return drive

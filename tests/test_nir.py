@@ -21,9 +21,10 @@ STRIDED = {"name": "tiny-strided", "input_channels": 3, "input_size": 8, "layers
 ZERO_LIF = {"beta": 0.8, "threshold": 1.0, "reset": "zero"}
 
 
-def trained(spec, neuron="native-lif", params=None, T=6, seed=0):
+def trained(spec, neuron="native-lif", params=None, T=6, seed=0, lateral_inhibition="none"):
     """A spiking network that has learned a few batches (non-trivial weights and batch-norm statistics)."""
-    cfg = SpikingConfig(neuron=neuron, neuron_params=ZERO_LIF if params is None else params, time_steps=T)
+    cfg = SpikingConfig(neuron=neuron, neuron_params=ZERO_LIF if params is None else params, time_steps=T,
+                        lateral_inhibition=lateral_inhibition)
     net = ls.build_network(spec, ls.rule_config("softhebb"), seed=seed, spiking=cfg)
     x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 + 0.5
     net.train()
@@ -160,8 +161,11 @@ def _snntorch_module(graph):
     return module
 
 
-def test_snntorch_loads_the_graph_and_its_spikes_equal_ours_on_the_first_layer():
-    net = trained(POOLED)
+@pytest.mark.parametrize("inhibition", ["none", "mean"])
+def test_snntorch_loads_the_graph_and_its_spikes_equal_ours_on_the_first_layer(inhibition):
+    """Under mean lateral inhibition the graph's synapse holds W - mean_k W, so snnTorch computes the same current."""
+    net = trained(POOLED, params={**ZERO_LIF, "threshold": 0.5} if inhibition == "mean" else None,
+                  lateral_inhibition=inhibition)
     one_layer = LocalNetwork(list(net.layers[:1]), POOLED).eval()
     x = images(3)
     ours = one_layer(x)  # firing rates after pooling, (B, 4, 4, 4)
@@ -176,8 +180,17 @@ def test_snntorch_loads_the_graph_and_its_spikes_equal_ours_on_the_first_layer()
     leaky = [m for m in module.modules() if type(m).__name__ == "Leaky"]
     assert len(leaky) == 2 and leaky[0].reset_mechanism == "zero"
     torch.testing.assert_close(leaky[0].beta.double(), torch.full_like(leaky[0].beta.double(), 0.8))
-    assert torch.all(leaky[0].threshold == 1.0)
-    assert torch.equal(module.layer1_conv.weight, net.layers[0].weight)
+    assert torch.all(leaky[0].threshold == net.layers[0].neuron.p.threshold)
+    w = net.layers[0].weight
+    if inhibition == "none":
+        assert torch.equal(module.layer1_conv.weight, w)
+    else:
+        torch.testing.assert_close(module.layer1_conv.weight, w - w.mean(dim=0, keepdim=True))
+        assert float((module.layer1_conv.weight - w).abs().max()) > 0.01
+        back = import_nir(export_nir(net))  # the learned W, not the inhibited synapse, comes back
+        assert all(torch.equal(a.weight, b.weight) for a, b in zip(net.layers, back.layers))
+        assert [b.spiking.lateral_inhibition for b in back.layers] == ["mean", "mean"]
+        assert torch.equal(back(x), net(x))
     assert _run_per_step(module, x[0], 6, stateful_output=False).shape == (6, 5)
 
 

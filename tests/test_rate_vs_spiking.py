@@ -94,6 +94,17 @@ def test_driver_end_to_end_writes_schema_table_and_plot_and_skips_finished_runs(
     assert capsys.readouterr().out.count("skipped") == 5
     assert json.loads(out.with_suffix(".json").read_text())["runs"] == runs
 
+    # Results written before lateral_inhibition existed lack it: they are still the same (uninhibited) runs.
+    old = json.loads(out.with_suffix(".json").read_text())
+    for r in old["runs"]:
+        for spiking in (r.get("spiking"), r["conditions"].get("spiking")):
+            if spiking is not None:
+                del spiking["lateral_inhibition"]
+    out.with_suffix(".json").write_text(json.dumps(old))
+    assert driver.main(args) == 0
+    assert capsys.readouterr().out.count("skipped") == 5
+    out.with_suffix(".json").write_text(json.dumps({**old, "runs": runs}))
+
     # Lateral inhibition is a run of its own, beside the uninhibited one, and the targets follow [spiking].
     config.write_text(config.read_text().replace('encoder = "constant-current"\n',
                                                  'encoder = "constant-current"\nlateral_inhibition = "mean"\n'))
@@ -102,7 +113,7 @@ def test_driver_end_to_end_writes_schema_table_and_plot_and_skips_finished_runs(
     after = json.loads(out.with_suffix(".json").read_text())["runs"]
     assert after[:5] == runs and len(after) == 6
     inhibited = after[5]
-    assert (inhibited["label"], inhibited["spiking"]["lateral_inhibition"]) == ("liouna-native-lif-T4-inhibited", "mean")
+    assert (inhibited["label"], inhibited["spiking"]["lateral_inhibition"]) == ("liouna-native-lif-T4-mean-inhibition", "mean")
     table = out.with_suffix(".md").read_text()
     assert len(re.findall(r"^\| spiking \| native-lif \| mean \| 4 \|", table, flags=re.M)) == 1
     accuracy_line = next(line for line in table.splitlines() if line.startswith("- Accuracy target"))

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from liouna_snn import PlasticConv2d, PlasticLinear, build_network, rule_config
-from liouna_snn.experiment import load_experiment, run_experiment
+from liouna_snn.experiment import load_experiment, run_experiment, run_spiking
 from liouna_snn.export import load_trained_network
 from liouna_snn.neurons import bernoulli_rate, make_neuron, rates, run
 from liouna_snn.rules import ConvGeometry
@@ -103,6 +103,8 @@ def test_rate_plasticity_is_the_rule_on_rates(encoder, inhibition):
         u_steps = torch.stack([conv(s) for s in steps])
         x_pre, u = steps.mean(0), u_steps.mean(0)
         y = run(neuron, torch.stack([current(u_t) for u_t in u_steps])).mean(0)
+    if inhibition == "mean":  # the inhibited current fires other spikes than the drive itself
+        assert not torch.equal(current(u), u) and not torch.equal(rates(neuron, current(u), T), rates(neuron, u, T))
     expected = w0 + lr * layer.rule.delta(x_pre, u, y, w0, ConvGeometry(1, 1, "reflect"))
     assert float((layer.weight - w0).abs().max()) > 0.1
     assert torch.allclose(layer.weight, expected, atol=1e-5)
@@ -250,14 +252,29 @@ def test_a_run_overrides_the_spiking_table(tmp_path):
 
 
 @pytest.mark.parametrize("run_spiking,match", [
-    ("3", r"\[\[runs\]\] #2: spiking must be a table of spiking options or false, got 3"),
+    ("3", r"\[\[runs\]\] #2: spiking must be a table of spiking options \(overriding \[spiking\]\) or false \(rate mode\), got 3"),
     ('{ lateral_inhibition = "divisive" }', r"\[\[runs\]\] #2 spiking: spiking option lateral_inhibition='divisive'"),
     ("{ steps = 4 }", r"\[\[runs\]\] #2 spiking: unknown key\(s\) \['steps'\]"),
+    ("true", r"\[\[runs\]\] #2: spiking must be a table of spiking options \(overriding \[spiking\]\) or false "
+             r"\(rate mode\), got True"),
 ])
 def test_bad_run_spiking_tables_name_the_run(tmp_path, run_spiking, match):
-    exp = _write_spiking_experiment(tmp_path, f'[[runs]]\nrule = "liouna"\nspiking = {run_spiking}\n')
+    exp = _write_spiking_experiment(tmp_path, f'[[runs]]\nlabel = "b"\nrule = "liouna"\nspiking = {run_spiking}\n')
     with pytest.raises(ValueError, match=match):
         load_experiment(exp)
+
+
+def test_run_labels_must_be_distinct_and_neuron_params_merge_entry_by_entry(tmp_path):
+    exp = _write_spiking_experiment(tmp_path, '[[runs]]\nrule = "liouna"\nspiking = false\n')
+    with pytest.raises(ValueError, match=r"\[\[runs\]\] #2: label 'liouna' is also run #1's .* give each run a "
+                                         r"distinct label"):
+        load_experiment(exp)
+    exp = _write_spiking_experiment(
+        tmp_path, '[spiking]\nneuron_params = { beta = 0.8, threshold = 2.0 }\n'
+        '[[runs]]\nlabel = "low"\nrule = "liouna"\nspiking = { neuron_params = { threshold = 0.5 } }\n')
+    loaded = load_experiment(exp)
+    assert run_spiking(loaded, loaded["runs"][1]).neuron_params == {"beta": 0.8, "threshold": 0.5}
+    assert run_spiking(loaded, loaded["runs"][0]).neuron_params == {"beta": 0.8, "threshold": 2.0}
 
 
 @pytest.mark.parametrize("options,match", [

@@ -396,7 +396,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                 probe_seconds = time.perf_counter() - t0
                 net_spiking = getattr(net, "spiking", None)   # None: rate mode (always for e2e-supervised)
                 mode = {"mode": "rate", "neuron": "rate", "time_steps": 1} if net_spiking is None else {
-                    "mode": "spiking", "neuron": net_spiking.neuron, "time_steps": net_spiking.time_steps}
+                    "mode": "spiking", "neuron": net_spiking.neuron, "time_steps": net_spiking.time_steps,
+                    "spiking": net_spiking.to_dict()}
                 entry = {
                     "label": label, "dataset": target["dataset"], "source_dataset": source_name,
                     "target_dataset": target["dataset"], "rule": run["rule"], **mode, "seed": seed,

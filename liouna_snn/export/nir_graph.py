@@ -248,10 +248,11 @@ def export_nir(network: nn.Module, *, dt: float = NIR_DT, input_shape: tuple[int
             k, c = layer.weight.shape[:2]
             if shape[0] != c:
                 raise ValueError(f"{here}: takes {c} input channels, but its input has shape {shape}")
+            weight, inhibition = _synaptic_weight(layer)
             nodes[prefix + "conv"] = nir.Conv2d(
-                input_shape=shape[1:], weight=_array(layer.weight), stride=g.stride, padding=g.padding, dilation=1,
+                input_shape=shape[1:], weight=weight, stride=g.stride, padding=g.padding, dilation=1,
                 groups=1, bias=np.zeros(k, dtype=np.float32),
-                metadata={"padding_mode": g.padding_mode, "norm": layer.norm_kind})
+                metadata={"padding_mode": g.padding_mode, "norm": layer.norm_kind, **inhibition})
             kk = layer.weight.shape[-1]
             hw = tuple((s + 2 * g.padding - kk) // g.stride + 1 for s in shape[1:])
             nodes[prefix + "neuron"] = neuron_to_nir(layer.neuron, (k, *hw), dt, where=here,
@@ -271,7 +272,8 @@ def export_nir(network: nn.Module, *, dt: float = NIR_DT, input_shape: tuple[int
             norm = _norm_node(i, layer, conv=False)
             if norm is not None:
                 nodes[prefix + "norm"] = norm
-            nodes[prefix + "linear"] = nir.Linear(weight=_array(layer.weight), metadata={"norm": layer.norm_kind})
+            weight, inhibition = _synaptic_weight(layer)
+            nodes[prefix + "linear"] = nir.Linear(weight=weight, metadata={"norm": layer.norm_kind, **inhibition})
             nodes[prefix + "neuron"] = neuron_to_nir(layer.neuron, (k,), dt, where=here,
                                                      approximate_subtractive_reset=approximate_subtractive_reset)
             shape = (k,)
@@ -287,6 +289,20 @@ def export_nir(network: nn.Module, *, dt: float = NIR_DT, input_shape: tuple[int
     metadata = {"format": FORMAT, "version": FORMAT_VERSION, "dt": float(dt), "time_steps": first.time_steps,
                 "encoder": first.encoder, "input_shape": np.array(first_shape), "name": spec.get("name") or "network"}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=False)
+
+
+def _synaptic_weight(layer) -> tuple[np.ndarray, dict]:
+    """The weight of a layer's NIR synapse node and the metadata that lets :func:`import_nir` rebuild the layer.
+
+    With ``lateral_inhibition = "mean"`` the neurons' current is ``u - mean_k u = (W - mean_k W) * x`` (the drive
+    is linear and has no bias), so the node holds ``W - mean_k W``: every NIR tool computes the inhibited
+    current. The learned ``W`` itself goes into the metadata, for an exact round trip.
+    """
+    if layer.spiking.lateral_inhibition == "none":
+        return _array(layer.weight), {}
+    w = layer.weight.detach().float()
+    return (_array(w - w.mean(dim=0, keepdim=True)),
+            {"lateral_inhibition": layer.spiking.lateral_inhibition, "liouna_snn_weight": _array(w)})
 
 
 # --- import --------------------------------------------------------------------------------------------
@@ -485,7 +501,12 @@ def import_nir(graph, *, dt: float | None = None, time_steps: int | None = None,
             k, s, p = (tuple(int(v) for v in np.ravel(x)) for x in (pnode.kernel_size, pnode.stride, pnode.padding))
             pool = nn.AvgPool2d(k, stride=s, padding=p)
             pos += 1
-        cfg = SpikingConfig(neuron=neuron, neuron_params=params, time_steps=T, encoder=encoder)
+        synapse_meta = _meta(node)
+        inhibition = str(synapse_meta.get("lateral_inhibition", "none"))
+        if inhibition != "none":  # the node holds W - mean_k W; the learned W is in the metadata
+            w = np.asarray(synapse_meta["liouna_snn_weight"])
+        cfg = SpikingConfig(neuron=neuron, neuron_params=params, time_steps=T, encoder=encoder,
+                            lateral_inhibition=inhibition)
         if norm_node is not None:
             channels = int(w.shape[1])
             bn, norm_kind = _bn_from_node(norm_node[1], channels, conv, f"node {norm_node[0]!r}")

@@ -29,7 +29,8 @@ class TrainedRun(NamedTuple):
 
 
 def checkpoint_path(experiment: dict, label: str, seed: int, checkpoint_dir: str | Path | None = None) -> Path:
-    """Where ``liouna-snn run`` writes the rate-mode checkpoint of run ``label``, seed ``seed``."""
+    """Where ``liouna-snn run`` writes the checkpoint of run ``label``, seed ``seed`` (``<label>_seed<s>.pt``,
+    ``<label>_spiking_seed<s>.pt`` for a run in spiking mode). Raises a ``ValueError`` for an unknown label."""
     folder = Path(checkpoint_dir) if checkpoint_dir else Path(experiment["_path"]).parent / "checkpoints" / experiment["name"]
     spiking = run_spiking(experiment, _find_run(experiment, label)) is not None
     return folder / (f"{label}_spiking_seed{seed}.pt" if spiking else f"{label}_seed{seed}.pt")
@@ -52,7 +53,7 @@ def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
 
     Raises:
         FileNotFoundError: the checkpoint does not exist (the message names the path and the command to run).
-        ValueError: no such run, a spiking experiment (unless ``allow_spiking``: then the network runs in
+        ValueError: no such run, a run in spiking mode (unless ``allow_spiking``: then the network runs in
             spiking mode, from the run's ``<label>_spiking_seed<s>.pt``), or a checkpoint of an unfinished run
             (unless ``allow_unfinished``).
     """
@@ -60,8 +61,9 @@ def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
     run = _find_run(exp, label)
     spiking = run_spiking(exp, run)
     if spiking is not None and not allow_spiking:
-        raise ValueError(f"run {label!r} of {exp['_path']} runs in spiking mode ([spiking]); only rate-mode networks "
-                         f"export to a plain CNN")
+        raise ValueError(f"run {label!r} of {exp['_path']} runs in spiking mode (the [spiking] table or the run's own "
+                         f"spiking table); only rate-mode networks export to a plain CNN: export it with --format nir, "
+                         f"or train a rate-mode run (spiking = false)")
     path = checkpoint_path(exp, label, seed, checkpoint_dir)
     if not path.is_file():
         seeds = run.get("seeds", [0])
