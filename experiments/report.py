@@ -11,16 +11,25 @@ def table(results: dict, norms: bool = False) -> str:
     """The README table of ``results``; ``norms`` adds each layer's mean unit weight norm ||w_k||."""
     runs = results["runs"]
     n = max(len(r["layers"]) for r in runs)
+    top_precision = results["unsupervised"]["precision"]
+
+    def provenance(r):  # runs kept from an earlier invocation carry their own command, commit and precision
+        return r.get("command") or results["command"], r.get("git_commit") or results.get("git_commit") or "", \
+            r.get("precision") or top_precision
+
+    mixed = len({provenance(r) for r in runs}) > 1
+    header = (f"`{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`" if not mixed else
+              "runs of several invocations (each run's command, commit and precision below and in the JSON)")
     lines = [
-        f"`{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`, torch {results['torch']}, "
+        f"{header}, torch {results['torch']}, "
         f"{results['device']} ({results.get('threads')} threads), {results['train_images']} train / "
         f"{results['test_images']} test images, {results['unsupervised']['schedule']} schedule, batch "
-        f"{results['unsupervised']['batch_size']}, {results['unsupervised']['precision']}",
+        f"{results['unsupervised']['batch_size']}" + ("" if mixed else f", {top_precision}"),
         "",
         "| rule | seed | " + " | ".join(f"layer {i} probe (k-NN)" for i in range(1, n + 1))
         + " | unsup. time (s) | dataset img/s | layer-pass img/s | eval time (s) | dead units per layer |"
-        + (" mean unit norm per layer |" if norms else ""),
-        "|---|---|" + "---|" * n + "---|---|---|---|---|" + ("---|" if norms else ""),
+        + (" mean unit norm per layer |" if norms else "") + (" precision | commit |" if mixed else ""),
+        "|---|---|" + "---|" * n + "---|---|---|---|---|" + ("---|" if norms else "") + ("---|---|" if mixed else ""),
     ]
     for r in runs:
         cells = [f"{l['probe_top1']:.2f} ({l['knn_top1']:.2f})" for l in r["layers"]]
@@ -29,7 +38,10 @@ def table(results: dict, norms: bool = False) -> str:
                      + f" | {r['unsup_seconds']:.0f} | {results['train_images'] * r['epochs'] / r['unsup_seconds']:.0f}"
                      f" | {r['unsup_images_per_second']:.0f} | {r['probe_seconds']:.0f} | {dead} |"
                      + (" " + "/".join(f"{l['weight_norm_mean']:.2f}" if l.get("weight_norm_mean") is not None else "-"
-                                      for l in r["layers"]) + " |" if norms else ""))
+                                      for l in r["layers"]) + " |" if norms else "")
+                     + (f" {provenance(r)[2]} | `{provenance(r)[1][:10]}` |" if mixed else ""))
+    if mixed:
+        lines += ["", "Commands: " + "; ".join(sorted({f"`{provenance(r)[0]}`" for r in runs}))]
     return "\n".join(lines)
 
 

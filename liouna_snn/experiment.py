@@ -124,6 +124,15 @@ def run_spiking(exp: dict, run: dict, where: str = "[[runs]]") -> SpikingConfig 
     return spiking_config(merged, f"{where} spiking")
 
 
+def kept_runs(previous: dict) -> list[dict]:
+    """The runs of an earlier results file, each with the ``command``, ``git_commit`` and ``precision`` it ran
+    under (files written before runs recorded them carry them only at the top level, which a partial rerun
+    rewrites)."""
+    inherited = {"command": previous.get("command"), "git_commit": previous.get("git_commit"),
+                 "precision": previous.get("unsupervised", {}).get("precision")}
+    return [{**{k: v for k, v in inherited.items() if v is not None}, **run} for run in previous.get("runs", [])]
+
+
 def resolve_model(model: str, experiment_path: str | Path) -> Path:
     """A model spec path: as given, else ``models/<model>.toml`` beside the experiment's folder or the cwd."""
     candidates = [Path(model)]
@@ -222,7 +231,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                "probe": probe_cfg, "runs": []}
     previous = results_dir / f"{name}.json"
     if only_rules and previous.is_file():  # a partial rerun keeps the other runs of the last full run
-        results["runs"] = [r for r in json.loads(previous.read_text())["runs"]]
+        results["runs"] = kept_runs(json.loads(previous.read_text()))
     n_layers = len(spec["layers"])
     for run in exp["runs"]:
         if only_rules and run["rule"] not in only_rules and run.get("label") not in only_rules:

@@ -146,6 +146,26 @@ def test_experiment_writes_results_in_the_schema(tmp_path):
     assert (tmp_path / "experiments" / "results" / "tiny_filters_softhebb_seed0.png").exists()
 
 
+def test_a_partial_rerun_keeps_the_other_runs_with_their_provenance(tmp_path):
+    """--rules reruns one run; the others stay, with the command, commit and precision they ran under, also
+    when an older file recorded those only at its top level (which the rerun rewrites)."""
+    exp = _write_experiment(tmp_path)
+    path = tmp_path / "experiments" / "results" / "tiny.json"
+    first = run_experiment(exp, device="cpu", progress=False)
+    old = {**first, "command": "liouna-snn run tiny.toml (old)", "git_commit": "0" * 40,
+           "unsupervised": {**first["unsupervised"], "precision": "bf16"},
+           "runs": [{k: v for k, v in r.items() if k not in ("command", "git_commit", "precision")}
+                    for r in first["runs"]]}
+    path.write_text(json.dumps(old))
+    rerun = run_experiment(exp, device="cpu", progress=False, only_rules=["random"])
+    assert [r["label"] for r in rerun["runs"]] == ["softhebb", "random"]
+    kept, fresh = rerun["runs"]
+    assert (kept["command"], kept["git_commit"], kept["precision"]) == ("liouna-snn run tiny.toml (old)", "0" * 40, "bf16")
+    assert kept["layers"] == old["runs"][0]["layers"]
+    assert fresh["precision"] == rerun["unsupervised"]["precision"] and fresh["git_commit"] == rerun["git_commit"] != "0" * 40
+    assert json.loads(path.read_text()) == json.loads(json.dumps(rerun))
+
+
 def test_experiment_errors_name_the_problem(tmp_path, capsys):
     exp = _write_experiment(tmp_path, extra='[extra]\nfoo = 1\n')
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['extra'\]"):

@@ -1,0 +1,39 @@
+"""experiments/report.py: the README table of a results JSON, with per-run provenance when runs differ in it."""
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("report", ROOT / "experiments" / "report.py")
+report = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(report)
+
+
+def _run(label, top1, **provenance):
+    layers = [{"layer": 1, "probe_top1": top1, "knn_top1": top1 - 10, "dead_units": 0, "weight_norm_mean": 2.5}]
+    return {"label": label, "seed": 0, "layers": layers, "unsup_seconds": 100.0, "epochs": 1,
+            "unsup_images_per_second": 500.0, "probe_seconds": 50.0, **provenance}
+
+
+def _results(runs):
+    return {"command": "liouna-snn run new.toml", "git_commit": "b" * 40, "torch": "2.x", "device": "cpu", "threads": 2,
+            "train_images": 50000, "test_images": 10000, "runs": runs,
+            "unsupervised": {"schedule": "greedy", "batch_size": 10, "precision": "fp32"}}
+
+
+def test_one_invocation_names_its_command_commit_and_precision_in_the_header():
+    text = report.table(_results([_run("a", 60.0), _run("b", 61.5)]), norms=True)
+    header, _, columns, _, first, second = text.splitlines()
+    assert header.startswith("`liouna-snn run new.toml` — commit `bbbbbbbbbb`") and header.endswith("batch 10, fp32")
+    assert "precision" not in columns and columns.endswith("mean unit norm per layer |")
+    assert first == "| a | 0 | 60.00 (50.00) | 100 | 500 | 500 | 50 | 0 | 2.50 |"
+    assert second.startswith("| b | 0 | 61.50 (51.50) |")
+
+
+def test_runs_of_several_invocations_show_each_runs_precision_and_commit():
+    kept = _run("old", 60.0, command="liouna-snn run old.toml", git_commit="a" * 40, precision="bf16")
+    text = report.table(_results([kept, _run("new", 61.0)]))
+    lines = text.splitlines()
+    assert lines[0].startswith("runs of several invocations") and "fp32" not in lines[0]
+    assert lines[2].endswith("| precision | commit |")
+    assert lines[4].endswith("| bf16 | `aaaaaaaaaa` |") and lines[5].endswith("| fp32 | `bbbbbbbbbb` |")
+    assert lines[-1] == "Commands: `liouna-snn run new.toml`; `liouna-snn run old.toml`"
