@@ -155,10 +155,12 @@ def probe_depths(values: list | str, n_layers: int, where: str) -> list[int]:
 # --- one comparison: which runs, with which conditions ----------------------------------------------------
 
 def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition: str = "none") -> str:
-    """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition, ``liouna-native-lif-T8-mean-inhibition``."""
+    """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition,
+    ``liouna-native-lif-T8-mean-inhibition``."""
     if neuron is None:
         return f"{rule}-rate"
-    return f"{rule}-{neuron}-T{time_steps}" + ("" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition")
+    suffix = "" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition"
+    return f"{rule}-{neuron}-T{time_steps}{suffix}"
 
 
 def lateral_inhibition(record: dict) -> str:
@@ -232,7 +234,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple[dict, str]:
-    """Run every missing (mode, neuron, T, lateral inhibition) of ``args``; write JSON, markdown and plot; return ``(results, table)``."""
+    """Run every missing (mode, neuron, T, lateral inhibition) of ``args``; write JSON, markdown and plot;
+    return ``(results, table)``."""
     cfg = load_config(args.config)
     exp = load_experiment(Path(cfg["_path"]).parent / cfg["base_experiment"])
     run = base_run(exp, cfg["run"])
@@ -285,7 +288,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                "dataset": dataset, "train_images": len(train), "test_images": len(test),
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "runs": [],
-               "targets": {**cfg["targets"], "lateral_inhibition": cfg.get("spiking", {}).get("lateral_inhibition", "none")}}
+               "targets": {**cfg["targets"],
+                           "lateral_inhibition": cfg.get("spiking", {}).get("lateral_inhibition", "none")}}
     json_path = out.with_suffix(".json")
     if json_path.is_file():
         results["runs"] = json.loads(json_path.read_text()).get("runs", [])
@@ -407,9 +411,10 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
     import matplotlib.pyplot as plt
 
     fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
-    lines_ = sorted({(r["neuron"], lateral_inhibition(r)) for r in runs if r["mode"] == "spiking"})
-    for i, (neuron, inhibition) in enumerate(lines_):  # matched backends can coincide: shrinking markers keep each visible
-        rs = sorted((r for r in runs if r["mode"] == "spiking" and (r["neuron"], lateral_inhibition(r)) == (neuron, inhibition)),
+    spiking = [r for r in runs if r["mode"] == "spiking"]
+    curves = sorted({(r["neuron"], lateral_inhibition(r)) for r in spiking})
+    for i, (neuron, inhibition) in enumerate(curves):  # matched backends can coincide: shrinking markers keep each visible
+        rs = sorted((r for r in spiking if (r["neuron"], lateral_inhibition(r)) == (neuron, inhibition)),
                     key=lambda r: r["time_steps"])
         steps = [r["time_steps"] for r in rs]
         name = neuron if inhibition == "none" else f"{neuron}, {inhibition} lateral inhibition"

@@ -106,7 +106,8 @@ def run_spiking(exp: dict, run: dict, where: str = "[[runs]]") -> SpikingConfig 
     """The :class:`SpikingConfig` of one ``[[runs]]`` entry (``None``: rate mode).
 
     The top-level ``[spiking]`` table, updated key by key by the run's own ``spiking`` table (its
-    ``neuron_params`` and ``encoder_params`` entry by entry); ``spiking = false`` in the run means rate mode. Unknown keys and bad values raise a ``ValueError`` naming ``where``.
+    ``neuron_params`` and ``encoder_params`` entry by entry); ``spiking = false`` in the run means rate mode.
+    Unknown keys and bad values raise a ``ValueError`` naming ``where``.
     """
     if "spiking" not in run:
         return spiking_config(exp["spiking"], f"{where} [spiking]") if "spiking" in exp else None
