@@ -21,6 +21,7 @@ optional :class:`liouna_snn.spiking.SpikingConfig` that runs the same spec with 
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -117,6 +118,16 @@ class LocalNetwork(nn.Module):
         """Let layer ``i`` (0-based) learn from its input ``h``; returns its detached output (``None``
         without ``output``: see :meth:`PlasticLayer.learn`)."""
         return self.layers[i].learn(self._layer_input(i, h), progress, generator, output=output)
+
+    def identity(self) -> dict:
+        """What makes a trained state belong to this network: each layer's weight shape, stride, padding,
+        normalisation, activation, pooling, rule options and spiking config (plain values; a checkpoint compares it on resume)."""
+        return {"layers": [{"weight": list(layer.weight.shape), "stride": layer.geometry.stride,
+                            "padding": layer.geometry.padding, "norm": layer.norm_kind,
+                            "activation": repr(layer.activation), "pool": repr(layer.pool),
+                            "rule": dataclasses.asdict(layer.rule.config),
+                            "spiking": None if layer.spiking is None else dataclasses.asdict(layer.spiking)}
+                           for layer in self.layers]}
 
     def feature_shapes(self) -> list[tuple[int, ...]]:
         """Shape of each layer's output (after pooling) for the spec's input size."""

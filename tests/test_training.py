@@ -82,6 +82,24 @@ def test_checkpoint_from_other_options_is_refused(tiny_data, tmp_path):
         train_unsupervised(net, tiny_data, TrainConfig(batch_size=4), checkpoint=ckpt, progress=False)
 
 
+def test_checkpoint_from_another_rule_or_neuron_is_refused(tiny_data, tmp_path):
+    """Same training options, other rule options or spiking config: resuming would mix two runs."""
+    from liouna_snn.spiking import SpikingConfig
+
+    ckpt = tmp_path / "run.pt"
+    _train(tiny_data, checkpoint=ckpt)
+    config = TrainConfig(schedule="simultaneous", batch_size=8, seed=0, checkpoint_every=3)
+    rules = [rule_config("softhebb", lr=0.05)] * (len(SMALL_SPEC["layers"]) - 1) + [rule_config("softhebb", lr=0.1)]
+    other_lr = build_network(SMALL_SPEC, rules, seed=0)
+    with pytest.raises(ValueError, match=rf"another network or rule \(layer {len(rules)} rule\.lr: 0\.05 -> 0\.1\)"):
+        train_unsupervised(other_lr, tiny_data, config, checkpoint=ckpt, progress=False)
+    spiking = build_network(SMALL_SPEC, rule_config("softhebb", lr=0.05), seed=0, spiking=SpikingConfig(time_steps=2))
+    with pytest.raises(ValueError, match="layer 1 spiking: None -> "):
+        train_unsupervised(spiking, tiny_data, config, checkpoint=ckpt, progress=False)
+    same = build_network(SMALL_SPEC, rule_config("softhebb", lr=0.05), seed=0)
+    train_unsupervised(same, tiny_data, config, checkpoint=ckpt, progress=False)  # the finished run resumes
+
+
 def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "state.pt"
     save_atomic({"v": 1}, path)
@@ -177,3 +195,12 @@ def test_experiment_errors_name_the_problem(tmp_path, capsys):
     assert cli_main(["run", str(exp), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "cifar-10-batches-py" in err and "nowhere" in err
+
+
+@pytest.mark.parametrize("label", ["layer2/column", "..", "", "a:b"])
+def test_run_labels_that_cannot_name_files_are_refused(tmp_path, label):
+    path = tmp_path / "exp.toml"
+    path.write_text(f'model = "cifar10_3layer"\n[data]\ndataset = "cifar10-mini"\n'
+                    f'[[runs]]\nrule = "liouna"\nlabel = "{label}"\n')
+    with pytest.raises(ValueError, match=r"\[\[runs\]\] #1: label .* names files \(checkpoints, plots\)"):
+        load_experiment(path)

@@ -1,4 +1,5 @@
-"""Atomic checkpoints: a crash while writing never leaves a half-written file behind."""
+"""Atomic checkpoints: a crash while writing never leaves a half-written file behind; a checkpoint written by
+another network or rule is named as such, not resumed."""
 from __future__ import annotations
 
 import os
@@ -36,3 +37,19 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict | None:
     if not path.is_file():
         return None
     return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def identity_difference(saved: dict, current: dict) -> str:
+    """The first entries where two :meth:`LocalNetwork.identity` dicts differ, as ``where: saved -> current``."""
+    if len(saved["layers"]) != len(current["layers"]):
+        return f"{len(saved['layers'])} layers -> {len(current['layers'])}"
+    diffs = []
+    for i, (a, b) in enumerate(zip(saved["layers"], current["layers"]), start=1):
+        for key in sorted(a.keys() | b.keys()):
+            va, vb = a.get(key), b.get(key)
+            if isinstance(va, dict) and isinstance(vb, dict):
+                diffs += [f"layer {i} {key}.{k}: {va.get(k)!r} -> {vb.get(k)!r}"
+                          for k in sorted(va.keys() | vb.keys()) if va.get(k) != vb.get(k)]
+            elif va != vb:
+                diffs.append(f"layer {i} {key}: {va!r} -> {vb!r}")
+    return "; ".join(diffs[:4]) + ("; ..." if len(diffs) > 4 else "")

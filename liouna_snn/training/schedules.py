@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data import ImageTensors, iterate_batches, num_batches
 from ..network import LocalNetwork
-from .checkpoint import load_checkpoint, save_atomic
+from .checkpoint import identity_difference, load_checkpoint, save_atomic
 
 SCHEDULES = ("greedy", "simultaneous")
 
@@ -130,6 +130,10 @@ def train_unsupervised(
         if {"max_seconds": None, **state.get("config", {})} != config.__dict__:  # (older checkpoints lack max_seconds)
             raise ValueError(f"checkpoint {checkpoint} was written by a run with other options "
                              f"({state.get('config')}); delete it or use the same options")
+        saved = state.get("network_identity")  # (older checkpoints lack it)
+        if saved is not None and saved != network.identity():
+            raise ValueError(f"checkpoint {checkpoint} was written by another network or rule "
+                             f"({identity_difference(saved, network.identity())}); delete it or use the same options")
         network.load_state_dict(state["network"])
         for g, s in zip(mask_gens, state["mask_generators"]):
             g.set_state(s)
@@ -139,7 +143,7 @@ def train_unsupervised(
     def save(phase: int, batch: int):
         if checkpoint:
             save_atomic({"network": network.state_dict(), "phase": phase, "batch": batch, "elapsed": elapsed,
-                         "images": images, "config": config.__dict__,
+                         "images": images, "config": config.__dict__, "network_identity": network.identity(),
                          "mask_generators": [g.get_state() for g in mask_gens]}, checkpoint)
 
     total_steps = len(phases) * per_epoch
