@@ -131,9 +131,16 @@ def spiking_run_config(cfg: dict, neuron: str, time_steps: int, where: str = "[s
 
 
 def base_run(exp: dict, run: str) -> dict:
-    """The ``[[runs]]`` entry of the base experiment whose label (else rule) is ``run``."""
+    """The ``[[runs]]`` entry of the base experiment whose label (else rule) is ``run``.
+
+    It must be a rate-mode entry without its own ``spiking`` table: this benchmark sets every run's mode itself.
+    """
     for entry in exp["runs"]:
         if entry.get("label", entry["rule"]) == run:
+            if "spiking" in entry:
+                raise ValueError(f"the base experiment {exp['_path']}'s run {run!r} sets its own spiking = ...; "
+                                 f"rate_vs_spiking sets each run's mode from its own [spiking] table: name a run "
+                                 f"without one")
             return entry
     labels = [entry.get("label", entry["rule"]) for entry in exp["runs"]]
     raise ValueError(f"the base experiment {exp['_path']} has no run {run!r}; its runs: {', '.join(labels)}")

@@ -153,3 +153,18 @@ def test_backends_with_different_neurons_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"do not run the same neuron: native-lif has .*threshold=1.0.* but "
                                          r"norse-lifbox has .*threshold=1.5"):
         driver.load_config(config)
+
+
+def test_a_base_run_with_its_own_spiking_table_is_refused(tmp_path):
+    from liouna_snn.experiment import load_experiment
+
+    path = tmp_path / "base.toml"
+    path.write_text('model = "cifar10_3layer"\n[data]\ndataset = "cifar10-mini"\n'
+                    '[[runs]]\nlabel = "lif"\nrule = "liouna"\nspiking = { time_steps = 4 }\n'
+                    '[[runs]]\nrule = "liouna"\n')
+    exp = load_experiment(path)
+    assert driver.base_run(exp, "liouna")["rule"] == "liouna"
+    with pytest.raises(ValueError, match=r"run 'lif' sets its own spiking = \.\.\.; .* name a run without one"):
+        driver.base_run(exp, "lif")
+    with pytest.raises(ValueError, match=r"has no run 'softhebb'; its runs: lif, liouna"):
+        driver.base_run(exp, "softhebb")
