@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .neurons.rate import Triangle
 from .rules import ConvGeometry, LocalRule, RuleConfig
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
 from .spiking import OnlineUpdate, SpikingConfig, activity_report, encode, neuron_current, spike_counts
@@ -102,14 +101,7 @@ class PlasticLayer(nn.Module):
                 counts = self._spike_counts(u_steps, u)
                 self._record_activity(counts, "inference")
                 return self._pool(counts / self.spiking.time_steps)
-            return self._activate_and_pool(self._drive(self.norm(x)))
-
-    def _activate_and_pool(self, u: torch.Tensor) -> torch.Tensor:
-        """``pool(activation(u))``. A triangle's power is monotone on ``[0, inf)``, so max pooling commutes with
-        it: the power then runs on the pooled tensor (4x fewer elements here), giving the same values."""
-        if isinstance(self.pool, nn.MaxPool2d) and isinstance(self.activation, Triangle) and self.activation.power != 1:
-            return self._pool(self.activation.centred(u)).pow(self.activation.power)
-        return self._pool(self.activation(u))
+            return self._pool(self.activation(self._drive(self.norm(x))))
 
     def _pool(self, y: torch.Tensor) -> torch.Tensor:
         if isinstance(self.pool, nn.Identity):

@@ -14,12 +14,8 @@ class Triangle(nn.Module):
             raise ValueError(f"triangle power must be > 0, got {power}")
         self.power = float(power)
 
-    def centred(self, u: torch.Tensor) -> torch.Tensor:
-        """``relu(u - mean_k u)``: the triangle before its power."""
-        return torch.relu(u - u.mean(dim=1, keepdim=True))
-
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        y = self.centred(u)
+        y = torch.relu(u - u.mean(dim=1, keepdim=True))
         return y if self.power == 1.0 else y.pow(self.power)
 
     def extra_repr(self) -> str:
