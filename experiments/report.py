@@ -6,11 +6,14 @@
 import json
 import sys
 
+from liouna_snn.experiment import layer_cells, probed_depths
+
 
 def table(results: dict, norms: bool = False) -> str:
     """The README table of ``results``; ``norms`` adds each layer's mean unit weight norm ||w_k||."""
     runs = results["runs"]
-    n = max(len(r["layers"]) for r in runs)
+    depths = probed_depths(runs)
+    n = len(depths)
     top_precision = results["unsupervised"]["precision"]
 
     def provenance(r):  # runs kept from an earlier invocation carry their own command, commit and precision
@@ -26,19 +29,19 @@ def table(results: dict, norms: bool = False) -> str:
         f"{results['test_images']} test images, {results['unsupervised']['schedule']} schedule, batch "
         f"{results['unsupervised']['batch_size']}" + ("" if mixed else f", {top_precision}"),
         "",
-        "| rule | seed | " + " | ".join(f"layer {i} probe (k-NN)" for i in range(1, n + 1))
+        "| rule | seed | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
         + " | unsup. time (s) | dataset img/s | layer-pass img/s | eval time (s) | dead units per layer |"
         + (" mean unit norm per layer |" if norms else "") + (" precision | commit |" if mixed else ""),
         "|---|---|" + "---|" * n + "---|---|---|---|---|" + ("---|" if norms else "") + ("---|---|" if mixed else ""),
     ]
     for r in runs:
-        cells = [f"{l['probe_top1']:.2f} ({l['knn_top1']:.2f})" for l in r["layers"]]
-        dead = "/".join(str(l.get("dead_units")) for l in r["layers"])
+        cells = layer_cells(r, depths, lambda l: f"{l['probe_top1']:.2f} ({l['knn_top1']:.2f})")
+        dead = "/".join(layer_cells(r, depths, lambda l: str(l.get("dead_units"))))
         lines.append(f"| {r['label']} | {r['seed']} | " + " | ".join(cells)
                      + f" | {r['unsup_seconds']:.0f} | {results['train_images'] * r['epochs'] / r['unsup_seconds']:.0f}"
                      f" | {r['unsup_images_per_second']:.0f} | {r['probe_seconds']:.0f} | {dead} |"
-                     + (" " + "/".join(f"{l['weight_norm_mean']:.2f}" if l.get("weight_norm_mean") is not None else "-"
-                                      for l in r["layers"]) + " |" if norms else "")
+                     + (" " + "/".join(layer_cells(r, depths, lambda l: "-" if l.get("weight_norm_mean") is None
+                                                   else f"{l['weight_norm_mean']:.2f}")) + " |" if norms else "")
                      + (f" {provenance(r)[2]} | `{provenance(r)[1][:10]}` |" if mixed else ""))
     if mixed:
         lines += ["", "Commands: " + "; ".join(sorted({f"`{provenance(r)[0]}`" for r in runs}))]

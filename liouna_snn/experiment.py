@@ -339,17 +339,29 @@ def activity_line(activity: dict) -> str:
     return ("  | spikes " + "; ".join(parts)) if parts else ""
 
 
+def probed_depths(runs: list[dict]) -> list[int]:
+    """The 1-based depths probed in any of ``runs`` (results entries), in order."""
+    return sorted({entry["layer"] for r in runs for entry in r["layers"]})
+
+
+def layer_cells(run: dict, depths: list[int], cell) -> list[str]:
+    """``cell(entry)`` of ``run``'s layer entry at each of ``depths``; ``-`` where that depth was not probed."""
+    by_depth = {entry["layer"]: entry for entry in run["layers"]}
+    return [cell(by_depth[d]) if d in by_depth else "-" for d in depths]
+
+
 def summary_table(results: dict) -> str:
     """A readable per-layer accuracy table (markdown)."""
     runs = results["runs"]
     if not runs:
         return "(no runs)"
-    n = max(len(r["layers"]) for r in runs)
-    head = "| rule | seed | " + " | ".join(f"layer {i} probe / k-NN" for i in range(1, n + 1)) + " | unsup s | img/s |"
+    depths = probed_depths(runs)
+    n = len(depths)
+    head = "| rule | seed | " + " | ".join(f"layer {d} probe / k-NN" for d in depths) + " | unsup s | img/s |"
     sep = "|" + "---|" * (n + 4)
     rows = [head, sep]
     for r in runs:
-        cells = [f"{l['probe_top1']:.2f} / {l['knn_top1']:.2f}" for l in r["layers"]]
+        cells = layer_cells(r, depths, lambda l: f"{l['probe_top1']:.2f} / {l['knn_top1']:.2f}")
         rows.append(f"| {r['label']} | {r['seed']} | " + " | ".join(cells) +
                     f" | {r['unsup_seconds']:.0f} | {r['unsup_images_per_second']:.0f} |")
     return "\n".join(rows)

@@ -37,3 +37,23 @@ def test_runs_of_several_invocations_show_each_runs_precision_and_commit():
     assert lines[2].endswith("| precision | commit |")
     assert lines[4].endswith("| bf16 | `aaaaaaaaaa` |") and lines[5].endswith("| fp32 | `bbbbbbbbbb` |")
     assert lines[-1] == "Commands: `liouna-snn run new.toml`; `liouna-snn run old.toml`"
+
+
+def test_columns_follow_the_probed_depths_not_the_entry_count():
+    """A run that probed only layer 2 fills the layer-2 column; a depth a run skipped shows '-'."""
+    from liouna_snn.experiment import summary_table
+
+    deep_only = _run("deep", 70.0)
+    deep_only["layers"] = [{**deep_only["layers"][0], "layer": 2}]
+    both = _run("both", 60.0)
+    both["layers"].append({**both["layers"][0], "layer": 2, "probe_top1": 71.0, "knn_top1": 61.0})
+    lines = report.table(_results([deep_only]), norms=True).splitlines()
+    assert "| layer 2 probe (k-NN) | unsup." in lines[2] and "layer 1" not in lines[2]
+    assert lines[4] == "| deep | 0 | 70.00 (60.00) | 100 | 500 | 500 | 50 | 0 | 2.50 |"
+    lines = report.table(_results([deep_only, both]), norms=True).splitlines()
+    assert "| layer 1 probe (k-NN) | layer 2 probe (k-NN) |" in lines[2]
+    assert lines[4] == "| deep | 0 | - | 70.00 (60.00) | 100 | 500 | 500 | 50 | -/0 | -/2.50 |"
+    assert lines[5].startswith("| both | 0 | 60.00 (50.00) | 71.00 (61.00) |")
+    summary = summary_table(_results([deep_only, both])).splitlines()
+    assert summary[0].startswith("| rule | seed | layer 1 probe / k-NN | layer 2 probe / k-NN |")
+    assert summary[2].startswith("| deep | 0 | - | 70.00 / 60.00 |")
