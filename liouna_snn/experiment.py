@@ -247,11 +247,13 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
         standardise = spiking is None or not spiking.encodes_spikes
         for seed in run.get("seeds", [0]):
             ckpt_name = f"{label}_seed{seed}.pt" if spiking is None else f"{label}_spiking_seed{seed}.pt"
+            # a greedy run takes the leading layers it shares with another run of this experiment, trained
+            donors = sorted(p for p in checkpoint_dir.glob(f"*_seed{seed}.pt") if p.name != ckpt_name)
             net, record = train_and_probe_run(
                 spec, run["rule"], rules, label=label, seed=seed, dataset=data_cfg["dataset"], train=train,
                 test=test, mean=mean if standardise else None, std=std if standardise else None,
                 train_cfg=train_cfg, compute_dtype=compute_dtype, probe_cfg=probe_cfg,
-                spiking=spiking, device=dev, checkpoint=checkpoint_dir / ckpt_name, progress=progress,
+                spiking=spiking, device=dev, checkpoint=checkpoint_dir / ckpt_name, donors=donors, progress=progress,
                 parallel=parallel, command=results["command"], git_commit=results["git_commit"])
             if record is None:
                 continue  # not rank 0: rank 0 holds the whole trained network and evaluates it
@@ -270,13 +272,14 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
 def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label: str, seed: int, dataset: str,
                         train, test, mean: torch.Tensor | None, std: torch.Tensor | None, train_cfg: TrainConfig,
                         compute_dtype: torch.dtype | None, probe_cfg: dict, spiking=None, device=torch.device("cpu"),
-                        checkpoint: str | Path | None = None, progress: bool = True, parallel: dict | None = None,
-                        command: str | None = None, git_commit: str | None = None):
+                        checkpoint: str | Path | None = None, donors: list[Path] = (), progress: bool = True,
+                        parallel: dict | None = None, command: str | None = None, git_commit: str | None = None):
     """One run of an experiment: build the network, train it without labels, probe its layers.
 
     The network is ``spec`` with one ``rules`` config per layer, in rate mode or, with ``spiking`` (a
     :class:`liouna_snn.spiking.SpikingConfig`), in spiking mode; weights seeded with ``seed``. Training
-    follows ``train_cfg`` (its ``seed`` replaced by ``seed``) and resumes from ``checkpoint``; ``train`` /
+    follows ``train_cfg`` (its ``seed`` replaced by ``seed``), resumes from ``checkpoint`` and, greedy, takes the
+    leading layers it shares with one of the ``donors`` checkpoints already trained; ``train`` /
     ``test`` are :class:`liouna_snn.data.ImageTensors` on ``device``, standardised per batch with ``mean`` /
     ``std`` (``None``: not at all). The layers of ``probe_cfg["layers"]`` (``"all"`` or 1-based depths) are
     probed with the other ``probe_cfg`` options (:func:`liouna_snn.evaluation.probe_layers`).
@@ -284,7 +287,8 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
     Returns ``(network, record)``: ``record`` is the run's entry of the results schema (``label``,
     ``dataset``, ``rule``, ``mode``, ``neuron``, ``time_steps``, ``seed``, ``unsup_seconds`` (s of
     unsupervised training), ``unsup_images_per_second``, ``probe_seconds`` (s), ``layers`` with each
-    probed layer's accuracies (%) and diagnostics, spiking activity included, ...). Under ``parallel``
+    probed layer's accuracies (%) and diagnostics, spiking activity included, ``reused_layers`` when layers
+    came from a donor, ...). Under ``parallel``
     (see :func:`run_experiment`) the ranks other than 0 get ``record = None``.
     """
     torch.manual_seed(seed)
@@ -298,7 +302,10 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
             return net, None
     else:
         summary = train_unsupervised(net, train, cfg, device=device, mean=mean, std=std, progress=progress,
-                                     checkpoint=checkpoint, description=f"{label} seed {seed}")
+                                     checkpoint=checkpoint, donors=donors, description=f"{label} seed {seed}")
+        if summary["reused_layers"] and progress:
+            print(f"  {label} seed {seed}: layers 1-{summary['reused_layers']} taken, trained, from "
+                  f"{Path(summary['reused_from']).name}", flush=True)
     n_layers = len(spec["layers"])
     depths = list(range(1, n_layers + 1)) if probe_cfg["layers"] == "all" else list(probe_cfg["layers"])
     t0 = time.perf_counter()
@@ -324,6 +331,8 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
         "rule_options": [dataclasses.asdict(r) for r in rules],
         "command": command, "git_commit": git_commit,
         **({"parallel": summary["layout"]} if parallel else {}),
+        **({"reused_layers": {"layers": summary["reused_layers"], "checkpoint": Path(summary["reused_from"]).name}}
+           if summary.get("reused_layers") else {}),
     }
     return net, record
 

@@ -121,10 +121,11 @@ class LocalNetwork(nn.Module):
 
     def identity(self) -> dict:
         """What makes a trained state belong to this network: each layer's weight shape, stride, padding,
-        normalisation, activation, pooling, rule options and spiking config (plain values; a checkpoint compares it on resume)."""
+        normalisation, activation, pooling, compute dtype, rule options and spiking config (plain values; a checkpoint compares it on resume)."""
         return {"layers": [{"weight": list(layer.weight.shape), "stride": layer.geometry.stride,
                             "padding": layer.geometry.padding, "norm": layer.norm_kind,
                             "activation": repr(layer.activation), "pool": repr(layer.pool),
+                            "compute_dtype": str(layer.compute_dtype),
                             "rule": dataclasses.asdict(layer.rule.config),
                             "spiking": None if layer.spiking is None else dataclasses.asdict(layer.spiking)}
                            for layer in self.layers]}

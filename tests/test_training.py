@@ -100,6 +100,51 @@ def test_checkpoint_from_another_rule_or_neuron_is_refused(tiny_data, tmp_path):
     train_unsupervised(same, tiny_data, config, checkpoint=ckpt, progress=False)  # the finished run resumes
 
 
+def test_greedy_run_takes_shared_leading_layers_from_a_donor_and_ends_identical(tiny_data, tmp_path):
+    """Greedy layer i depends only on layers below it, its own phase's seeded data order and its own mask
+    generator: taking trained layers 1-2 from another run gives the weights of training them again."""
+    config = TrainConfig(schedule="greedy", batch_size=8, seed=0, checkpoint_every=3)
+    masked = rule_config("liouna", lr=0.05, inhibition="column", mask_ratio=0.5, mask_patch=2)
+
+    def net(last_lr):
+        return build_network(SMALL_SPEC, [masked, rule_config("softhebb", lr=0.05), rule_config("softhebb", lr=last_lr)],
+                             seed=0)
+
+    donor = tmp_path / "donor_seed0.pt"
+    train_unsupervised(net(0.05), tiny_data, config, checkpoint=donor, progress=False)
+    reference = net(0.2)
+    fresh = train_unsupervised(reference, tiny_data, config, progress=False, donors=[])
+    assert fresh["reused_layers"] == 0
+    taker = net(0.2)
+    summary = train_unsupervised(taker, tiny_data, config, checkpoint=tmp_path / "taker_seed0.pt", donors=[donor],
+                                 progress=False)
+    assert (summary["reused_layers"], summary["reused_from"]) == (2, str(donor))
+    for (name, p), q in zip(reference.state_dict().items(), taker.state_dict().values()):
+        assert torch.equal(p, q), name
+    # the donor's seconds for layers 1-2 count; a rerun resumes from the taker's own (finished) checkpoint
+    assert summary["seconds"] >= sum(load_checkpoint(donor)["phase_seconds"][:2])
+    again = train_unsupervised(net(0.2), tiny_data, config, checkpoint=tmp_path / "taker_seed0.pt", donors=[donor],
+                               progress=False)
+    assert again["reused_layers"] == 0
+
+    # another layer-1 rule, other data, or the simultaneous schedule: nothing is taken
+    other_first = build_network(SMALL_SPEC, [rule_config("softhebb", lr=0.05)] * 3, seed=0)
+    assert train_unsupervised(other_first, tiny_data, config, donors=[donor], progress=False)["reused_layers"] == 0
+    assert train_unsupervised(net(0.2), tiny_data.subset(32), config, donors=[donor],
+                              progress=False)["reused_layers"] == 0
+    simultaneous = TrainConfig(schedule="simultaneous", batch_size=8, seed=0, checkpoint_every=3)
+    assert train_unsupervised(net(0.2), tiny_data, simultaneous, donors=[donor], progress=False)["reused_layers"] == 0
+
+
+def test_checkpoint_from_other_data_is_refused(tiny_data, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    _train(tiny_data, checkpoint=ckpt)
+    net = build_network(SMALL_SPEC, rule_config("softhebb", lr=0.05), seed=0)
+    with pytest.raises(ValueError, match=r"written by a run on other data \(64 images"):
+        train_unsupervised(net, tiny_data.subset(32), TrainConfig(schedule="simultaneous", batch_size=8, seed=0,
+                                                                 checkpoint_every=3), checkpoint=ckpt, progress=False)
+
+
 def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "state.pt"
     save_atomic({"v": 1}, path)

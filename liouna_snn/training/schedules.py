@@ -104,6 +104,36 @@ def epoch_generator(seed: int, phase: int) -> torch.Generator:
 _epoch_generator = epoch_generator
 
 
+def data_fingerprint(data: ImageTensors, mean: torch.Tensor | None, std: torch.Tensor | None) -> dict:
+    """A cheap identity of the training images and their standardisation (checkpoints compare it)."""
+    head = data.images[:256].flatten(1).long()
+    weights = torch.arange(1, len(head) + 1, device=head.device)
+    return {"images": len(data), "shape": list(data.images.shape[1:]), "head_sum": int(head.sum()),
+            "head_weighted_sum": int((head.sum(1) * weights).sum()),
+            "mean": None if mean is None else [round(float(v), 6) for v in mean.flatten()],
+            "std": None if std is None else [round(float(v), 6) for v in std.flatten()]}
+
+
+def reusable_layers(network: LocalNetwork, config: TrainConfig, data: dict, donor: dict) -> int:
+    """How many leading layers a greedy run of ``network`` can take, trained, from ``donor`` (another run's
+    checkpoint) instead of training them again: the same training options and data, the same layers (shapes,
+    rules, neurons, compute dtype) up to there, and finished in the donor. Greedy training of a layer depends
+    only on the layers below it, the data order of its own phase (seeded per phase) and its own mask generator,
+    so the taken layers are the ones this run would train."""
+    if config.schedule != "greedy" or config.max_seconds is not None:
+        return 0
+    if "phase_seconds" not in donor or "network_identity" not in donor or donor.get("data") != data:
+        return 0
+    if {"max_seconds": None, **donor.get("config", {})} != config.__dict__:
+        return 0
+    mine, theirs = network.identity()["layers"], donor["network_identity"]["layers"]
+    finished = len(donor["phase_seconds"]) // config.epochs
+    k = 0
+    while k < min(finished, len(mine), len(theirs)) and mine[k] == theirs[k]:
+        k += 1
+    return k
+
+
 def train_unsupervised(
     network: LocalNetwork,
     data: ImageTensors,
@@ -113,38 +143,67 @@ def train_unsupervised(
     mean: torch.Tensor | None = None,
     std: torch.Tensor | None = None,
     checkpoint: str | Path | None = None,
+    donors: list[str | Path] = (),
     progress: bool = True,
     description: str = "unsupervised",
 ) -> dict:
-    """Train ``network`` on ``data`` without labels; returns a summary (seconds, images/s, steps).
+    """Train ``network`` on ``data`` without labels; returns a summary (``seconds``, ``images_per_second``,
+    ``steps``, ``schedule``, ``reused_layers``, ``reused_from``).
 
-    If ``checkpoint`` names an existing checkpoint of this run, training resumes from it.
+    If ``checkpoint`` names an existing checkpoint of this run, training resumes from it. Otherwise a greedy
+    run takes its leading layers, already trained, from the ``donors`` checkpoint (other runs') that has the most
+    of them (:func:`reusable_layers`); their seconds count in ``seconds`` as the donor measured them.
     """
     network.to(device)
     phases = _phases(network, config)
     per_epoch = num_batches(len(data), config.batch_size, drop_last=True)
     mask_gens = [torch.Generator().manual_seed(config.seed * 7919 + i) for i in range(len(network))]
-    start_phase, start_batch, elapsed, images = 0, 0, 0.0, 0
+    start_phase, start_batch, elapsed, images, phase_seconds = 0, 0, 0.0, 0, []
+    data_id = data_fingerprint(data, mean, std)
+    reused, reused_from = 0, None
     state = load_checkpoint(checkpoint) if checkpoint else None
     if state is not None:
         if {"max_seconds": None, **state.get("config", {})} != config.__dict__:  # (older checkpoints lack max_seconds)
             raise ValueError(f"checkpoint {checkpoint} was written by a run with other options "
                              f"({state.get('config')}); delete it or use the same options")
-        saved = state.get("network_identity")  # (older checkpoints lack it)
+        saved = state.get("network_identity")  # (older checkpoints lack it and the data's fingerprint)
         if saved is not None and saved != network.identity():
             raise ValueError(f"checkpoint {checkpoint} was written by another network or rule "
                              f"({identity_difference(saved, network.identity())}); delete it or use the same options")
+        if state.get("data", data_id) != data_id:
+            raise ValueError(f"checkpoint {checkpoint} was written by a run on other data ({state['data']['images']} "
+                             f"images, standardisation {state['data']['mean']}); delete it or use the same data")
         network.load_state_dict(state["network"])
         for g, s in zip(mask_gens, state["mask_generators"]):
             g.set_state(s)
         start_phase, start_batch = state["phase"], state["batch"]
         elapsed, images = state["elapsed"], state["images"]
+        phase_seconds = list(state.get("phase_seconds", []))
+    else:
+        for path in donors:
+            donor = load_checkpoint(path)
+            k = reusable_layers(network, config, data_id, donor) if donor is not None else 0
+            if k > reused:
+                reused, reused_from, best = k, str(path), donor
+        if reused:
+            for i in range(reused):
+                prefix = f"layers.{i}."
+                network.layers[i].load_state_dict({key[len(prefix):]: v for key, v in best["network"].items()
+                                                   if key.startswith(prefix)})
+                mask_gens[i].set_state(best["mask_generators"][i])
+            start_phase = reused * config.epochs
+            phase_seconds = list(best["phase_seconds"][:start_phase])
+            elapsed, images = sum(phase_seconds), start_phase * per_epoch * config.batch_size
 
     def save(phase: int, batch: int):
         if checkpoint:
             save_atomic({"network": network.state_dict(), "phase": phase, "batch": batch, "elapsed": elapsed,
                          "images": images, "config": config.__dict__, "network_identity": network.identity(),
+                         "data": data_id, "phase_seconds": phase_seconds,
                          "mask_generators": [g.get_state() for g in mask_gens]}, checkpoint)
+
+    if reused:
+        save(start_phase, 0)
 
     total_steps = len(phases) * per_epoch
     deadlines = phase_deadlines(phases, config.max_seconds)
@@ -185,6 +244,7 @@ def train_unsupervised(
                 break
         elapsed += time.perf_counter() - t0
         start_batch = 0
+        phase_seconds.append(elapsed - sum(phase_seconds))
         save(p + 1, 0)
     bar.close()
     if config.schedule == "simultaneous" and config.recalibrate_norms:
@@ -193,7 +253,7 @@ def train_unsupervised(
         elapsed += time.perf_counter() - t0
     network.eval()
     return {"seconds": elapsed, "images": images, "images_per_second": images / max(elapsed, 1e-9),
-            "steps": total_steps, "schedule": config.schedule}
+            "steps": total_steps, "schedule": config.schedule, "reused_layers": reused, "reused_from": reused_from}
 
 
 @torch.no_grad()
