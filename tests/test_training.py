@@ -209,6 +209,16 @@ def test_experiment_writes_results_in_the_schema(tmp_path):
     assert (tmp_path / "experiments" / "results" / "tiny_filters_softhebb_seed0.png").exists()
 
 
+def test_a_run_sharing_layer_1_with_another_takes_it_trained(tmp_path):
+    exp = _write_experiment(tmp_path, extra='[[runs]]\nlabel = "softhebb-l2"\nrule = "softhebb"\n'
+                                            'options = { lr = [0.05, 0.03] }\n')
+    runs = {r["label"]: r for r in run_experiment(exp, device="cpu", progress=False)["runs"]}
+    assert "reused_layers" not in runs["softhebb"] and "reused_layers" not in runs["random"]
+    assert runs["softhebb-l2"]["reused_layers"] == {"layers": 1, "checkpoint": "softhebb_seed0.pt"}
+    assert runs["softhebb-l2"]["layers"][0]["probe_top1"] == runs["softhebb"]["layers"][0]["probe_top1"]
+    assert runs["softhebb-l2"]["layers"][0]["weight_norm_mean"] == runs["softhebb"]["layers"][0]["weight_norm_mean"]
+
+
 def test_a_partial_rerun_keeps_the_other_runs_with_their_provenance(tmp_path):
     """--rules reruns one run; the others stay, with the command, commit and precision they ran under, also
     when an older file recorded those only at its top level (which the rerun rewrites)."""
