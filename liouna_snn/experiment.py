@@ -313,8 +313,10 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
                           progress=progress, label=f"{label} seed {seed}",
                           **{k: v for k, v in probe_cfg.items() if k != "layers"})
     probe_seconds = time.perf_counter() - t0
+    initial = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)  # the seeded init
     for entry in layers:
-        entry.update(net.layers[entry["layer"] - 1].diagnostics(per_unit=True))
+        i = entry["layer"] - 1
+        entry.update(net.layers[i].diagnostics(per_unit=True, initial_weight=initial.layers[i].weight))
         if progress and spiking is not None:
             print(f"  {label} seed {seed} layer {entry['layer']}:{activity_line(entry['activity'])}", flush=True)
     mode = {"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else {

@@ -269,13 +269,23 @@ class PlasticLayer(nn.Module):
                 getattr(self, f"spike_counts_{phase}").zero_()
                 getattr(self, f"unit_steps_{phase}").zero_()
 
-    def diagnostics(self, per_unit: bool = False) -> dict:
+    def diagnostics(self, per_unit: bool = False, initial_weight: torch.Tensor | None = None) -> dict:
         """Weight-norm spread, win frequencies and dead units (units that never won while learning).
 
         With ``per_unit``, also every unit's weight norm and win frequency (lists of length K). In spiking
         mode also ``activity``: the firing report while learning and at inference (see :meth:`activity`).
+        With ``initial_weight`` (this layer's weight before learning), how far the units turned from it:
+        ``init_cosine_mean`` / ``_min`` / ``_max``, the cosine between each unit's final and initial weight
+        vector (1: the same direction, as a frozen random unit; ~0: a new one), per unit too with ``per_unit``.
         """
         norms = self.weight.detach().flatten(1).norm(dim=1).double()
+        turned = {}
+        if initial_weight is not None:
+            cos = torch.nn.functional.cosine_similarity(self.weight.detach().flatten(1).double(),
+                                                        initial_weight.detach().flatten(1).double().to(norms.device))
+            turned = {"init_cosine_mean": float(cos.mean()), "init_cosine_min": float(cos.min()),
+                      "init_cosine_max": float(cos.max())} | (
+                {"unit_init_cosines": [round(float(v), 4) for v in cos]} if per_unit else {})
         wins = self.win_counts
         total = float(wins.sum())
         freq = (wins / total) if total > 0 else wins
@@ -288,7 +298,7 @@ class PlasticLayer(nn.Module):
             "win_frequency_max": float(freq.max()) if total > 0 else None,
             "win_frequency_entropy_bits": float(-(freq[freq > 0] * freq[freq > 0].log2()).sum()) if total > 0 else None,
             "dead_units": int((wins == 0).sum()) if total > 0 else None,
-        } | ({"unit_weight_norms": [round(float(v), 4) for v in norms],
+        } | turned | ({"unit_weight_norms": [round(float(v), 4) for v in norms],
               "unit_win_frequencies": [round(float(v), 6) for v in freq]} if per_unit else {}) | (
             {"activity": self.activity(per_unit)} if self.spiking is not None else {})
 

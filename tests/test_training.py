@@ -217,6 +217,13 @@ def test_a_run_sharing_layer_1_with_another_takes_it_trained(tmp_path):
     assert runs["softhebb-l2"]["reused_layers"] == {"layers": 1, "checkpoint": "softhebb_seed0.pt"}
     assert runs["softhebb-l2"]["layers"][0]["probe_top1"] == runs["softhebb"]["layers"][0]["probe_top1"]
     assert runs["softhebb-l2"]["layers"][0]["weight_norm_mean"] == runs["softhebb"]["layers"][0]["weight_norm_mean"]
+    # how far units turned from their seeded initial weights: frozen random units not at all
+    assert [l["init_cosine_min"] for l in runs["random"]["layers"]] == pytest.approx([1.0, 1.0], abs=1e-9)
+    learned = runs["softhebb"]["layers"][0]
+    # ten small SoftHebb steps from radius 25 turn the units a little: near 1 (the rebuilt init is the one trained
+    # from; another draw would give ~0), yet not 1
+    assert 0.99 < learned["init_cosine_min"] <= learned["init_cosine_mean"] < 1 - 1e-9
+    assert len(learned["unit_init_cosines"]) == 8
 
 
 def test_a_partial_rerun_keeps_the_other_runs_with_their_provenance(tmp_path):
