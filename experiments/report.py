@@ -2,8 +2,11 @@
 
     python experiments/report.py experiments/results/cifar10_local_rules.json
     python experiments/report.py --norms experiments/results/cifar10_liouna_ablations.json   # + mean unit norms
+
+Runs trained with several seeds also get a second table: mean ± std over the seeds.
 """
 import json
+import statistics
 import sys
 
 from liouna_snn.experiment import layer_cells, probed_depths
@@ -48,10 +51,43 @@ def table(results: dict, norms: bool = False) -> str:
     return "\n".join(lines)
 
 
+def seed_table(results: dict) -> str | None:
+    """Mean ± sample std over seeds of every run label trained with more than one seed (``None`` if none was).
+
+    One row per such label: the number of seeds, then per probed depth the probe's and the k-NN's top-1 (%).
+    """
+    by_label: dict[str, list[dict]] = {}
+    for r in results["runs"]:
+        by_label.setdefault(r["label"], []).append(r)
+    multi = {label: runs for label, runs in by_label.items() if len(runs) > 1}
+    if not multi:
+        return None
+    depths = probed_depths(results["runs"])
+
+    def spread(values: list[float]) -> str:
+        return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+    lines = ["| rule | seeds | " + " | ".join(f"layer {d} probe (k-NN), mean ± std" for d in depths) + " |",
+             "|---|---|" + "---|" * len(depths)]
+    for label, runs in multi.items():
+        cells = []
+        for d in depths:
+            entries = [entry for r in runs for entry in r["layers"] if entry["layer"] == d]
+            cells.append("-" if len(entries) < 2 else
+                         f"{spread([e['probe_top1'] for e in entries])} ({spread([e['knn_top1'] for e in entries])})")
+        lines.append(f"| {label} | {', '.join(str(r['seed']) for r in runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     show_norms = "--norms" in args
     for path in [a for a in args if a != "--norms"]:
         with open(path) as f:
-            print(table(json.load(f), norms=show_norms))
+            results = json.load(f)
+        print(table(results, norms=show_norms))
         print()
+        seeds = seed_table(results)
+        if seeds:
+            print(seeds)
+            print()

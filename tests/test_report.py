@@ -57,3 +57,12 @@ def test_columns_follow_the_probed_depths_not_the_entry_count():
     summary = summary_table(_results([deep_only, both])).splitlines()
     assert summary[0].startswith("| rule | seed | layer 1 probe / k-NN | layer 2 probe / k-NN |")
     assert summary[2].startswith("| deep | 0 | - | 70.00 / 60.00 |")
+
+
+def test_several_seeds_get_mean_and_sample_std():
+    runs = [{**_run("a", top1), "seed": seed} for seed, top1 in enumerate((60.0, 62.0, 64.0))] + [_run("b", 50.0)]
+    results = _results(runs)
+    lines = report.seed_table(results).splitlines()
+    assert lines[0] == "| rule | seeds | layer 1 probe (k-NN), mean ± std |"
+    assert lines[2:] == ["| a | 0, 1, 2 | 62.00 ± 2.00 (52.00 ± 2.00) |"]  # b ran one seed: not in this table
+    assert report.seed_table(_results([_run("b", 50.0)])) is None
