@@ -93,9 +93,10 @@ def load_experiment(path: str | Path) -> dict:
         require(run, ("rule",), f"{where} [[runs]] #{i}")
         run_spiking(exp, run, f"{where} [[runs]] #{i}")
         label = run.get("label", run["rule"])
-        if not isinstance(label, str) or not label or label.startswith(".") or any(c in label for c in '/\\:*?"<>|'):
+        if (not isinstance(label, str) or not label or label.startswith(".") or label.endswith("_spiking")
+                or any(c in label for c in '/\\:*?"<>|')):
             raise ValueError(f"{where} [[runs]] #{i}: label {label!r} names files (checkpoints, plots): use a non-empty "
-                             f"string without / \\ : * ? \" < > | and not starting with '.'")
+                             f"string without / \\ : * ? \" < > |, not starting with '.' nor ending in '_spiking'")
         if label in labels:  # results, checkpoints and exports find a run by its label
             raise ValueError(f"{where} [[runs]] #{i}: label {label!r} is also run #{labels[label]}'s (a run's label is "
                              f"its `label`, else its `rule`); give each run a distinct label = \"...\"")

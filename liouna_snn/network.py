@@ -88,10 +88,11 @@ class LocalNetwork(nn.Module):
     ``forward(x, depth)`` returns the output of layer ``depth`` (1-based; default: the last).
     """
 
-    def __init__(self, layers: list[PlasticLayer], spec: dict | None = None):
+    def __init__(self, layers: list[PlasticLayer], spec: dict | None = None, init_seed: int | None = None):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.spec = spec or {}
+        self.init_seed = init_seed  # the seed of the initial weights (build_network's), None if unknown
 
     @property
     def spiking(self) -> SpikingConfig | None:
@@ -120,10 +121,13 @@ class LocalNetwork(nn.Module):
         return self.layers[i].learn(self._layer_input(i, h), progress, generator, output=output)
 
     def identity(self) -> dict:
-        """What makes a trained state belong to this network: each layer's weight shape, stride, padding,
-        normalisation, activation, pooling, compute dtype, rule options and spiking config (plain values; a checkpoint compares it on resume)."""
-        return {"layers": [{"weight": list(layer.weight.shape), "stride": layer.geometry.stride,
-                            "padding": layer.geometry.padding, "norm": layer.norm_kind,
+        """What makes a trained state belong to this network: the seed of its initial weights and each layer's
+        weight shape, stride, padding, normalisation, activation, pooling, compute dtype, rule options and spiking
+        config (plain values; a checkpoint compares it on resume)."""
+        return {"init_seed": self.init_seed,
+                "layers": [{"weight": list(layer.weight.shape), "stride": layer.geometry.stride,
+                            "padding": layer.geometry.padding, "padding_mode": layer.geometry.padding_mode,
+                            "norm": layer.norm_kind,
                             "activation": repr(layer.activation), "pool": repr(layer.pool),
                             "compute_dtype": str(layer.compute_dtype),
                             "rule": dataclasses.asdict(layer.rule.config),
@@ -181,4 +185,4 @@ def build_network(spec: dict, rules: RuleConfig | list[RuleConfig], *, seed: int
                                   compute_dtype=compute_dtype, generator=gen, spiking=spiking)
             channels, hw = ls["out_channels"], None
         layers.append(layer)
-    return LocalNetwork(layers, spec)
+    return LocalNetwork(layers, spec, init_seed=seed)

@@ -121,13 +121,25 @@ def test_greedy_run_takes_shared_leading_layers_from_a_donor_and_ends_identical(
     assert (summary["reused_layers"], summary["reused_from"]) == (2, str(donor))
     for (name, p), q in zip(reference.state_dict().items(), taker.state_dict().values()):
         assert torch.equal(p, q), name
-    # the donor's seconds for layers 1-2 count; a rerun resumes from the taker's own (finished) checkpoint
+    # the donor's seconds for layers 1-2 count; a rerun resumes from the taker's own (finished) checkpoint,
+    # which remembers where its layers came from
     assert summary["seconds"] >= sum(load_checkpoint(donor)["phase_seconds"][:2])
     again = train_unsupervised(net(0.2), tiny_data, config, checkpoint=tmp_path / "taker_seed0.pt", donors=[donor],
                                progress=False)
-    assert again["reused_layers"] == 0
+    assert (again["reused_layers"], again["reused_from"], again["seconds"]) == (2, str(donor), summary["seconds"])
 
-    # another layer-1 rule, other data, or the simultaneous schedule: nothing is taken
+    # another layer-1 rule, other initial weights, other data, the simultaneous schedule, or spiking neurons
+    # (frozen layers draw input spikes from the global generator): nothing is taken
+    from liouna_snn.spiking import SpikingConfig
+    other_seed = build_network(SMALL_SPEC, [masked, rule_config("softhebb", lr=0.05), rule_config("softhebb", lr=0.2)],
+                               seed=1)
+    assert train_unsupervised(other_seed, tiny_data, config, donors=[donor], progress=False)["reused_layers"] == 0
+    spiking = SpikingConfig(time_steps=2, encoder="bernoulli")
+    spiking_donor = tmp_path / "spiking_seed0.pt"
+    train_unsupervised(build_network(SMALL_SPEC, masked, seed=0, spiking=spiking), tiny_data, config,
+                       checkpoint=spiking_donor, progress=False)
+    assert train_unsupervised(build_network(SMALL_SPEC, masked, seed=0, spiking=spiking), tiny_data, config,
+                              donors=[spiking_donor], progress=False)["reused_layers"] == 0
     other_first = build_network(SMALL_SPEC, [rule_config("softhebb", lr=0.05)] * 3, seed=0)
     assert train_unsupervised(other_first, tiny_data, config, donors=[donor], progress=False)["reused_layers"] == 0
     assert train_unsupervised(net(0.2), tiny_data.subset(32), config, donors=[donor],

@@ -41,6 +41,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict | None:
 
 def identity_difference(saved: dict, current: dict) -> str:
     """The first entries where two :meth:`LocalNetwork.identity` dicts differ, as ``where: saved -> current``."""
+    if saved.get("init_seed") != current.get("init_seed"):
+        return f"initial weights seeded {saved.get('init_seed')!r} -> {current.get('init_seed')!r}"
     if len(saved["layers"]) != len(current["layers"]):
         return f"{len(saved['layers'])} layers -> {len(current['layers'])}"
     diffs = []

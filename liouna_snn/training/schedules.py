@@ -117,12 +117,15 @@ def data_fingerprint(data: ImageTensors, mean: torch.Tensor | None, std: torch.T
 def reusable_layers(network: LocalNetwork, config: TrainConfig, data: dict, donor: dict) -> int:
     """How many leading layers a greedy run of ``network`` can take, trained, from ``donor`` (another run's
     checkpoint) instead of training them again: the same training options and data, the same layers (shapes,
-    rules, neurons, compute dtype) up to there, and finished in the donor. Greedy training of a layer depends
-    only on the layers below it, the data order of its own phase (seeded per phase) and its own mask generator,
-    so the taken layers are the ones this run would train."""
-    if config.schedule != "greedy" or config.max_seconds is not None:
+    rules, compute dtype, initial weights) up to there, and finished in the donor. In rate mode greedy training
+    of a layer depends only on the layers below it, the data order of its own phase (seeded per phase) and its
+    own mask generator, so the taken layers are the ones this run would train. Spiking networks take none: their
+    frozen layers draw input spikes from the global generator, whose state depends on the phases before."""
+    if config.schedule != "greedy" or config.max_seconds is not None or network.spiking is not None:
         return 0
-    if "phase_seconds" not in donor or "network_identity" not in donor or donor.get("data") != data:
+    if donor.get("phase_seconds") is None or "network_identity" not in donor or donor.get("data") != data:
+        return 0
+    if donor["network_identity"].get("init_seed") != network.init_seed:
         return 0
     if {"max_seconds": None, **donor.get("config", {})} != config.__dict__:
         return 0
@@ -178,7 +181,9 @@ def train_unsupervised(
             g.set_state(s)
         start_phase, start_batch = state["phase"], state["batch"]
         elapsed, images = state["elapsed"], state["images"]
-        phase_seconds = list(state.get("phase_seconds", []))
+        # (older checkpoints lack per-phase seconds: this run then never serves as a donor)
+        phase_seconds = None if state.get("phase_seconds") is None else list(state["phase_seconds"])
+        reused, reused_from = state.get("reused_layers", 0), state.get("reused_from")
     else:
         for path in donors:
             donor = load_checkpoint(path)
@@ -199,7 +204,8 @@ def train_unsupervised(
         if checkpoint:
             save_atomic({"network": network.state_dict(), "phase": phase, "batch": batch, "elapsed": elapsed,
                          "images": images, "config": config.__dict__, "network_identity": network.identity(),
-                         "data": data_id, "phase_seconds": phase_seconds,
+                         "data": data_id, "phase_seconds": phase_seconds, "reused_layers": reused,
+                         "reused_from": reused_from,
                          "mask_generators": [g.get_state() for g in mask_gens]}, checkpoint)
 
     if reused:
@@ -244,7 +250,8 @@ def train_unsupervised(
                 break
         elapsed += time.perf_counter() - t0
         start_batch = 0
-        phase_seconds.append(elapsed - sum(phase_seconds))
+        if phase_seconds is not None:
+            phase_seconds.append(elapsed - sum(phase_seconds))
         save(p + 1, 0)
     bar.close()
     if config.schedule == "simultaneous" and config.recalibrate_norms:
