@@ -39,6 +39,15 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict | None:
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
+def check_identity(state: dict, network, path, remedy: str) -> None:
+    """Raise a ``ValueError`` naming the differences if checkpoint ``state`` was written by a network other than
+    ``network`` (a :class:`~liouna_snn.network.LocalNetwork`); older checkpoints without an identity pass."""
+    saved = state.get("network_identity")
+    if saved is not None and saved != network.identity():
+        raise ValueError(f"checkpoint {path} was written by another network or rule "
+                         f"({identity_difference(saved, network.identity())}); {remedy}")
+
+
 def identity_difference(saved: dict, current: dict) -> str:
     """The first entries where two :meth:`LocalNetwork.identity` dicts differ, as ``where: saved -> current``."""
     if saved.get("init_seed") != current.get("init_seed"):

@@ -73,7 +73,7 @@ from ..data import ImageTensors, iterate_batches, num_batches
 from ..layers import PlasticLinear
 from ..network import LocalNetwork
 from ..rules.geometry import output_size
-from .checkpoint import identity_difference, load_checkpoint, save_atomic
+from .checkpoint import check_identity, load_checkpoint, save_atomic
 from .schedules import TrainConfig, _epoch_generator, _phases
 
 PARALLEL_MODES = ("none", "pipeline", "data", "pipeline+data")
@@ -565,11 +565,7 @@ def _resume(network, checkpoint, config, layout, stage, mask_gens, device, timeo
         raise ValueError(f"checkpoint {saved[step]} was written by a run with other options or another layout "
                          f"({state.get('config')}, {state.get('layout')}); delete {checkpoint}.stage*.pt or use "
                          f"the same options and processes")
-    saved_identity = state.get("network_identity")  # (older checkpoints lack it)
-    if saved_identity is not None and saved_identity != network.identity():
-        raise ValueError(f"checkpoint {saved[step]} was written by another network or rule "
-                         f"({identity_difference(saved_identity, network.identity())}); delete {checkpoint}.stage*.pt "
-                         f"or use the same options")
+    check_identity(state, network, saved[step], f"delete {checkpoint}.stage*.pt or use the same options")
     for i, layer_state in state["layers"].items():
         network.layers[i].load_state_dict(layer_state)
     for i, g in mask_gens.items():

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data import ImageTensors, iterate_batches, num_batches
 from ..network import LocalNetwork
-from .checkpoint import identity_difference, load_checkpoint, save_atomic
+from .checkpoint import check_identity, load_checkpoint, save_atomic
 
 SCHEDULES = ("greedy", "simultaneous")
 
@@ -169,11 +169,8 @@ def train_unsupervised(
         if {"max_seconds": None, **state.get("config", {})} != config.__dict__:  # (older checkpoints lack max_seconds)
             raise ValueError(f"checkpoint {checkpoint} was written by a run with other options "
                              f"({state.get('config')}); delete it or use the same options")
-        saved = state.get("network_identity")  # (older checkpoints lack it and the data's fingerprint)
-        if saved is not None and saved != network.identity():
-            raise ValueError(f"checkpoint {checkpoint} was written by another network or rule "
-                             f"({identity_difference(saved, network.identity())}); delete it or use the same options")
-        if state.get("data", data_id) != data_id:
+        check_identity(state, network, checkpoint, "delete it or use the same options")
+        if state.get("data", data_id) != data_id:  # (older checkpoints lack the data's fingerprint)
             raise ValueError(f"checkpoint {checkpoint} was written by a run on other data ({state['data']['images']} "
                              f"images, standardisation {state['data']['mean']}); delete it or use the same data")
         network.load_state_dict(state["network"])
