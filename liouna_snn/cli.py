@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--results-dir", help="where to write <name>.json and plots (default: experiments/results)")
     run.add_argument("--checkpoint-dir", help="where checkpoints go (default: experiments/checkpoints/<name>)")
     run.add_argument("--download", action="store_true", help="download the dataset if it is missing")
-    run.add_argument("--rules", nargs="+", help="only the runs with these rule names or labels (the other runs of "
+    run.add_argument("--rules", nargs="+", help="only the runs with these rule names or labels, in this order (the other runs of "
                                                  "an existing results file are kept)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--parallel", choices=("none", "pipeline", "data", "pipeline+data"), default="none",
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     transfer.add_argument("--results-dir", help="where <name>.json goes (default: experiments/results)")
     transfer.add_argument("--checkpoint-dir", help="where pre-training checkpoints go (default: "
                                                    "experiments/checkpoints/<name>)")
-    transfer.add_argument("--rules", nargs="+", help="only the runs with these rule names or labels")
+    transfer.add_argument("--rules", nargs="+", help="only the runs with these rule names or labels, in this order")
     transfer.add_argument("--quiet", action="store_true", help="no progress bars")
     transfer.set_defaults(func=_transfer)
     low = sub.add_parser("low-compute", help="probe accuracy of Hebbian, blockwise SSL, end-to-end SSL and supervised "

@@ -138,6 +138,23 @@ def kept_runs(previous: dict) -> list[dict]:
     return [{**{k: v for k, v in inherited.items() if v is not None}, **run} for run in previous.get("runs", [])]
 
 
+def select_runs(runs: list[dict], only: list[str] | None) -> list[dict]:
+    """The ``[[runs]]`` entries named in ``only`` (rule names or labels), in the order of ``only``; all of
+    ``runs`` in file order when ``only`` is empty. A name that matches no run is an error listing the names."""
+    if not only:
+        return list(runs)
+    known = {name for run in runs for name in (run["rule"], run.get("label", run["rule"]))}
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise ValueError(f"--rules {', '.join(unknown)}: no run of this experiment has that rule or label; "
+                         f"its runs are: {', '.join(sorted(known))}")
+    chosen = []
+    for name in only:
+        chosen += [run for run in runs if name in (run["rule"], run.get("label", run["rule"])) and
+                   not any(run is c for c in chosen)]
+    return chosen
+
+
 def resolve_model(model: str, experiment_path: str | Path) -> Path:
     """A model spec path: as given, else ``models/<model>.toml`` beside the experiment's folder or the cwd."""
     candidates = [Path(model)]
@@ -238,9 +255,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     if only_rules and previous.is_file():  # a partial rerun keeps the other runs of the last full run
         results["runs"] = kept_runs(json.loads(previous.read_text()))
     n_layers = len(spec["layers"])
-    for run in exp["runs"]:
-        if only_rules and run["rule"] not in only_rules and run.get("label") not in only_rules:
-            continue
+    for run in select_runs(exp["runs"], only_rules):
         rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
         label = run.get("label", run["rule"])
         spiking = run_spiking(exp, run)

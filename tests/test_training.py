@@ -10,7 +10,7 @@ from liouna_snn.cli import main as cli_main
 from liouna_snn.data import load_dataset
 from liouna_snn.evaluation import knn_top1, linear_probe
 from liouna_snn.evaluation.probe import dropout_mask
-from liouna_snn.experiment import load_experiment, per_layer_rules, run_experiment
+from liouna_snn.experiment import load_experiment, per_layer_rules, run_experiment, select_runs
 from liouna_snn.training import TrainConfig, load_checkpoint, save_atomic, train_unsupervised
 
 from .test_network import SMALL_SPEC
@@ -278,3 +278,12 @@ def test_run_labels_that_cannot_name_files_are_refused(tmp_path, label):
                     f'[[runs]]\nrule = "liouna"\nlabel = "{label}"\n')
     with pytest.raises(ValueError, match=r"\[\[runs\]\] #1: label .* names files \(checkpoints, plots\)"):
         load_experiment(path)
+
+
+def test_select_runs_follows_the_given_order_and_refuses_unknown_names():
+    runs = [{"rule": "softhebb"}, {"rule": "liouna", "label": "liouna+mask"}, {"rule": "random"}]
+    assert select_runs(runs, None) == runs
+    assert [r["rule"] for r in select_runs(runs, ["random", "liouna+mask"])] == ["random", "liouna"]
+    assert select_runs(runs, ["liouna", "liouna+mask"]) == [runs[1]]  # a run named twice runs once
+    with pytest.raises(ValueError, match=r"--rules softmax: no run .* its runs are: liouna, liouna\+mask, random"):
+        select_runs(runs, ["softmax"])

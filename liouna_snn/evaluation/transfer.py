@@ -332,7 +332,7 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
     names or labels (the other runs of an existing results file are kept).
     """
     from ..precision import compute_dtype as dtype_of, resolve_precision
-    from ..experiment import _git_commit, resolve_device, resolve_model, write_json_atomic
+    from ..experiment import _git_commit, resolve_device, resolve_model, select_runs, write_json_atomic
     from ..network import load_spec
     from ..spiking import spiking_config
     from ..training import TrainConfig
@@ -370,10 +370,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
         target = tr["target"]
         train = load_split(target, "train", size, data_root).to(dev)
         test = load_split(target, "test", size, data_root).to(dev)
-        for run in exp["runs"]:
+        for run in select_runs(exp["runs"], only_rules):
             label = run.get("label", run["rule"])
-            if only_rules and run["rule"] not in only_rules and label not in only_rules:
-                continue
             for seed in run.get("seeds", [0]):
                 if run["rule"] == E2E_RULE:
                     net, source_name, mean, std, summary, extra = _e2e_source_network(
