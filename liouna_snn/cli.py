@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--results-dir", help="where to write <name>.json and plots (default: experiments/results)")
     run.add_argument("--checkpoint-dir", help="where checkpoints go (default: experiments/checkpoints/<name>)")
     run.add_argument("--download", action="store_true", help="download the dataset if it is missing")
-    run.add_argument("--rules", nargs="+", help="only the runs with these rule names or labels, in this order (the other runs of "
-                                                 "an existing results file are kept)")
+    run.add_argument("--rules", nargs="+", help="only the runs with these rule names or labels, in this order "
+                                                 "(the other runs of an existing results file are kept)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--parallel", choices=("none", "pipeline", "data", "pipeline+data"), default="none",
                      help="under torchrun: one pipeline stage (consecutive layers) per process, data-parallel "
