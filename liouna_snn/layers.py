@@ -45,6 +45,20 @@ def _norm_kind(norm: bool | str) -> str:
     return kind
 
 
+
+def weight_effective_rank(weight: torch.Tensor) -> float:
+    """How many input directions a layer's units span: ``exp(entropy(s^2 / sum s^2))`` over the singular
+    values ``s`` of the unit-normalised weights ``(K, fan_in...)`` (Roy & Vetterli 2007's effective rank).
+
+    Between 1 (all units alike) and ``min(K, fan_in)``; random Gaussian units of the 96x75 CIFAR-10 layer 1
+    give about 51. A layer whose units collapse onto a few directions (the top principal components)
+    passes little of its input on to the next layer.
+    """
+    w = weight.detach().flatten(1).double()
+    energy = torch.linalg.svdvals(w / w.norm(dim=1, keepdim=True).clamp_min(1e-30)) ** 2
+    energy = energy[energy > 0] / energy.sum()
+    return float(torch.exp(-(energy * energy.log()).sum()))
+
 class PlasticLayer(nn.Module):
     """Common machinery of the plastic layers; see :class:`PlasticConv2d` and :class:`PlasticLinear`."""
 
@@ -277,12 +291,14 @@ class PlasticLayer(nn.Module):
         With ``initial_weight`` (this layer's weight before learning), how far the units turned from it:
         ``init_cosine_mean`` / ``_min`` / ``_max``, the cosine between each unit's final and initial weight
         vector (1: the same direction, as a frozen random unit; ~0: a new one), per unit too with ``per_unit``.
+        ``weight_effective_rank``: see :func:`weight_effective_rank`.
         """
-        norms = self.weight.detach().flatten(1).norm(dim=1).double()
+        weights = self.weight.detach().flatten(1).double()
+        norms = weights.norm(dim=1)
         turned = {}
         if initial_weight is not None:
-            cos = torch.nn.functional.cosine_similarity(self.weight.detach().flatten(1).double(),
-                                                        initial_weight.detach().flatten(1).double().to(norms.device))
+            initial = initial_weight.detach().flatten(1).double().to(weights.device)
+            cos = torch.nn.functional.cosine_similarity(weights, initial)
             turned = {"init_cosine_mean": float(cos.mean()), "init_cosine_min": float(cos.min()),
                       "init_cosine_max": float(cos.max())} | (
                 {"unit_init_cosines": [round(float(v), 4) for v in cos]} if per_unit else {})
@@ -295,6 +311,7 @@ class PlasticLayer(nn.Module):
             "weight_norm_std": float(norms.std()) if norms.numel() > 1 else 0.0,
             "weight_norm_min": float(norms.min()),
             "weight_norm_max": float(norms.max()),
+            "weight_effective_rank": weight_effective_rank(weights),
             "win_frequency_max": float(freq.max()) if total > 0 else None,
             "win_frequency_entropy_bits": float(-(freq[freq > 0] * freq[freq > 0].log2()).sum()) if total > 0 else None,
             "dead_units": int((wins == 0).sum()) if total > 0 else None,

@@ -123,6 +123,21 @@ def test_diagnostics_report_wins_and_dead_units():
     assert d["weight_norm_min"] <= d["weight_norm_mean"] <= d["weight_norm_max"]
 
 
+def test_weight_effective_rank_counts_the_directions_the_units_span():
+    layer = PlasticConv2d(3, 6, 3, rule=rule_config("liouna"))  # fan_in 27
+    with torch.no_grad():
+        layer.weight.zero_()
+        for k in range(6):  # six orthogonal directions of different lengths: rank 6, whatever the norms
+            layer.weight.view(6, -1)[k, 4 * k] = k + 1.0
+    assert abs(layer.diagnostics()["weight_effective_rank"] - 6.0) < 1e-9
+    with torch.no_grad():  # three pairs of (anti)parallel units: three directions of equal energy
+        layer.weight.view(6, -1)[3:] = -2.0 * layer.weight.view(6, -1)[:3]
+    assert abs(layer.diagnostics()["weight_effective_rank"] - 3.0) < 1e-9
+    with torch.no_grad():  # all alike
+        layer.weight.copy_(torch.randn(1, 3, 3, 3).expand(6, 3, 3, 3))
+    assert abs(layer.diagnostics()["weight_effective_rank"] - 1.0) < 1e-6
+
+
 def test_running_norm_learns_with_running_statistics():
     layer = PlasticConv2d(3, 4, 3, norm="running", rule=rule_config("liouna", lr=0.0))
     x = torch.rand(5, 3, 8, 8) * 3 + 2

@@ -287,3 +287,29 @@ def test_select_runs_follows_the_given_order_and_refuses_unknown_names():
     assert select_runs(runs, ["liouna", "liouna+mask"]) == [runs[1]]  # a run named twice runs once
     with pytest.raises(ValueError, match=r"--rules softmax: no run .* its runs are: liouna, liouna\+mask, random"):
         select_runs(runs, ["softmax"])
+
+
+def test_weight_geometry_script_reads_the_checkpoints_as_the_run_recorded_them(tmp_path):
+    import importlib.util
+    script = Path(__file__).resolve().parents[1] / "experiments" / "weight_geometry.py"
+    spec = importlib.util.spec_from_file_location("weight_geometry", script)
+    geometry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(geometry)
+
+    exp = _write_experiment(tmp_path, extra='[[runs]]\nrule = "liouna"\nlabel = "untrained"\nseeds = [3]\n')
+    results = run_experiment(exp, device="cpu", progress=False, only_rules=["softhebb", "random"])
+    out = geometry.main([str(exp)])
+    assert json.loads((tmp_path / "experiments" / "results" / "tiny_geometry.json").read_text()) == out
+    assert out["skipped"] == [{"label": "untrained", "seed": 3, "why": out["skipped"][0]["why"]}]
+    assert "no checkpoint" in out["skipped"][0]["why"]
+    for run, record in zip(out["runs"], results["runs"]):
+        assert run["label"] == record["label"]
+        for mine, theirs in zip(run["layers"], record["layers"]):
+            assert abs(mine["weight_effective_rank"] - theirs["weight_effective_rank"]) < 1e-3
+            assert abs(mine["init_cosine_mean"] - theirs["init_cosine_mean"]) < 1e-6
+    random_layers = out["runs"][1]["layers"]
+    assert all(layer["init_cosine_mean"] == 1.0 for layer in random_layers)
+    learned = out["runs"][0]["layers"][0]  # the trained weights were loaded, not a fresh init
+    assert abs(learned["weight_norm_mean"] - results["runs"][0]["layers"][0]["weight_norm_mean"]) < 1e-5
+    assert abs(learned["weight_norm_mean"] - random_layers[0]["weight_norm_mean"]) > 0.5
+    assert "| softhebb | 0 |" in geometry.table(out)

@@ -1,0 +1,95 @@
+"""The geometry of trained weights, from an experiment's checkpoints: how many input directions each layer's
+units span (effective rank), their mean norm, and how far they turned from their seeded initial weights.
+
+    python experiments/weight_geometry.py experiments/cifar10_liouna_ablations.toml [--layers 1]
+
+For every run and seed of the TOML whose checkpoint exists (finished runs only), rebuilds the network,
+loads the checkpoint, and writes ``experiments/results/<name>_geometry.json``:
+``{"experiment", "git_commit", "runs": [{"label", "seed", "checkpoint", "layers": [{"layer",
+"weight_effective_rank", "weight_norm_mean", "init_cosine_mean"}]}]}``, then prints a markdown table.
+Runs without a checkpoint are listed as skipped. Needs no data and no training: seconds on a CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from liouna_snn.experiment import _git_commit, load_experiment, per_layer_rules, resolve_model, write_json_atomic
+from liouna_snn.export.trained import load_trained_network
+from liouna_snn.layers import weight_effective_rank
+from liouna_snn.network import build_network, load_spec
+
+
+def run_geometry(trained, layers: list[int] | None) -> list[dict]:
+    """Per layer (1-based depths in ``layers``, default all) of a :class:`TrainedRun`: effective rank,
+    mean unit norm and mean cosine to the seeded initial weights."""
+    initial = _initial_weights(trained)
+    rows = []
+    for depth, layer in enumerate(trained.network.layers, start=1):
+        if layers and depth not in layers:
+            continue
+        w = layer.weight.detach().flatten(1).double()
+        cos = F.cosine_similarity(w, initial[depth - 1].flatten(1).double())
+        rows.append({"layer": depth, "weight_effective_rank": round(weight_effective_rank(w), 3),
+                     "weight_norm_mean": round(float(w.norm(dim=1).mean()), 6),
+                     "init_cosine_mean": round(float(cos.mean()), 6)})
+    return rows
+
+
+def _initial_weights(trained) -> list[torch.Tensor]:
+    """The weights the run started from: the same spec, rules and seed, untrained."""
+    exp = trained.experiment
+    run = next(r for r in exp["runs"] if r.get("label", r["rule"]) == trained.label)
+    full = load_spec(resolve_model(exp["model"], exp["_path"]))
+    if exp.get("depth"):
+        full = {**full, "layers": full["layers"][:exp["depth"]]}
+    rules = per_layer_rules(run["rule"], run.get("options", {}), len(full["layers"]))
+    fresh = build_network(full, rules, seed=trained.seed, compute_dtype=None)
+    return [layer.weight.detach() for layer in fresh.layers]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", help="an experiment TOML whose runs have checkpoints")
+    parser.add_argument("--layers", type=int, nargs="+", help="1-based layer depths (default: all)")
+    parser.add_argument("--checkpoint-dir", help="default: experiments/checkpoints/<name>")
+    parser.add_argument("--results-dir", help="default: the results folder beside the TOML")
+    args = parser.parse_args(argv)
+
+    exp = load_experiment(args.experiment)
+    out = {"experiment": exp["name"], "git_commit": _git_commit(), "runs": [], "skipped": []}
+    for run in exp["runs"]:
+        label = run.get("label", run["rule"])
+        for seed in run.get("seeds", [0]):
+            try:
+                trained = load_trained_network(args.experiment, label, seed, checkpoint_dir=args.checkpoint_dir)
+            except (FileNotFoundError, ValueError) as err:  # not trained, unfinished, or spiking
+                out["skipped"].append({"label": label, "seed": seed, "why": str(err).split(";")[0]})
+                continue
+            out["runs"].append({"label": label, "seed": seed, "checkpoint": str(trained.checkpoint),
+                                "layers": run_geometry(trained, args.layers)})
+    results_dir = Path(args.results_dir) if args.results_dir else Path(exp["_path"]).parent / "results"
+    write_json_atomic(out, results_dir / f"{exp['name']}_geometry.json")
+    print(table(out))
+    return out
+
+
+def table(geometry: dict) -> str:
+    """Markdown: one row per run and seed; per layer 'effective rank / mean norm / mean cosine to init'."""
+    depths = sorted({entry["layer"] for r in geometry["runs"] for entry in r["layers"]})
+    lines = ["| run | seed | " + " | ".join(f"layer {d}: eff. rank / norm / cos(init)" for d in depths) + " |",
+             "|---|---|" + "---|" * len(depths)]
+    for r in geometry["runs"]:
+        by_depth = {entry["layer"]: entry for entry in r["layers"]}
+        cells = [f"{e['weight_effective_rank']:.1f} / {e['weight_norm_mean']:.2f} / {e['init_cosine_mean']:.2f}"
+                 if (e := by_depth.get(d)) else "-" for d in depths]
+        lines.append(f"| {r['label']} | {r['seed']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
