@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
             except (FileNotFoundError, ValueError) as err:  # not trained, unfinished, or spiking
                 out["skipped"].append({"label": label, "seed": seed, "why": str(err).split(";")[0]})
                 continue
-            out["runs"].append({"label": label, "seed": seed, "checkpoint": str(trained.checkpoint),
+            out["runs"].append({"label": label, "seed": seed, "checkpoint": os.path.relpath(trained.checkpoint),
                                 "layers": run_geometry(trained, args.layers)})
     results_dir = Path(args.results_dir) if args.results_dir else Path(exp["_path"]).parent / "results"
     write_json_atomic(out, results_dir / f"{exp['name']}_geometry.json")
