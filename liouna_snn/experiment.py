@@ -32,6 +32,11 @@
     plasticity = "rate"                 # or "online" (traces, with trace_decay)
     lateral_inhibition = "none"         # or "mean": the neurons' current is u - mean_k u (triangle competition)
 
+A greedy run takes the leading layers it shares, already trained, from another run's checkpoint: of this
+experiment, and of the experiments named by the top-level ``reuse_from = ["cifar10_local_rules"]`` (their
+checkpoint folders beside this one's). "Shares" is checked, not assumed: the same layers, rules, seed, data
+and training options (:func:`liouna_snn.training.reusable_layers`).
+
 A run may carry its own ``spiking = { ... }`` table: its keys override the top-level ``[spiking]`` for that
 run alone (``neuron_params`` and ``encoder_params`` entry by entry; without a top-level table, it puts just
 that run in spiking mode), and ``spiking = false`` keeps a run in rate mode; so one experiment can compare
@@ -65,7 +70,8 @@ from .rules import RuleConfig, rule_config
 from .spiking import SpikingConfig, spiking_config
 from .training import TrainConfig, train_unsupervised, write_atomic
 
-TOP_KEYS = {"name", "description", "model", "depth", "data", "unsupervised", "probe", "runs", "device", "spiking"}
+TOP_KEYS = {"name", "description", "model", "depth", "data", "unsupervised", "probe", "runs", "device", "spiking",
+            "reuse_from"}
 DATA_KEYS = {"dataset", "root", "download", "train_subset", "test_subset", "image_size"}
 UNSUP_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} | {"precision"}
 PROBE_KEYS = {"epochs", "batch_size", "lr", "dropout", "standardize", "knn_k", "knn_temperature", "layers",
@@ -87,6 +93,11 @@ def load_experiment(path: str | Path) -> dict:
         raise ValueError(f"{where} [unsupervised]: precision must be one of {', '.join(PRECISIONS)}")
     if "spiking" in exp:
         spiking_config(exp["spiking"], where + " [spiking]")  # unknown keys and bad values raise here
+    reuse = exp.get("reuse_from", [])
+    if not (isinstance(reuse, list) and all(isinstance(n, str) and n and "/" not in n and "\\" not in n
+                                            for n in reuse)):
+        raise ValueError(f"{where}: reuse_from must be a list of experiment names (their checkpoint folders beside "
+                         f"this one's, e.g. [\"cifar10_local_rules\"]), got {reuse!r}")
     labels: dict[str, int] = {}
     for i, run in enumerate(exp["runs"], start=1):
         reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
@@ -264,7 +275,9 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
         for seed in run.get("seeds", [0]):
             ckpt_name = f"{label}_seed{seed}.pt" if spiking is None else f"{label}_spiking_seed{seed}.pt"
             # a greedy run takes the leading layers it shares with another run of this experiment, trained
-            donors = sorted(p for p in checkpoint_dir.glob(f"*_seed{seed}.pt") if p.name != ckpt_name)
+            donors = sorted(p for p in checkpoint_dir.glob(f"*_seed{seed}.pt") if p.name != ckpt_name) + [
+                p for other in exp.get("reuse_from", []) for p in sorted((checkpoint_dir.parent / other).glob(
+                    f"*_seed{seed}.pt"))]
             net, record = train_and_probe_run(
                 spec, run["rule"], rules, label=label, seed=seed, dataset=data_cfg["dataset"], train=train,
                 test=test, mean=mean if standardise else None, std=std if standardise else None,
@@ -310,6 +323,7 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
     torch.manual_seed(seed)
     net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)
     cfg = dataclasses.replace(train_cfg, seed=seed)
+    donor = None  # the checkpoint that lent trained layers, as the record names it
     if parallel:
         from .training.distributed import is_main_process, train_parallel
         summary = train_parallel(net, train, cfg, device=device, mean=mean, std=std, progress=progress,
@@ -319,9 +333,13 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
     else:
         summary = train_unsupervised(net, train, cfg, device=device, mean=mean, std=std, progress=progress,
                                      checkpoint=checkpoint, donors=donors, description=f"{label} seed {seed}")
-        if summary["reused_layers"] and progress:
-            print(f"  {label} seed {seed}: layers 1-{summary['reused_layers']} taken, trained, from "
-                  f"{Path(summary['reused_from']).name}", flush=True)
+        if summary.get("reused_layers"):  # the donor's file name; <experiment>/<file> when it is another experiment's
+            donor = Path(summary["reused_from"])
+            donor = donor.name if checkpoint is None or donor.parent == Path(checkpoint).parent else \
+                f"{donor.parent.name}/{donor.name}"
+            if progress:
+                print(f"  {label} seed {seed}: layers 1-{summary['reused_layers']} taken, trained, from {donor}",
+                      flush=True)
     n_layers = len(spec["layers"])
     depths = list(range(1, n_layers + 1)) if probe_cfg["layers"] == "all" else list(probe_cfg["layers"])
     t0 = time.perf_counter()
@@ -349,8 +367,7 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
         "rule_options": [dataclasses.asdict(r) for r in rules],
         "command": command, "git_commit": git_commit,
         **({"parallel": summary["layout"]} if parallel else {}),
-        **({"reused_layers": {"layers": summary["reused_layers"], "checkpoint": Path(summary["reused_from"]).name}}
-           if summary.get("reused_layers") else {}),
+        **({"reused_layers": {"layers": summary["reused_layers"], "checkpoint": donor}} if donor else {}),
     }
     return net, record
 

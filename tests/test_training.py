@@ -313,3 +313,19 @@ def test_weight_geometry_script_reads_the_checkpoints_as_the_run_recorded_them(t
     assert abs(learned["weight_norm_mean"] - results["runs"][0]["layers"][0]["weight_norm_mean"]) < 1e-5
     assert abs(learned["weight_norm_mean"] - random_layers[0]["weight_norm_mean"]) > 0.5
     assert "| softhebb | 0 |" in geometry.table(out)
+
+
+def test_reuse_from_takes_layers_trained_by_another_experiment(tmp_path):
+    exp = _write_experiment(tmp_path)
+    run_experiment(exp, device="cpu", progress=False, only_rules=["softhebb"])
+    deeper = tmp_path / "experiments" / "deeper.toml"  # its own checkpoint folder, beside tiny's
+    deeper.write_text('model = "tiny"\nreuse_from = ["tiny"]\n[data]\ndataset = "cifar10-mini"\ntrain_subset = 200\n'
+                      'test_subset = 100\n[unsupervised]\nbatch_size = 20\n[probe]\nepochs = 2\n'
+                      '[[runs]]\nlabel = "softhebb-l2"\nrule = "softhebb"\noptions = { lr = [0.05, 0.03] }\n')
+    run = run_experiment(deeper, device="cpu", progress=False)["runs"][0]
+    assert run["reused_layers"] == {"layers": 1, "checkpoint": "tiny/softhebb_seed0.pt"}
+    tiny = json.loads((tmp_path / "experiments" / "results" / "tiny.json").read_text())["runs"][0]
+    assert run["layers"][0]["weight_norm_mean"] == tiny["layers"][0]["weight_norm_mean"]
+    deeper.write_text(deeper.read_text().replace('reuse_from = ["tiny"]', 'reuse_from = "tiny"'))
+    with pytest.raises(ValueError, match="reuse_from must be a list of experiment names"):
+        load_experiment(deeper)
