@@ -5,9 +5,11 @@ units span (effective rank), their mean norm, and how far they turned from their
 
 For every run and seed of the TOML whose checkpoint exists (finished runs only), rebuilds the network,
 loads the checkpoint, and writes ``experiments/results/<name>_geometry.json``:
-``{"experiment", "git_commit", "runs": [{"label", "seed", "checkpoint", "layers": [{"layer",
-"weight_effective_rank", "weight_norm_mean", "init_cosine_mean"}]}]}``, then prints a markdown table.
-Runs without a checkpoint are listed as skipped. Needs no data and no training: seconds on a CPU.
+``{"experiment", "git_commit", "runs": [{"label", "seed", "checkpoint" (relative to the working directory),
+"layers": [{"layer", "weight_effective_rank", "weight_norm_mean", "init_cosine_mean"}]}], "skipped": [{"label",
+"seed", "why"}]}``, then prints a markdown table. Runs that cannot be read are listed under ``skipped`` with
+the reason: no checkpoint yet, an unfinished run, a spiking run, or a checkpoint that no longer fits the
+TOML's spec. Needs no data and no training: seconds on a CPU.
 """
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
             try:
                 trained = load_trained_network(args.experiment, label, seed, checkpoint_dir=args.checkpoint_dir)
             except (FileNotFoundError, ValueError) as err:  # not trained, unfinished, or spiking
-                out["skipped"].append({"label": label, "seed": seed, "why": str(err).split(";")[0]})
+                out["skipped"].append({"label": label, "seed": seed, "why": str(err)})
                 continue
             out["runs"].append({"label": label, "seed": seed, "checkpoint": os.path.relpath(trained.checkpoint),
                                 "layers": run_geometry(trained, args.layers)})

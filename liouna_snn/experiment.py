@@ -35,7 +35,8 @@
 A greedy run takes the leading layers it shares, already trained, from another run's checkpoint: of this
 experiment, and of the experiments named by the top-level ``reuse_from = ["cifar10_local_rules"]`` (their
 checkpoint folders beside this one's). "Shares" is checked, not assumed: the same layers, rules, seed, data
-and training options (:func:`liouna_snn.training.reusable_layers`).
+and training options (:func:`liouna_snn.training.reusable_layers`); rate mode, single process (not under
+``--parallel``).
 
 A run may carry its own ``spiking = { ... }`` table: its keys override the top-level ``[spiking]`` for that
 run alone (``neuron_params`` and ``encoder_params`` entry by entry; without a top-level table, it puts just
@@ -94,10 +95,11 @@ def load_experiment(path: str | Path) -> dict:
     if "spiking" in exp:
         spiking_config(exp["spiking"], where + " [spiking]")  # unknown keys and bad values raise here
     reuse = exp.get("reuse_from", [])
-    if not (isinstance(reuse, list) and all(isinstance(n, str) and n and "/" not in n and "\\" not in n
-                                            for n in reuse)):
-        raise ValueError(f"{where}: reuse_from must be a list of experiment names (their checkpoint folders beside "
-                         f"this one's, e.g. [\"cifar10_local_rules\"]), got {reuse!r}")
+    if not (isinstance(reuse, list) and len(set(map(str, reuse))) == len(reuse) and all(
+            isinstance(n, str) and n and not n.startswith(".") and "/" not in n and "\\" not in n
+            and n != exp.get("name", path.stem) for n in reuse)):
+        raise ValueError(f"{where}: reuse_from must be a list of distinct names of other experiments (their "
+                         f"checkpoint folders beside this one's, e.g. [\"cifar10_local_rules\"]), got {reuse!r}")
     labels: dict[str, int] = {}
     for i, run in enumerate(exp["runs"], start=1):
         reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
@@ -154,16 +156,31 @@ def select_runs(runs: list[dict], only: list[str] | None) -> list[dict]:
     ``runs`` in file order when ``only`` is empty. A name that matches no run is an error listing the names."""
     if not only:
         return list(runs)
-    known = {name for run in runs for name in (run["rule"], run.get("label", run["rule"]))}
-    unknown = [name for name in only if name not in known]
+    labels = [run.get("label", run["rule"]) for run in runs]
+    rules = sorted({run["rule"] for run in runs})
+    unknown = [name for name in only if name not in labels and name not in rules]
     if unknown:
         raise ValueError(f"--rules {', '.join(unknown)}: no run of this experiment has that rule or label; "
-                         f"its runs are: {', '.join(sorted(known))}")
+                         f"its labels: {', '.join(labels)}; its rules: {', '.join(rules)}")
     chosen = []
     for name in only:
         chosen += [run for run in runs if name in (run["rule"], run.get("label", run["rule"])) and
                    not any(run is c for c in chosen)]
     return chosen
+
+
+def reuse_dirs(exp: dict, checkpoint_dir: Path) -> list[Path]:
+    """The checkpoint folders of the experiments named by ``reuse_from``: beside ``checkpoint_dir``. A folder
+    that does not exist (yet) is skipped with a warning on stderr: its layers will be trained here."""
+    folders = []
+    for other in exp.get("reuse_from", []):
+        folder = checkpoint_dir.resolve().parent / other
+        if folder.is_dir():
+            folders.append(folder)
+        else:
+            print(f"warning: reuse_from {other!r}: no checkpoint folder {folder}; its layers cannot be taken, "
+                  f"every layer is trained here", file=sys.stderr, flush=True)
+    return folders
 
 
 def resolve_model(model: str, experiment_path: str | Path) -> Path:
@@ -225,6 +242,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
 
     exp = load_experiment(path)
     name = exp["name"]
+    selected = select_runs(exp["runs"], only_rules)  # before any data loads: a wrong name fails at once
     dev = resolve_device(exp.get("device", device) if device == "auto" else device)
     if parallel:
         from .training.distributed import is_main_process, rank_device
@@ -266,7 +284,8 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     if only_rules and previous.is_file():  # a partial rerun keeps the other runs of the last full run
         results["runs"] = kept_runs(json.loads(previous.read_text()))
     n_layers = len(spec["layers"])
-    for run in select_runs(exp["runs"], only_rules):
+    donor_dirs = [checkpoint_dir] + reuse_dirs(exp, checkpoint_dir)
+    for run in selected:
         rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
         label = run.get("label", run["rule"])
         spiking = run_spiking(exp, run)
@@ -274,10 +293,9 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
         standardise = spiking is None or not spiking.encodes_spikes
         for seed in run.get("seeds", [0]):
             ckpt_name = f"{label}_seed{seed}.pt" if spiking is None else f"{label}_spiking_seed{seed}.pt"
-            # a greedy run takes the leading layers it shares with another run of this experiment, trained
-            donors = sorted(p for p in checkpoint_dir.glob(f"*_seed{seed}.pt") if p.name != ckpt_name) + [
-                p for other in exp.get("reuse_from", []) for p in sorted((checkpoint_dir.parent / other).glob(
-                    f"*_seed{seed}.pt"))]
+            # a greedy run takes the leading layers it shares with another run (of this or a reuse_from experiment)
+            donors = [p for folder in donor_dirs for p in sorted(folder.glob(f"*_seed{seed}.pt"))
+                      if p != checkpoint_dir / ckpt_name]
             net, record = train_and_probe_run(
                 spec, run["rule"], rules, label=label, seed=seed, dataset=data_cfg["dataset"], train=train,
                 test=test, mean=mean if standardise else None, std=std if standardise else None,
@@ -335,7 +353,7 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
                                      checkpoint=checkpoint, donors=donors, description=f"{label} seed {seed}")
         if summary.get("reused_layers"):  # the donor's file name; <experiment>/<file> when it is another experiment's
             donor = Path(summary["reused_from"])
-            donor = donor.name if checkpoint is None or donor.parent == Path(checkpoint).parent else \
+            donor = donor.name if checkpoint is None or donor.parent.name == Path(checkpoint).parent.name else \
                 f"{donor.parent.name}/{donor.name}"
             if progress:
                 print(f"  {label} seed {seed}: layers 1-{summary['reused_layers']} taken, trained, from {donor}",

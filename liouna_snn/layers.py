@@ -45,7 +45,6 @@ def _norm_kind(norm: bool | str) -> str:
     return kind
 
 
-
 def weight_effective_rank(weight: torch.Tensor) -> float:
     """How many input directions a layer's units span: ``exp(entropy(s^2 / sum s^2))`` over the singular
     values ``s`` of the unit-normalised weights ``(K, fan_in...)`` (Roy & Vetterli 2007's effective rank).
@@ -58,6 +57,7 @@ def weight_effective_rank(weight: torch.Tensor) -> float:
     energy = torch.linalg.svdvals(w / w.norm(dim=1, keepdim=True).clamp_min(1e-30)) ** 2
     energy = energy[energy > 0] / energy.sum()
     return float(torch.exp(-(energy * energy.log()).sum()))
+
 
 class PlasticLayer(nn.Module):
     """Common machinery of the plastic layers; see :class:`PlasticConv2d` and :class:`PlasticLinear`."""

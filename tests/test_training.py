@@ -285,7 +285,8 @@ def test_select_runs_follows_the_given_order_and_refuses_unknown_names():
     assert select_runs(runs, None) == runs
     assert [r["rule"] for r in select_runs(runs, ["random", "liouna+mask"])] == ["random", "liouna"]
     assert select_runs(runs, ["liouna", "liouna+mask"]) == [runs[1]]  # a run named twice runs once
-    with pytest.raises(ValueError, match=r"--rules softmax: no run .* its runs are: liouna, liouna\+mask, random"):
+    with pytest.raises(ValueError, match=r"--rules softmax: no run .*; its labels: softhebb, liouna\+mask, random; "
+                                         r"its rules: liouna, random, softhebb$"):
         select_runs(runs, ["softmax"])
 
 
@@ -315,17 +316,30 @@ def test_weight_geometry_script_reads_the_checkpoints_as_the_run_recorded_them(t
     assert "| softhebb | 0 |" in geometry.table(out)
 
 
-def test_reuse_from_takes_layers_trained_by_another_experiment(tmp_path):
-    exp = _write_experiment(tmp_path)
-    run_experiment(exp, device="cpu", progress=False, only_rules=["softhebb"])
-    deeper = tmp_path / "experiments" / "deeper.toml"  # its own checkpoint folder, beside tiny's
-    deeper.write_text('model = "tiny"\nreuse_from = ["tiny"]\n[data]\ndataset = "cifar10-mini"\ntrain_subset = 200\n'
-                      'test_subset = 100\n[unsupervised]\nbatch_size = 20\n[probe]\nepochs = 2\n'
-                      '[[runs]]\nlabel = "softhebb-l2"\nrule = "softhebb"\noptions = { lr = [0.05, 0.03] }\n')
+def test_reuse_from_takes_layers_trained_by_another_experiment(tmp_path, capsys):
+    _write_experiment(tmp_path)  # the tiny model spec
+    common = ('model = "tiny"\n{top}[data]\ndataset = "cifar10-mini"\ntrain_subset = 200\ntest_subset = 100\n'
+              '[unsupervised]\nbatch_size = 20\n{unsup}[probe]\nepochs = 2\n'
+              '[[runs]]\nlabel = "{label}"\nrule = "softhebb"\noptions = {{ lr = {lr} }}\n')
+    shallow = tmp_path / "experiments" / "shallow.toml"  # depth 1, its own checkpoint folder
+    shallow.write_text(common.format(top="depth = 1\n", unsup="checkpoint_every = 3\n", label="l1", lr="[0.05]"))
+    run_experiment(shallow, device="cpu", progress=False)
+    donor_file = tmp_path / "experiments" / "checkpoints" / "shallow" / "l1_seed0.pt"
+    donor = torch.load(donor_file, weights_only=False)
+    donor["network"]["layers.0.weight"] *= 2  # a taken layer shows it; a retrained one would not
+    torch.save(donor, donor_file)
+
+    deeper = tmp_path / "experiments" / "deeper.toml"
+    deeper.write_text(common.format(top='reuse_from = ["missing", "shallow"]\n', unsup="", label="l1+l2",
+                                    lr="[0.05, 0.03]"))
     run = run_experiment(deeper, device="cpu", progress=False)["runs"][0]
-    assert run["reused_layers"] == {"layers": 1, "checkpoint": "tiny/softhebb_seed0.pt"}
-    tiny = json.loads((tmp_path / "experiments" / "results" / "tiny.json").read_text())["runs"][0]
-    assert run["layers"][0]["weight_norm_mean"] == tiny["layers"][0]["weight_norm_mean"]
-    deeper.write_text(deeper.read_text().replace('reuse_from = ["tiny"]', 'reuse_from = "tiny"'))
-    with pytest.raises(ValueError, match="reuse_from must be a list of experiment names"):
-        load_experiment(deeper)
+    assert "reuse_from 'missing': no checkpoint folder" in capsys.readouterr().err
+    assert run["reused_layers"] == {"layers": 1, "checkpoint": "shallow/l1_seed0.pt"}
+    expected = float(donor["network"]["layers.0.weight"].flatten(1).norm(dim=1).mean())
+    assert abs(run["layers"][0]["weight_norm_mean"] - expected) < 1e-4
+
+    for bad in ('reuse_from = "shallow"', 'reuse_from = ["shallow", "shallow"]', 'reuse_from = ["deeper"]',
+                'reuse_from = ["../shallow"]'):
+        deeper.write_text(common.format(top=bad + "\n", unsup="", label="x", lr="0.05"))
+        with pytest.raises(ValueError, match="reuse_from must be a list of distinct names of other experiments"):
+            load_experiment(deeper)

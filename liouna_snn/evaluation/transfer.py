@@ -339,6 +339,7 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
 
     exp = load_transfer_experiment(path)
     name = exp["name"]
+    selected = select_runs(exp["runs"], only_rules)  # before any data loads: a wrong name fails at once
     dev = resolve_device(exp.get("device", device) if device == "auto" else device)
     spec = load_spec(resolve_model(exp["model"], exp["_path"]))
     if exp.get("depth"):
@@ -370,7 +371,7 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
         target = tr["target"]
         train = load_split(target, "train", size, data_root).to(dev)
         test = load_split(target, "test", size, data_root).to(dev)
-        for run in select_runs(exp["runs"], only_rules):
+        for run in selected:
             label = run.get("label", run["rule"])
             for seed in run.get("seeds", [0]):
                 if run["rule"] == E2E_RULE:

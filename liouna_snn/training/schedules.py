@@ -127,7 +127,11 @@ def reusable_layers(network: LocalNetwork, config: TrainConfig, data: dict, dono
         return 0
     if donor["network_identity"].get("init_seed") != network.init_seed:
         return 0
-    if {"max_seconds": None, **donor.get("config", {})} != config.__dict__:
+    # the options that shape greedy weights (not how often checkpoints are written, nor the simultaneous-only
+    # batch-norm recalibration)
+    shaping = ("schedule", "epochs", "batch_size", "seed", "max_seconds")
+    donor_config = {"max_seconds": None, **donor.get("config", {})}
+    if any(donor_config.get(key) != getattr(config, key) for key in shaping):
         return 0
     mine, theirs = network.identity()["layers"], donor["network_identity"]["layers"]
     finished = len(donor["phase_seconds"]) // config.epochs
