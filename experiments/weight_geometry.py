@@ -14,45 +14,26 @@ TOML's spec. Needs no data and no training: seconds on a CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
-from liouna_snn.experiment import _git_commit, load_experiment, per_layer_rules, resolve_model, write_json_atomic
-from liouna_snn.export.trained import load_trained_network
-from liouna_snn.layers import weight_effective_rank
-from liouna_snn.network import build_network, load_spec
+from liouna_snn.experiment import _git_commit, load_experiment, write_json_atomic
+from liouna_snn.export.trained import load_trained_network, untrained_network
 
 
 def run_geometry(trained, layers: list[int] | None) -> list[dict]:
     """Per layer (1-based depths in ``layers``, default all) of a :class:`TrainedRun`: effective rank,
-    mean unit norm and mean cosine to the seeded initial weights."""
-    initial = _initial_weights(trained)
+    mean unit norm and mean cosine to the seeded initial weights (the layers' own diagnostics)."""
+    initial = untrained_network(trained.experiment, trained.label, trained.seed).layers
     rows = []
-    for depth, layer in enumerate(trained.network.layers, start=1):
+    for depth, (layer, start) in enumerate(zip(trained.network.layers, initial), start=1):
         if layers and depth not in layers:
             continue
-        w = layer.weight.detach().flatten(1).double()
-        cos = F.cosine_similarity(w, initial[depth - 1].flatten(1).double())
-        rows.append({"layer": depth, "weight_effective_rank": round(weight_effective_rank(w), 3),
-                     "weight_norm_mean": round(float(w.norm(dim=1).mean()), 6),
-                     "init_cosine_mean": round(float(cos.mean()), 6)})
+        d = layer.diagnostics(initial_weight=start.weight)
+        rows.append({"layer": depth, "weight_effective_rank": round(d["weight_effective_rank"], 3),
+                     "weight_norm_mean": round(d["weight_norm_mean"], 6),
+                     "init_cosine_mean": round(d["init_cosine_mean"], 6)})
     return rows
-
-
-def _initial_weights(trained) -> list[torch.Tensor]:
-    """The weights the run started from: the same spec, rules and seed, untrained."""
-    exp = trained.experiment
-    run = next(r for r in exp["runs"] if r.get("label", r["rule"]) == trained.label)
-    full = load_spec(resolve_model(exp["model"], exp["_path"]))
-    if exp.get("depth"):
-        full = {**full, "layers": full["layers"][:exp["depth"]]}
-    rules = per_layer_rules(run["rule"], run.get("options", {}), len(full["layers"]))
-    fresh = build_network(full, rules, seed=trained.seed, compute_dtype=None)
-    return [layer.weight.detach() for layer in fresh.layers]
 
 
 def main(argv: list[str] | None = None) -> dict:

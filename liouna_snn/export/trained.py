@@ -44,6 +44,19 @@ def _find_run(exp: dict, label: str) -> dict:
     return exp["runs"][labels.index(label)]
 
 
+def untrained_network(experiment: dict, label: str, seed: int = 0) -> LocalNetwork:
+    """Run ``label`` / ``seed``'s network as it starts training: the experiment's model spec (and ``depth``),
+    the run's rules and spiking config, weights seeded with ``seed``, float32."""
+    run = _find_run(experiment, label)
+    spec = load_spec(resolve_model(experiment["model"], experiment["_path"]))
+    if experiment.get("depth"):
+        if not 1 <= experiment["depth"] <= len(spec["layers"]):
+            raise ValueError(f"depth = {experiment['depth']} but the model has {len(spec['layers'])} layers")
+        spec = {**spec, "layers": spec["layers"][:experiment["depth"]]}
+    rules = per_layer_rules(run["rule"], run.get("options", {}), len(spec["layers"]))
+    return build_network(spec, rules, seed=seed, compute_dtype=None, spiking=run_spiking(experiment, run))
+
+
 def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
                          checkpoint_dir: str | Path | None = None, allow_unfinished: bool = False,
                          allow_spiking: bool = False) -> TrainedRun:
@@ -70,13 +83,7 @@ def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
         hint = "" if seed in seeds else f" (run {label!r} lists seeds {seeds}, not {seed})"
         raise FileNotFoundError(f"no checkpoint for run {label!r} seed {seed} at {path}{hint}; train it first: "
                                 f"liouna-snn run {experiment}")
-    spec = load_spec(resolve_model(exp["model"], exp["_path"]))
-    if exp.get("depth"):
-        if not 1 <= exp["depth"] <= len(spec["layers"]):
-            raise ValueError(f"depth = {exp['depth']} but the model has {len(spec['layers'])} layers")
-        spec = {**spec, "layers": spec["layers"][:exp["depth"]]}
-    rules = per_layer_rules(run["rule"], run.get("options", {}), len(spec["layers"]))
-    network = build_network(spec, rules, seed=seed, compute_dtype=None, spiking=spiking)
+    network = untrained_network(exp, label, seed)
     state = load_checkpoint(path)
     if not isinstance(state, dict) or "network" not in state:
         raise ValueError(f"{path} is not a liouna-snn training checkpoint (no 'network' entry)")
