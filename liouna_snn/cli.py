@@ -96,7 +96,7 @@ def _transfer(args) -> int:
 
     results = run_transfer(args.experiment, data_root=args.data_root, device=args.device,
                            results_dir=args.results_dir, checkpoint_dir=args.checkpoint_dir,
-                           progress=not args.quiet, only_rules=args.rules)
+                           progress=not args.quiet, only_rules=args.rules, only_transfers=args.transfers)
     print()
     print(transfer_table(results))
     return 0
@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     transfer.add_argument("--checkpoint-dir", help="where pre-training checkpoints go (default: "
                                                    "experiments/checkpoints/<name>)")
     transfer.add_argument("--rules", nargs="+", help="only the runs with these rule names or labels, in this order")
+    transfer.add_argument("--transfers", nargs="+", metavar="SOURCE:TARGET",
+                          help="only these [[transfers]], e.g. cifar10:imagenette (the source's dataset or experiment "
+                               "file stem, the target's dataset); the file's other results are kept")
     transfer.add_argument("--quiet", action="store_true", help="no progress bars")
     transfer.set_defaults(func=_transfer)
     low = sub.add_parser("low-compute", help="probe accuracy of Hebbian, blockwise SSL, end-to-end SSL and supervised "

@@ -94,12 +94,7 @@ def load_experiment(path: str | Path) -> dict:
         raise ValueError(f"{where} [unsupervised]: precision must be one of {', '.join(PRECISIONS)}")
     if "spiking" in exp:
         spiking_config(exp["spiking"], where + " [spiking]")  # unknown keys and bad values raise here
-    reuse = exp.get("reuse_from", [])
-    if not (isinstance(reuse, list) and len(set(map(str, reuse))) == len(reuse) and all(
-            isinstance(n, str) and n and not n.startswith(".") and "/" not in n and "\\" not in n
-            and n != exp.get("name", path.stem) for n in reuse)):
-        raise ValueError(f"{where}: reuse_from must be a list of distinct names of other experiments (their "
-                         f"checkpoint folders beside this one's, e.g. [\"cifar10_local_rules\"]), got {reuse!r}")
+    check_reuse_from(exp.get("reuse_from", []), exp.get("name", path.stem), where)
     labels: dict[str, int] = {}
     for i, run in enumerate(exp["runs"], start=1):
         reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
@@ -169,6 +164,16 @@ def select_runs(runs: list[dict], only: list[str] | None) -> list[dict]:
     return chosen
 
 
+def check_reuse_from(reuse, own_name: str, where: str) -> None:
+    """Raise a ``ValueError`` unless ``reuse`` (an experiment's ``reuse_from``) is a list of distinct names of
+    other experiments: plain folder names (no path separators, no leading '.'), not ``own_name``."""
+    if not (isinstance(reuse, list) and len(set(map(str, reuse))) == len(reuse) and all(
+            isinstance(n, str) and n and not n.startswith(".") and "/" not in n and "\\" not in n
+            and n != own_name for n in reuse)):
+        raise ValueError(f"{where}: reuse_from must be a list of distinct names of other experiments (their "
+                         f"checkpoint folders beside this one's, e.g. [\"cifar10_local_rules\"]), got {reuse!r}")
+
+
 def reuse_dirs(exp: dict, checkpoint_dir: Path) -> list[Path]:
     """The checkpoint folders of the experiments named by ``reuse_from``: beside ``checkpoint_dir``. A folder
     that does not exist (yet) is skipped with a warning on stderr: its layers will be trained here."""
@@ -181,6 +186,15 @@ def reuse_dirs(exp: dict, checkpoint_dir: Path) -> list[Path]:
             print(f"warning: reuse_from {other!r}: no checkpoint folder {folder}; its layers cannot be taken, "
                   f"every layer is trained here", file=sys.stderr, flush=True)
     return folders
+
+
+def donor_name(donor: str | Path, checkpoint: str | Path | None) -> str:
+    """How a results record names the checkpoint a run took layers from: its file name when it lies beside the
+    run's own ``checkpoint``, else ``<experiment>/<file>`` (another experiment's checkpoint folder)."""
+    donor = Path(donor)
+    if checkpoint is None or donor.parent.name == Path(checkpoint).parent.name:
+        return donor.name
+    return f"{donor.parent.name}/{donor.name}"
 
 
 def resolve_model(model: str, experiment_path: str | Path) -> Path:
@@ -351,10 +365,8 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
     else:
         summary = train_unsupervised(net, train, cfg, device=device, mean=mean, std=std, progress=progress,
                                      checkpoint=checkpoint, donors=donors, description=f"{label} seed {seed}")
-        if summary.get("reused_layers"):  # the donor's file name; <experiment>/<file> when it is another experiment's
-            donor = Path(summary["reused_from"])
-            donor = donor.name if checkpoint is None or donor.parent.name == Path(checkpoint).parent.name else \
-                f"{donor.parent.name}/{donor.name}"
+        if summary.get("reused_layers"):
+            donor = donor_name(summary["reused_from"], checkpoint)
             if progress:
                 print(f"  {label} seed {seed}: layers 1-{summary['reused_layers']} taken, trained, from {donor}",
                       flush=True)

@@ -256,3 +256,77 @@ def test_shipped_transfer_experiment_is_valid():
     pairs = {(t["source"].get("dataset"), t["target"]["dataset"]) for t in exp["transfers"]}
     assert pairs == {("cifar10", "imagenette"), ("imagenette", "cifar10")}
     assert {r["rule"] for r in exp["runs"]} >= {"liouna", "softhebb", "random", "e2e-supervised"}
+
+
+def test_pre_training_takes_the_layers_a_run_experiment_trained_on_the_same_source(tmp_path, capsys):
+    """reuse_from: a transfer's source pre-training is the checkpoint of a `liouna-snn run` experiment that
+    trained the same network on the same images (checked by identity and data fingerprint), not retrained."""
+    from liouna_snn.experiment import run_experiment
+
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny.toml").write_text(TINY_MODEL)
+    unsup = '[unsupervised]\nepochs = 1\nbatch_size = 200\nprecision = "fp32"\n'
+    run = '[[runs]]\nrule = "softhebb"\noptions = { lr = [0.05, 0.03] }\n'
+    (folder / "pre.toml").write_text(f'model = "tiny"\n[data]\ndataset = "cifar10-mini"\nimage_size = 16\n'
+                                     f'test_subset = 50\n{unsup}[probe]\nepochs = 1\nknn_k = 3\n{run}')
+    run_experiment(folder / "pre.toml", device="cpu", progress=False)
+    donor_file = folder / "checkpoints" / "pre" / "softhebb_seed0.pt"
+    donor = torch.load(donor_file, weights_only=False)
+    donor["network"]["layers.1.weight"] *= 2  # a taken layer shows it; a retrained one would not
+    torch.save(donor, donor_file)
+
+    tree = image_tree(tmp_path / "tree")
+    (folder / "transfer.toml").write_text(
+        f'name = "tiny_transfer"\nmodel = "tiny"\nreuse_from = ["missing", "pre"]\n{unsup}[probe]\nepochs = 1\n'
+        f'knn_k = 3\n[[transfers]]\nsource = {{ dataset = "cifar10-mini" }}\n'
+        f'target = {{ dataset = "imagefolder", root = "{tree}" }}\n{run}')
+    entry = run_transfer(folder / "transfer.toml", device="cpu", progress=False)["runs"][0]
+    assert "reuse_from 'missing': no checkpoint folder" in capsys.readouterr().err
+    assert entry["reused_layers"] == {"layers": 2, "checkpoint": "pre/softhebb_seed0.pt"}
+    mine = torch.load(folder / "checkpoints" / "tiny_transfer" / "cifar10-mini_softhebb_seed0.pt", weights_only=False)
+    for key in ("layers.0.weight", "layers.1.weight"):
+        assert torch.equal(mine["network"][key], donor["network"][key])
+
+    # a source the donor did not train on (other images) is trained here
+    (folder / "checkpoints" / "tiny_transfer" / "cifar10-mini_softhebb_seed0.pt").unlink()
+    text = (folder / "transfer.toml").read_text().replace('{ dataset = "cifar10-mini" }',
+                                                          '{ dataset = "cifar10-mini", train_subset = 400 }')
+    (folder / "transfer.toml").write_text(text)
+    assert "reused_layers" not in run_transfer(folder / "transfer.toml", device="cpu", progress=False)["runs"][0]
+
+
+def test_transfers_are_selected_by_source_and_target_name():
+    from liouna_snn.evaluation.transfer import select_transfers, transfer_name
+
+    transfers = [{"source": {"dataset": "cifar10"}, "target": {"dataset": "imagenette"}},
+                 {"source": {"dataset": "imagenette"}, "target": {"dataset": "cifar10"}},
+                 {"source": {"experiment": "runs/cifar10_local_rules.toml"}, "target": {"dataset": "stl10"}}]
+    assert [transfer_name(t) for t in transfers] == ["cifar10:imagenette", "imagenette:cifar10",
+                                                     "cifar10_local_rules:stl10"]
+    assert select_transfers(transfers, None) == transfers
+    assert select_transfers(transfers, ["cifar10_local_rules:stl10", "cifar10:imagenette"]) == [transfers[0],
+                                                                                                transfers[2]]
+    with pytest.raises(ValueError, match=r"no transfer named 'cifar10:stl10'; this experiment has 'cifar10:imagenette', "
+                                         r"'imagenette:cifar10', 'cifar10_local_rules:stl10' \(SOURCE:TARGET\)"):
+        select_transfers(transfers, ["cifar10:stl10"])
+
+
+def test_cli_transfer_runs_only_the_named_transfers_and_keeps_the_others(tmp_path, capsys):
+    path = write_experiment(tmp_path, rules=("random",))
+    tree = tmp_path / "tree"
+    path.write_text(path.read_text().replace("[[runs]]", f'[[transfers]]\nsource = {{ dataset = "imagefolder", '
+                                                         f'root = "{tree}" }}\ntarget = {{ dataset = "cifar10-mini", '
+                                                         f'test_subset = 30, train_subset = 60 }}\n[[runs]]', 1))
+    args = ["transfer", str(path), "--quiet", "--results-dir", str(tmp_path / "r"), "--checkpoint-dir",
+            str(tmp_path / "c")]
+    assert main(args + ["--transfers", "imagefolder:cifar10-mini"]) == 0
+    written = json.loads((tmp_path / "r" / "tiny_transfer.json").read_text())
+    assert [(r["source_dataset"], r["target_dataset"]) for r in written["runs"]] == [("imagefolder", "cifar10-mini")]
+    assert main(args + ["--transfers", "cifar10-mini:imagefolder"]) == 0
+    written = json.loads((tmp_path / "r" / "tiny_transfer.json").read_text())
+    assert [(r["source_dataset"], r["target_dataset"]) for r in written["runs"]] == [
+        ("imagefolder", "cifar10-mini"), ("cifar10-mini", "imagefolder")]
+    assert main(args + ["--transfers", "stl10:imagefolder"]) == 2
+    assert "no transfer named 'stl10:imagefolder'" in capsys.readouterr().err

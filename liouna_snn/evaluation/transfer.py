@@ -6,6 +6,7 @@ the pre-training and probe options of a ``liouna-snn run`` experiment, one or mo
 
     name = "transfer"
     model = "cifar10_3layer"                  # its input_size (32) is the resolution of every dataset
+    reuse_from = ["cifar10_local_rules"]      # optional: trained layers of `liouna-snn run` experiments
 
     [unsupervised]                            # as in `liouna-snn run` (TrainConfig + precision)
     schedule = "greedy"
@@ -31,6 +32,11 @@ Per transfer, run and seed:
 1. **Pre-training** on the source's train split with the layer-local rule (:func:`train_unsupervised`,
    checkpointed at ``<checkpoints>/<name>/<source>_<label>_seed<s>.pt`` and resumed), or the network of
    a ``liouna-snn run`` experiment's checkpoint (``source = { experiment = ... }``, run matched by label).
+   A greedy pre-training takes the leading layers it shares, already trained, from the other checkpoints of
+   this experiment and of the experiments named by ``reuse_from`` (their folders beside this one's), as
+   ``liouna-snn run`` does: only where the layers, rules, seed, training options and the source's train
+   images and standardisation are the same (:func:`liouna_snn.training.reusable_layers`); the entry then
+   records ``reused_layers``.
    ``random`` is the untrained baseline (its batch-norm statistics still come from the source).
    ``e2e-supervised`` is the end-to-end supervised baseline: the same architecture as a backprop CNN
    (:class:`~liouna_snn.blockwise.SpecConvNet` of the model spec) plus a linear classifier on its last
@@ -78,7 +84,7 @@ from ..data import ImageTensors, iterate_batches, load_dataset
 from .layers import PROBE_DEFAULTS as LAYER_PROBE_DEFAULTS, probe_layers
 
 TOP_KEYS = {"name", "description", "model", "depth", "unsupervised", "probe", "finetune", "transfers", "runs", "device",
-            "spiking"}
+            "spiking", "reuse_from"}
 TRANSFER_KEYS = {"source", "target"}
 SOURCE_KEYS = {"dataset", "root", "download", "train_subset", "experiment"}
 TARGET_KEYS = {"dataset", "root", "download", "train_subset", "test_subset"}
@@ -99,7 +105,7 @@ E2E_KEYS = set(E2E_DEFAULTS) | {"max_seconds"}
 
 def load_transfer_experiment(path: str | Path) -> dict:
     """Read a transfer experiment TOML and validate every section's keys (errors list the allowed ones)."""
-    from ..experiment import UNSUP_KEYS
+    from ..experiment import UNSUP_KEYS, check_reuse_from
     from ..spiking import spiking_config
 
     path = Path(path)
@@ -137,9 +143,30 @@ def load_transfer_experiment(path: str | Path) -> dict:
     if exp.get("finetune", {}).get("epochs", 0) and "spiking" in exp:
         raise ValueError(f"{where} [finetune]: fine-tuning trains the exported plain CNN, which exists for rate-mode "
                          f"networks only; remove [spiking] or set finetune epochs = 0")
+    check_reuse_from(exp.get("reuse_from", []), exp.get("name", path.stem), where)
     exp.setdefault("name", path.stem)
     exp["_path"] = str(path.resolve())
     return exp
+
+
+def transfer_name(tr: dict) -> str:
+    """``"SOURCE:TARGET"`` of a ``[[transfers]]`` entry: the source's dataset (or its experiment file's stem)
+    and the target's dataset, e.g. ``"cifar10:imagenette"``; what ``--transfers`` selects by."""
+    source = tr["source"].get("dataset") or Path(tr["source"]["experiment"]).stem
+    return f"{source}:{tr['target']['dataset']}"
+
+
+def select_transfers(transfers: list[dict], only: list[str] | None) -> list[dict]:
+    """The ``[[transfers]]`` named in ``only`` (``"SOURCE:TARGET"``, :func:`transfer_name`), in the file's order;
+    all of them without ``only``. A name no transfer has raises a ``ValueError`` listing the names there are."""
+    if not only:
+        return list(transfers)
+    names = [transfer_name(tr) for tr in transfers]
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        raise ValueError(f"no transfer named {', '.join(map(repr, unknown))}; this experiment has "
+                         f"{', '.join(map(repr, names))} (SOURCE:TARGET)")
+    return [tr for tr, n in zip(transfers, names) if n in only]
 
 
 def e2e_config(options: dict, *, seed: int, where: str = "e2e-supervised options"):
@@ -245,9 +272,13 @@ def finetune_plain(network: nn.Module, train: ImageTensors, test: ImageTensors, 
 
 
 def _source_network(exp: dict, tr: dict, run: dict, label: str, seed: int, spec: dict, image_size: int, *,
-                    device, compute_dtype, train_cfg, spiking, checkpoint_dir: Path, data_root, progress):
-    """``(network, source dataset name, mean, std, pre-training summary or None)`` of one run and seed."""
-    from ..experiment import per_layer_rules, resolve_model
+                    device, compute_dtype, train_cfg, spiking, checkpoint_dir: Path, donor_dirs: list[Path],
+                    data_root, progress):
+    """``(network, source dataset name, mean, std, pre-training summary or None)`` of one run and seed.
+
+    A pre-training on ``source.dataset`` takes its leading layers from the checkpoints in ``donor_dirs`` that
+    share them (:func:`~liouna_snn.training.train_unsupervised`'s ``donors``)."""
+    from ..experiment import donor_name, per_layer_rules, resolve_model
     from ..export import input_statistics, load_trained_network
     from ..network import build_network, load_spec
     from ..training import train_unsupervised
@@ -276,10 +307,17 @@ def _source_network(exp: dict, tr: dict, run: dict, label: str, seed: int, spec:
     cfg = dataclasses.replace(train_cfg, seed=seed)
     mode = "_spiking" if spiking is not None else ""
     checkpoint = checkpoint_dir / f"{source['dataset']}_{label}{mode}_seed{seed}.pt"
+    donors = [p for folder in donor_dirs for p in sorted(folder.glob(f"*_seed{seed}.pt")) if p != checkpoint]
     summary = train_unsupervised(net, train.to(device), cfg, device=device,
                                  mean=None if mean is None else mean.to(device),
                                  std=None if std is None else std.to(device), progress=progress,
-                                 checkpoint=checkpoint, description=f"{source['dataset']} {label} seed {seed}")
+                                 checkpoint=checkpoint, donors=donors,
+                                 description=f"{source['dataset']} {label} seed {seed}")
+    if summary.get("reused_layers"):
+        summary["reused_from"] = donor_name(summary["reused_from"], checkpoint)
+        if progress:
+            print(f"  {source['dataset']} {label} seed {seed}: layers 1-{summary['reused_layers']} taken, trained, "
+                  f"from {summary['reused_from']}", flush=True)
     return net, source["dataset"], mean, std, summary
 
 
@@ -325,14 +363,16 @@ def _e2e_source_network(tr: dict, run: dict, label: str, seed: int, spec: dict, 
 
 def run_transfer(path: str | Path, *, data_root: str | Path | None = None, device: str = "auto",
                  results_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
-                 progress: bool = True, only_rules: list[str] | None = None) -> dict:
+                 progress: bool = True, only_rules: list[str] | None = None,
+                 only_transfers: list[str] | None = None) -> dict:
     """Run every transfer x run x seed of a transfer experiment; write ``<results>/<name>.json``; return it.
 
     ``data_root`` overrides every source and target ``root``; ``only_rules`` keeps the runs with these rule
-    names or labels (the other runs of an existing results file are kept).
+    names or labels, ``only_transfers`` the ``[[transfers]]`` with these ``"SOURCE:TARGET"`` names
+    (:func:`transfer_name`); the other entries of an existing results file are kept.
     """
     from ..precision import compute_dtype as dtype_of, resolve_precision
-    from ..experiment import _git_commit, resolve_device, resolve_model, select_runs, write_json_atomic
+    from ..experiment import _git_commit, resolve_device, resolve_model, reuse_dirs, select_runs, write_json_atomic
     from ..network import load_spec
     from ..spiking import spiking_config
     from ..training import TrainConfig
@@ -340,6 +380,7 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
     exp = load_transfer_experiment(path)
     name = exp["name"]
     selected = select_runs(exp["runs"], only_rules)  # before any data loads: a wrong name fails at once
+    transfers = select_transfers(exp["transfers"], only_transfers)
     dev = resolve_device(exp.get("device", device) if device == "auto" else device)
     spec = load_spec(resolve_model(exp["model"], exp["_path"]))
     if exp.get("depth"):
@@ -365,9 +406,10 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "finetune": finetune_cfg, "runs": []}
     previous = results_dir / f"{name}.json"
-    if only_rules and previous.is_file():
+    if (only_rules or only_transfers) and previous.is_file():
         results["runs"] = json.loads(previous.read_text())["runs"]
-    for tr in exp["transfers"]:
+    donor_dirs = [checkpoint_dir] + reuse_dirs(exp, checkpoint_dir)
+    for tr in transfers:
         target = tr["target"]
         train = load_split(target, "train", size, data_root).to(dev)
         test = load_split(target, "test", size, data_root).to(dev)
@@ -382,8 +424,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                 else:
                     net, source_name, mean, std, summary = _source_network(
                         exp, tr, run, label, seed, spec, size, device=dev, compute_dtype=compute_dtype,
-                        train_cfg=train_cfg, spiking=spiking, checkpoint_dir=checkpoint_dir, data_root=data_root,
-                        progress=progress)
+                        train_cfg=train_cfg, spiking=spiking, checkpoint_dir=checkpoint_dir,
+                        donor_dirs=donor_dirs, data_root=data_root, progress=progress)
                     extra, epochs = {}, train_cfg.epochs if summary is not None else None
                 mean_d = None if mean is None else mean.to(dev)
                 std_d = None if std is None else std.to(dev)
@@ -406,6 +448,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                     "probe_seconds": round(probe_seconds, 1), "target_train_images": len(train),
                     "target_test_images": len(test), "layers": layers,
                     "probe_top1": max(layer["probe_top1"] for layer in layers), **extra,
+                    **({"reused_layers": {"layers": summary["reused_layers"], "checkpoint": summary["reused_from"]}}
+                       if summary and summary.get("reused_layers") else {}),
                     "command": command, "git_commit": results["git_commit"],
                 }
                 if finetune_cfg["epochs"]:
@@ -435,4 +479,5 @@ def transfer_table(results: dict) -> str:
 
 
 __all__ = ["E2E_DEFAULTS", "E2E_RULE", "classifier_top1", "e2e_config", "finetune_plain", "load_split",
-           "load_transfer_experiment", "random_subset", "run_transfer", "transfer_table"]
+           "load_transfer_experiment", "random_subset", "run_transfer", "select_transfers", "transfer_name",
+           "transfer_table"]
