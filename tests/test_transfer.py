@@ -234,6 +234,8 @@ def test_cli_transfer_runs_the_experiment(tmp_path, capsys):
     (lambda t: t.replace('source = { dataset = "cifar10-mini", train_subset = 100 }',
                          'source = { dataset = "cifar10-mini", experiment = "x.toml" }'), r"source: give either"),
     (lambda t: t.replace("knn_k = 3", "knn = 3"), r"\[probe\].*knn"),
+    (lambda t: t.replace("[[runs]]", t[t.index("[[transfers]]"):t.index("[[runs]]")] + "[[runs]]", 1),
+     r"\[\[transfers\]\] #2: 'cifar10-mini:imagefolder' \(SOURCE:TARGET\) is also #1's"),
     (lambda t: t + E2E_RUN.replace("lr = 0.8", "learning_rate = 0.8"),
      r"\[\[runs\]\] #3 options \(rule 'e2e-supervised'\): unknown key.*learning_rate.*allowed: augment, batch_size, "
      r"epochs, lr, max_seconds, precision, weight_decay"),
@@ -288,6 +290,11 @@ def test_pre_training_takes_the_layers_a_run_experiment_trained_on_the_same_sour
     mine = torch.load(folder / "checkpoints" / "tiny_transfer" / "cifar10-mini_softhebb_seed0.pt", weights_only=False)
     for key in ("layers.0.weight", "layers.1.weight"):
         assert torch.equal(mine["network"][key], donor["network"][key])
+    # a rerun resumes its own (finished) checkpoint and still names the donor
+    again = run_transfer(folder / "transfer.toml", device="cpu", progress=False)["runs"][0]
+    assert again["reused_layers"] == entry["reused_layers"]
+    assert [(l["probe_top1"], l["knn_top1"]) for l in again["layers"]] == \
+           [(l["probe_top1"], l["knn_top1"]) for l in entry["layers"]]
 
     # a source the donor did not train on (other images) is trained here
     (folder / "checkpoints" / "tiny_transfer" / "cifar10-mini_softhebb_seed0.pt").unlink()
@@ -308,7 +315,8 @@ def test_transfers_are_selected_by_source_and_target_name():
     assert select_transfers(transfers, None) == transfers
     assert select_transfers(transfers, ["cifar10_local_rules:stl10", "cifar10:imagenette"]) == [transfers[0],
                                                                                                 transfers[2]]
-    with pytest.raises(ValueError, match=r"no transfer named 'cifar10:stl10'; this experiment has 'cifar10:imagenette', "
+    with pytest.raises(ValueError, match=r"--transfers cifar10:stl10: no transfer so named; this experiment has "
+                                         r"'cifar10:imagenette', "
                                          r"'imagenette:cifar10', 'cifar10_local_rules:stl10' \(SOURCE:TARGET\)"):
         select_transfers(transfers, ["cifar10:stl10"])
 
@@ -326,7 +334,7 @@ def test_cli_transfer_runs_only_the_named_transfers_and_keeps_the_others(tmp_pat
     assert [(r["source_dataset"], r["target_dataset"]) for r in written["runs"]] == [("imagefolder", "cifar10-mini")]
     assert main(args + ["--transfers", "cifar10-mini:imagefolder"]) == 0
     written = json.loads((tmp_path / "r" / "tiny_transfer.json").read_text())
-    assert [(r["source_dataset"], r["target_dataset"]) for r in written["runs"]] == [
-        ("imagefolder", "cifar10-mini"), ("cifar10-mini", "imagefolder")]
+    assert [r["transfer"] for r in written["runs"]] == ["imagefolder:cifar10-mini", "cifar10-mini:imagefolder"]
+    assert all(r["precision"] == "fp32" for r in written["runs"])
     assert main(args + ["--transfers", "stl10:imagefolder"]) == 2
-    assert "no transfer named 'stl10:imagefolder'" in capsys.readouterr().err
+    assert "--transfers stl10:imagefolder: no transfer so named" in capsys.readouterr().err

@@ -35,8 +35,9 @@ Per transfer, run and seed:
    A greedy pre-training takes the leading layers it shares, already trained, from the other checkpoints of
    this experiment and of the experiments named by ``reuse_from`` (their folders beside this one's), as
    ``liouna-snn run`` does: only where the layers, rules, seed, training options and the source's train
-   images and standardisation are the same (:func:`liouna_snn.training.reusable_layers`); the entry then
-   records ``reused_layers``.
+   images and standardisation are the same (:func:`liouna_snn.training.reusable_layers`; rate mode, greedy,
+   without ``max_seconds``); the entry then records ``reused_layers``. Entries are keyed by label, seed and
+   ``transfer`` (``"SOURCE:TARGET"``, :func:`transfer_name`), each with the ``precision`` it ran in.
    ``random`` is the untrained baseline (its batch-norm statistics still come from the source).
    ``e2e-supervised`` is the end-to-end supervised baseline: the same architecture as a backprop CNN
    (:class:`~liouna_snn.blockwise.SpecConvNet` of the model spec) plus a linear classifier on its last
@@ -128,6 +129,11 @@ def load_transfer_experiment(path: str | Path) -> dict:
         if ("dataset" in tr["source"]) == ("experiment" in tr["source"]):
             raise ValueError(f"{here} source: give either `dataset` (pre-train on it) or `experiment` (reuse the "
                              f"checkpoints of a `liouna-snn run` experiment), not {'both' if tr['source'] else 'neither'}")
+    names = [transfer_name(tr) for tr in exp["transfers"]]
+    for i, n in enumerate(names, start=1):
+        if names.index(n) + 1 != i:  # results entries and --transfers find a transfer by this name
+            raise ValueError(f"{where} [[transfers]] #{i}: {n!r} (SOURCE:TARGET) is also #{names.index(n) + 1}'s; "
+                             f"give each source -> target pair once")
     for i, run in enumerate(exp["runs"], start=1):
         reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
         require(run, ("rule",), f"{where} [[runs]] #{i}")
@@ -164,7 +170,7 @@ def select_transfers(transfers: list[dict], only: list[str] | None) -> list[dict
     names = [transfer_name(tr) for tr in transfers]
     unknown = [n for n in only if n not in names]
     if unknown:
-        raise ValueError(f"no transfer named {', '.join(map(repr, unknown))}; this experiment has "
+        raise ValueError(f"--transfers {' '.join(unknown)}: no transfer so named; this experiment has "
                          f"{', '.join(map(repr, names))} (SOURCE:TARGET)")
     return [tr for tr, n in zip(transfers, names) if n in only]
 
@@ -307,7 +313,10 @@ def _source_network(exp: dict, tr: dict, run: dict, label: str, seed: int, spec:
     cfg = dataclasses.replace(train_cfg, seed=seed)
     mode = "_spiking" if spiking is not None else ""
     checkpoint = checkpoint_dir / f"{source['dataset']}_{label}{mode}_seed{seed}.pt"
-    donors = [p for folder in donor_dirs for p in sorted(folder.glob(f"*_seed{seed}.pt")) if p != checkpoint]
+    # this experiment's own pre-trainings on the same source, and every run of a reuse_from experiment
+    donors = [p for folder in donor_dirs
+              for p in sorted(folder.glob(f"{source['dataset']}_*_seed{seed}.pt" if folder == checkpoint_dir
+                                          else f"*_seed{seed}.pt")) if p != checkpoint]
     summary = train_unsupervised(net, train.to(device), cfg, device=device,
                                  mean=None if mean is None else mean.to(device),
                                  std=None if std is None else std.to(device), progress=progress,
@@ -372,7 +381,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
     (:func:`transfer_name`); the other entries of an existing results file are kept.
     """
     from ..precision import compute_dtype as dtype_of, resolve_precision
-    from ..experiment import _git_commit, resolve_device, resolve_model, reuse_dirs, select_runs, write_json_atomic
+    from ..experiment import (_git_commit, kept_runs, resolve_device, resolve_model, reuse_dirs, select_runs,
+                              write_json_atomic)
     from ..network import load_spec
     from ..spiking import spiking_config
     from ..training import TrainConfig
@@ -406,8 +416,9 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "finetune": finetune_cfg, "runs": []}
     previous = results_dir / f"{name}.json"
-    if (only_rules or only_transfers) and previous.is_file():
-        results["runs"] = json.loads(previous.read_text())["runs"]
+    if (only_rules or only_transfers) and previous.is_file():  # a partial rerun keeps the file's other entries
+        results["runs"] = [{"transfer": f"{r['source_dataset']}:{r['target_dataset']}", **r}  # (older entries)
+                           for r in kept_runs(json.loads(previous.read_text()))]
     donor_dirs = [checkpoint_dir] + reuse_dirs(exp, checkpoint_dir)
     for tr in transfers:
         target = tr["target"]
@@ -440,7 +451,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                     "mode": "spiking", "neuron": net_spiking.neuron, "time_steps": net_spiking.time_steps,
                     "spiking": net_spiking.to_dict()}
                 entry = {
-                    "label": label, "dataset": target["dataset"], "source_dataset": source_name,
+                    "label": label, "transfer": transfer_name(tr), "dataset": target["dataset"],
+                    "source_dataset": source_name,
                     "target_dataset": target["dataset"], "rule": run["rule"], **mode, "seed": seed,
                     "epochs": epochs,
                     "unsup_seconds": round(summary["seconds"], 1) if summary else None,
@@ -451,15 +463,15 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                     **({"reused_layers": {"layers": summary["reused_layers"], "checkpoint": summary["reused_from"]}}
                        if summary and summary.get("reused_layers") else {}),
                     "command": command, "git_commit": results["git_commit"],
+                    "precision": extra["train_options"].get("precision") if extra else precision,
                 }
                 if finetune_cfg["epochs"]:
                     entry["finetune"] = finetune_plain(
                         net.float(), train, test, mean=mean_d, std=std_d, epochs=finetune_cfg["epochs"],
                         lr=finetune_cfg["lr"], batch_size=finetune_cfg["batch_size"],
                         weight_decay=finetune_cfg["weight_decay"], seed=seed, device=dev, progress=progress)
-                key = (label, seed, source_name, target["dataset"])
-                results["runs"] = [r for r in results["runs"] if (r["label"], r["seed"], r.get("source_dataset"),
-                                                                  r.get("target_dataset")) != key]
+                key = (label, seed, entry["transfer"])
+                results["runs"] = [r for r in results["runs"] if (r["label"], r["seed"], r["transfer"]) != key]
                 results["runs"].append(entry)
                 write_json_atomic(results, results_dir / f"{name}.json")
     write_json_atomic(results, results_dir / f"{name}.json")
