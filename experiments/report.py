@@ -2,6 +2,7 @@
 
     python experiments/report.py experiments/results/cifar10_local_rules.json
     python experiments/report.py --norms experiments/results/cifar10_liouna_ablations.json   # + mean unit norms
+    python experiments/report.py experiments/results/transfer.json      # a transfer experiment's results
 
 Runs trained with several seeds also get a second table: mean ± std over the seeds.
 """
@@ -51,6 +52,33 @@ def table(results: dict, norms: bool = False) -> str:
     return "\n".join(lines)
 
 
+def transfer_markdown(results: dict) -> str:
+    """The README table of a transfer experiment's results (``liouna-snn transfer``): one row per source ->
+    target, run and seed, every probed layer's probe (k-NN) top-1 (%) on the target's test split, the
+    pre-training time on the source (and the checkpoint its layers were taken from), the probe time, and
+    each entry's precision and commit."""
+    runs = results["runs"]
+    depths = probed_depths(runs)
+    commands = sorted({r.get("command") or results["command"] for r in runs})
+    lines = [f"{'; '.join(f'`{c}`' for c in commands)}, torch {results['torch']}, {results['device']} "
+             f"({results.get('threads')} threads), {results['image_size']} px, "
+             f"{results['unsupervised']['schedule']} schedule, batch {results['unsupervised']['batch_size']}",
+             "",
+             "| source -> target | run | seed | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
+             + " | pre-training (s) | layers taken from | probe time (s) | precision | commit |",
+             "|---|---|---|" + "---|" * len(depths) + "---|---|---|---|---|"]
+    for r in runs:
+        cells = layer_cells(r, depths, lambda l: f"{l['probe_top1']:.2f} ({l['knn_top1']:.2f})")
+        pre = "-" if r.get("unsup_seconds") is None else f"{r['unsup_seconds']:.0f}"
+        taken = r.get("reused_layers")
+        taken = f"1-{taken['layers']}: `{taken['checkpoint']}`" if taken else "-"
+        lines.append(f"| {r['source_dataset']} -> {r['target_dataset']} | {r['label']} | {r['seed']} | "
+                     + " | ".join(cells) + f" | {pre} | {taken} | {r['probe_seconds']:.0f} | "
+                     f"{r.get('precision') or results['unsupervised']['precision']} | "
+                     f"`{(r.get('git_commit') or results.get('git_commit') or '')[:10]}` |")
+    return "\n".join(lines)
+
+
 def seed_table(results: dict) -> str | None:
     """Mean ± sample std over seeds of every run label trained with more than one seed (``None`` if none was).
 
@@ -85,7 +113,8 @@ if __name__ == "__main__":
     for path in [a for a in args if a != "--norms"]:
         with open(path) as f:
             results = json.load(f)
-        print(table(results, norms=show_norms))
+        print(transfer_markdown(results) if "image_size" in results and results["runs"]
+              and "source_dataset" in results["runs"][0] else table(results, norms=show_norms))
         print()
         seeds = seed_table(results)
         if seeds:

@@ -66,3 +66,22 @@ def test_several_seeds_get_mean_and_sample_std():
     assert lines[0] == "| rule | seeds | layer 1 probe (k-NN), mean ± std |"
     assert lines[2:] == ["| a | 0, 1, 2 | 62.00 ± 2.00 (52.00 ± 2.00) |"]  # b ran one seed: not in this table
     assert report.seed_table(_results([_run("b", 50.0)])) is None
+
+
+def test_transfer_results_render_one_row_per_source_target_run_and_seed():
+    layers = [{"layer": d, "probe_top1": 50.0 + d, "knn_top1": 40.0 + d} for d in (1, 2)]
+    results = {"command": "liouna-snn transfer t.toml", "git_commit": "c" * 40, "torch": "2.x", "device": "cpu",
+               "threads": 2, "image_size": 32, "unsupervised": {"schedule": "greedy", "batch_size": 10,
+                                                                "precision": "fp32"},
+               "runs": [{"label": "hybrid", "seed": 0, "source_dataset": "cifar10", "target_dataset": "imagenette",
+                         "layers": layers, "unsup_seconds": 2450.4, "probe_seconds": 612.0, "precision": "fp32",
+                         "reused_layers": {"layers": 3, "checkpoint": "cifar10_local_rules/hybrid_seed0.pt"}},
+                        {"label": "random", "seed": 1, "source_dataset": "imagenette", "target_dataset": "cifar10",
+                         "layers": layers[:1], "unsup_seconds": None, "probe_seconds": 30.0, "git_commit": "d" * 40}]}
+    lines = report.transfer_markdown(results).splitlines()
+    assert lines[0].startswith("`liouna-snn transfer t.toml`, torch 2.x, cpu (2 threads), 32 px")
+    assert lines[2] == ("| source -> target | run | seed | layer 1 probe (k-NN) | layer 2 probe (k-NN) | pre-training (s) "
+                        "| layers taken from | probe time (s) | precision | commit |")
+    assert lines[4] == ("| cifar10 -> imagenette | hybrid | 0 | 51.00 (41.00) | 52.00 (42.00) | 2450 | "
+                        "1-3: `cifar10_local_rules/hybrid_seed0.pt` | 612 | fp32 | `cccccccccc` |")
+    assert lines[5] == "| imagenette -> cifar10 | random | 1 | 51.00 (41.00) | - | - | - | 30 | fp32 | `dddddddddd` |"
