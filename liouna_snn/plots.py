@@ -62,3 +62,32 @@ def plot_layer_accuracy(results: dict, path: str | Path) -> Path:
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def plot_transfer(results: dict, path: str | Path) -> Path:
+    """A transfer experiment's results: one panel per source -> target, probe (solid) and k-NN (dashed) top-1
+    on the target against layer depth, one colour per run (label, seed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pairs = list(dict.fromkeys(f"{r['source_dataset']} -> {r['target_dataset']}" for r in results["runs"]))
+    fig, axes = plt.subplots(1, max(len(pairs), 1), figsize=(6 * max(len(pairs), 1), 4), squeeze=False)
+    colours: dict[tuple, str] = {}
+    for ax, pair in zip(axes[0], pairs):
+        for run in results["runs"]:
+            if f"{run['source_dataset']} -> {run['target_dataset']}" != pair:
+                continue
+            key = (run["label"], run["seed"])
+            colour = colours.setdefault(key, f"C{len(colours) % 10}")
+            depth = [l["layer"] for l in run["layers"]]
+            ax.plot(depth, [l["probe_top1"] for l in run["layers"]], "-o", color=colour,
+                    label=f"{run['label']} (seed {run['seed']}) probe")
+            ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--x", color=colour, alpha=0.6,
+                    label=f"{run['label']} k-NN")
+        ax.set_xlabel("layer")
+        ax.set_ylabel("top-1 on the target (%)")
+        ax.set_title(f"{results['experiment']}: {pair} ({results.get('image_size')} px)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path

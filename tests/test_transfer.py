@@ -123,6 +123,7 @@ def test_end_to_end_transfer_writes_the_results_schema_and_resumes(tmp_path):
         assert run["probe_top1"] == max(layer["probe_top1"] for layer in run["layers"])
         assert run["finetune"]["epochs"] == 1 and 0 <= run["finetune"]["top1"] <= 100
     assert written["image_size"] == 16
+    assert (tmp_path / "results" / "tiny_transfer_layers.png").stat().st_size > 0
     checkpoints = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
     assert checkpoints == ["cifar10-mini_random_seed0.pt", "cifar10-mini_softhebb_seed0.pt"]
     # A rerun resumes the finished pre-training (no new learning passes) and reproduces every probe.

@@ -57,7 +57,8 @@ Per transfer, run and seed:
    (:func:`liouna_snn.export.export_plain` / ``load_plain``) plus a linear head on its last layer,
    trained end to end by backprop (Adam, cross-entropy, batch-norms in train mode) on the target.
 
-Results (``<results>/<name>.json``) follow the project's results schema, one entry per transfer, run and
+Results (``<results>/<name>.json``, and the plot ``<results>/<name>_layers.png``: one panel per source ->
+target) follow the project's results schema, one entry per transfer, run and
 seed, with ``dataset`` = the target and the extra fields ``source_dataset`` and ``target_dataset``
 (and ``finetune`` when enabled). ``e2e-supervised`` entries are rate-mode (``mode`` = ``neuron`` =
 ``"rate"``) and add ``train_options`` (:meth:`BlockwiseConfig.to_dict`), ``stopped_by`` and
@@ -475,6 +476,10 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                 results["runs"].append(entry)
                 write_json_atomic(results, results_dir / f"{name}.json")
     write_json_atomic(results, results_dir / f"{name}.json")
+    if results["runs"]:
+        from ..plots import plot_transfer  # matplotlib only when plotting
+
+        plot_transfer(results, results_dir / f"{name}_layers.png")
     return results
 
 
