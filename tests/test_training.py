@@ -343,3 +343,30 @@ def test_reuse_from_takes_layers_trained_by_another_experiment(tmp_path, capsys)
         deeper.write_text(common.format(top=bad + "\n", unsup="", label="x", lr="0.05"))
         with pytest.raises(ValueError, match="reuse_from must be a list of distinct names of other experiments"):
             load_experiment(deeper)
+
+
+def test_layer_reuse_says_why_a_donor_stops_short(tiny_data, tmp_path, capsys):
+    from liouna_snn.training import layer_reuse
+    from liouna_snn.training.schedules import data_fingerprint
+
+    config = TrainConfig(schedule="greedy", batch_size=8, seed=0)
+    rules = [rule_config("softhebb", lr=0.05), rule_config("softhebb", lr=0.05), rule_config("softhebb", lr=0.05)]
+    donor_file = tmp_path / "donor_seed0.pt"
+    train_unsupervised(build_network(SMALL_SPEC, rules, seed=0), tiny_data, config, checkpoint=donor_file,
+                       progress=False)
+    donor, data = load_checkpoint(donor_file), data_fingerprint(tiny_data, None, None)
+    same = build_network(SMALL_SPEC, rules, seed=0)
+    assert layer_reuse(same, config, data, donor) == (3, "every layer")
+    other_lr = build_network(SMALL_SPEC, rules[:1] + [rule_config("softhebb", lr=0.02)] * 2, seed=0)
+    assert layer_reuse(other_lr, config, data, donor) == (1, "layer 2 differs in: rule.lr")
+    assert layer_reuse(same, TrainConfig(schedule="greedy", batch_size=4, seed=0), data, donor) == (
+        0, "other training options: batch_size")
+    assert layer_reuse(same, config, data_fingerprint(tiny_data.subset(32), None, None), donor) == (
+        0, "other training images or standardisation")
+    assert layer_reuse(build_network(SMALL_SPEC, rules, seed=2), config, data, donor) == (0, "other seed (0)")
+    assert layer_reuse(same, config, data, {k: v for k, v in donor.items() if k != "phase_seconds"})[0] == 0
+
+    # a run that takes fewer layers than it has says which checkpoint came closest and why
+    train_unsupervised(other_lr, tiny_data, config, donors=[donor_file], description="other-lr")
+    assert "other-lr: 1 of 3 layers taken from 1 checkpoint(s) (donor_seed0.pt: layer 2 differs in: rule.lr)" in \
+        capsys.readouterr().out

@@ -121,24 +121,47 @@ def reusable_layers(network: LocalNetwork, config: TrainConfig, data: dict, dono
     of a layer depends only on the layers below it, the data order of its own phase (seeded per phase) and its
     own mask generator, so the taken layers are the ones this run would train. Spiking networks take none: their
     frozen layers draw input spikes from the global generator, whose state depends on the phases before."""
+    return layer_reuse(network, config, data, donor)[0]
+
+
+def layer_reuse(network: LocalNetwork, config: TrainConfig, data: dict, donor: dict) -> tuple[int, str]:
+    """:func:`reusable_layers` and why it stops there: ``(k, reason)``, e.g. ``(0, "other training images")``
+    or ``(1, "layer 2 differs in: rule.lr")``."""
     if config.schedule != "greedy" or config.max_seconds is not None or network.spiking is not None:
-        return 0
-    if donor.get("phase_seconds") is None or "network_identity" not in donor or donor.get("data") != data:
-        return 0
+        return 0, "only greedy rate-mode runs without max_seconds take layers"
+    if donor.get("phase_seconds") is None or "network_identity" not in donor:
+        return 0, "a checkpoint without per-layer records (written before they existed, or not by a layer-local run)"
+    if donor.get("data") != data:
+        return 0, "other training images or standardisation"
     if donor["network_identity"].get("init_seed") != network.init_seed:
-        return 0
+        return 0, f"other seed ({donor['network_identity'].get('init_seed')})"
     # the options that shape greedy weights (not how often checkpoints are written, nor the simultaneous-only
     # batch-norm recalibration)
     shaping = ("schedule", "epochs", "batch_size", "seed", "max_seconds")
     donor_config = {"max_seconds": None, **donor.get("config", {})}
-    if any(donor_config.get(key) != getattr(config, key) for key in shaping):
-        return 0
+    other = [key for key in shaping if donor_config.get(key) != getattr(config, key)]
+    if other:
+        return 0, f"other training options: {', '.join(other)}"
     mine, theirs = network.identity()["layers"], donor["network_identity"]["layers"]
     finished = len(donor["phase_seconds"]) // config.epochs
     k = 0
     while k < min(finished, len(mine), len(theirs)) and mine[k] == theirs[k]:
         k += 1
-    return k
+    if k == len(mine):
+        return k, "every layer"
+    if k == finished:
+        return k, f"the donor finished {finished} layer(s)"
+    if k == len(theirs):
+        return k, f"the donor has {len(theirs)} layer(s)"
+    return k, f"layer {k + 1} differs in: {', '.join(_differing_keys(mine[k], theirs[k]))}"
+
+
+def _differing_keys(a, b, prefix: str = "") -> list[str]:
+    """The (dotted) keys where two nested identity records differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for key in sorted(set(a) | set(b))
+                for d in _differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".") or "value"]
 
 
 def train_unsupervised(
@@ -186,11 +209,17 @@ def train_unsupervised(
         phase_seconds = None if state.get("phase_seconds") is None else list(state["phase_seconds"])
         reused, reused_from = state.get("reused_layers", 0), state.get("reused_from")
     else:
+        nearest = None  # (layers, reason, file) of the donor that came closest, for the message below
         for path in donors:
             donor = load_checkpoint(path)
-            k = reusable_layers(network, config, data_id, donor) if donor is not None else 0
+            k, why = layer_reuse(network, config, data_id, donor) if donor is not None else (0, "unreadable")
             if k > reused:
                 reused, reused_from, best = k, str(path), donor
+            if nearest is None or k > nearest[0]:
+                nearest = (k, why, Path(path).name)
+        if nearest is not None and reused < len(network) and progress:
+            print(f"  {description}: {reused} of {len(network)} layers taken from {len(donors)} checkpoint(s) "
+                  f"({nearest[2]}: {nearest[1]})", flush=True)
         if reused:
             for i in range(reused):
                 prefix = f"layers.{i}."
