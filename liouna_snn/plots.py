@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
 
 
@@ -55,6 +56,7 @@ def plot_layer_accuracy(results: dict, path: str | Path) -> Path:
         ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--x", color=color, alpha=0.6,
                 label=f"{run['label']} k-NN")
     ax.set_xlabel("layer")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("top-1 (%)")
     ax.set_title(f"{results['experiment']}: {results.get('train_images')} training images")
     ax.grid(alpha=0.3)
@@ -84,6 +86,7 @@ def plot_transfer(results: dict, path: str | Path) -> Path:
             ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--x", color=colour, alpha=0.6,
                     label=f"{run['label']} k-NN")
         ax.set_xlabel("layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("top-1 on the target (%)")
         ax.set_title(f"{results['experiment']}: {pair} ({results.get('image_size')} px)")
         ax.grid(alpha=0.3)
