@@ -43,27 +43,38 @@ def plot_filters(weight: torch.Tensor, path: str | Path, title: str = "") -> Pat
     return path
 
 
+def _layer_axes(ax, runs: list[dict], colours: dict, ylabel: str, title: str) -> None:
+    """Probe (solid) and k-NN (dashed) top-1 of ``runs`` against layer depth on ``ax``; one colour per
+    (label, seed), kept in ``colours`` so a run has the same colour on every panel."""
+    for run in runs:
+        colour = colours.setdefault((run["label"], run["seed"]), f"C{len(colours) % 10}")
+        depth = [l["layer"] for l in run["layers"]]
+        ax.plot(depth, [l["probe_top1"] for l in run["layers"]], "-o", color=colour,
+                label=f"{run['label']} (seed {run['seed']}) probe")
+        ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--x", color=colour, alpha=0.6,
+                label=f"{run['label']} k-NN")
+    ax.set_xlabel("layer")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def plot_layer_accuracy(results: dict, path: str | Path) -> Path:
     """Probe (solid) and k-NN (dashed) top-1 against layer depth, one line per run."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, run in enumerate(results["runs"]):
-        depth = [l["layer"] for l in run["layers"]]
-        color = f"C{i % 10}"
-        ax.plot(depth, [l["probe_top1"] for l in run["layers"]], "-o", color=color,
-                label=f"{run['label']} (seed {run['seed']}) probe")
-        ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--x", color=color, alpha=0.6,
-                label=f"{run['label']} k-NN")
-    ax.set_xlabel("layer")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"{results['experiment']}: {results.get('train_images')} training images")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    _layer_axes(ax, results["runs"], {}, "top-1 (%)",
+                f"{results['experiment']}: {results.get('train_images')} training images")
+    return _save(fig, path)
 
 
 def plot_transfer(results: dict, path: str | Path) -> Path:
@@ -75,22 +86,7 @@ def plot_transfer(results: dict, path: str | Path) -> Path:
     fig, axes = plt.subplots(1, max(len(pairs), 1), figsize=(6 * max(len(pairs), 1), 4), squeeze=False)
     colours: dict[tuple, str] = {}
     for ax, pair in zip(axes[0], pairs):
-        for run in results["runs"]:
-            if f"{run['source_dataset']} -> {run['target_dataset']}" != pair:
-                continue
-            key = (run["label"], run["seed"])
-            colour = colours.setdefault(key, f"C{len(colours) % 10}")
-            depth = [l["layer"] for l in run["layers"]]
-            ax.plot(depth, [l["probe_top1"] for l in run["layers"]], "-o", color=colour,
-                    label=f"{run['label']} (seed {run['seed']}) probe")
-            ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--x", color=colour, alpha=0.6,
-                    label=f"{run['label']} k-NN")
-        ax.set_xlabel("layer")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("top-1 on the target (%)")
-        ax.set_title(f"{results['experiment']}: {pair} ({results.get('image_size')} px)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+        runs = [r for r in results["runs"] if f"{r['source_dataset']} -> {r['target_dataset']}" == pair]
+        _layer_axes(ax, runs, colours, "top-1 on the target (%)",
+                    f"{results['experiment']}: {pair} ({results.get('image_size')} px)")
+    return _save(fig, path)
