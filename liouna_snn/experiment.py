@@ -69,7 +69,7 @@ from .precision import PRECISIONS, resolve_precision
 from .precision import compute_dtype as dtype_of
 from .rules import RuleConfig, rule_config
 from .spiking import SpikingConfig, spiking_config
-from .training import TrainConfig, train_unsupervised, write_atomic
+from .training import TrainConfig, donor_name, train_unsupervised, write_atomic
 
 TOP_KEYS = {"name", "description", "model", "depth", "data", "unsupervised", "probe", "runs", "device", "spiking",
             "reuse_from"}
@@ -186,15 +186,6 @@ def reuse_dirs(exp: dict, checkpoint_dir: Path) -> list[Path]:
             print(f"warning: reuse_from {other!r}: no checkpoint folder {folder}; its layers cannot be taken, "
                   f"every layer is trained here", file=sys.stderr, flush=True)
     return folders
-
-
-def donor_name(donor: str | Path, checkpoint: str | Path | None) -> str:
-    """How a results record names the checkpoint a run took layers from: its file name when it lies beside the
-    run's own ``checkpoint``, else ``<experiment>/<file>`` (another experiment's checkpoint folder)."""
-    donor = Path(donor)
-    if checkpoint is None or donor.parent.name == Path(checkpoint).parent.name:
-        return donor.name
-    return f"{donor.parent.name}/{donor.name}"
 
 
 def resolve_model(model: str, experiment_path: str | Path) -> Path:
@@ -367,9 +358,6 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
                                      checkpoint=checkpoint, donors=donors, description=f"{label} seed {seed}")
         if summary.get("reused_layers"):
             donor = donor_name(summary["reused_from"], checkpoint)
-            if progress:
-                print(f"  {label} seed {seed}: layers 1-{summary['reused_layers']} taken, trained, from {donor}",
-                      flush=True)
     n_layers = len(spec["layers"])
     depths = list(range(1, n_layers + 1)) if probe_cfg["layers"] == "all" else list(probe_cfg["layers"])
     t0 = time.perf_counter()

@@ -285,10 +285,10 @@ def _source_network(exp: dict, tr: dict, run: dict, label: str, seed: int, spec:
 
     A pre-training on ``source.dataset`` takes its leading layers from the checkpoints in ``donor_dirs`` that
     share them (:func:`~liouna_snn.training.train_unsupervised`'s ``donors``)."""
-    from ..experiment import donor_name, per_layer_rules, resolve_model
+    from ..experiment import per_layer_rules, resolve_model
     from ..export import input_statistics, load_trained_network
     from ..network import build_network, load_spec
-    from ..training import train_unsupervised
+    from ..training import donor_name, train_unsupervised
 
     source = tr["source"]
     if "experiment" in source:
@@ -325,9 +325,6 @@ def _source_network(exp: dict, tr: dict, run: dict, label: str, seed: int, spec:
                                  description=f"{source['dataset']} {label} seed {seed}")
     if summary.get("reused_layers"):
         summary["reused_from"] = donor_name(summary["reused_from"], checkpoint)
-        if progress:
-            print(f"  {source['dataset']} {label} seed {seed}: layers 1-{summary['reused_layers']} taken, trained, "
-                  f"from {summary['reused_from']}", flush=True)
     return net, source["dataset"], mean, std, summary
 
 

@@ -156,6 +156,15 @@ def layer_reuse(network: LocalNetwork, config: TrainConfig, data: dict, donor: d
     return k, f"layer {k + 1} differs in: {', '.join(_differing_keys(mine[k], theirs[k]))}"
 
 
+def donor_name(donor: str | Path, checkpoint: str | Path | None) -> str:
+    """How a results record names the checkpoint a run took layers from: its file name when it lies beside the
+    run's own ``checkpoint``, else ``<experiment>/<file>`` (another experiment's checkpoint folder)."""
+    donor = Path(donor)
+    if checkpoint is None or donor.parent.name == Path(checkpoint).parent.name:
+        return donor.name
+    return f"{donor.parent.name}/{donor.name}"
+
+
 def _differing_keys(a, b, prefix: str = "") -> list[str]:
     """The (dotted) keys where two nested identity records differ."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -208,6 +217,9 @@ def train_unsupervised(
         # (older checkpoints lack per-phase seconds: this run then never serves as a donor)
         phase_seconds = None if state.get("phase_seconds") is None else list(state["phase_seconds"])
         reused, reused_from = state.get("reused_layers", 0), state.get("reused_from")
+        if progress and reused:
+            print(f"  {description}: layers 1-{reused} taken, trained, from {donor_name(reused_from, checkpoint)}",
+                  flush=True)
     else:
         nearest = None  # (layers, reason, file) of the donor that came closest, for the message below
         for path in donors:
@@ -217,7 +229,10 @@ def train_unsupervised(
                 reused, reused_from, best = k, str(path), donor
             if nearest is None or k > nearest[0]:
                 nearest = (k, why, Path(path).name)
-        if nearest is not None and reused < len(network) and progress:
+        if progress and reused == len(network):
+            print(f"  {description}: layers 1-{reused} taken, trained, from {donor_name(reused_from, checkpoint)}",
+                  flush=True)
+        elif progress and nearest is not None:
             print(f"  {description}: {reused} of {len(network)} layers taken from {len(donors)} checkpoint(s) "
                   f"({nearest[2]}: {nearest[1]})", flush=True)
         if reused:
