@@ -16,7 +16,7 @@ from torch import nn
 
 from .rules import ConvGeometry, LocalRule, RuleConfig
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
-from .spiking import OnlineUpdate, SpikingConfig, activity_report, encode, neuron_current, spike_counts
+from .spiking import CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, neuron_current, spike_counts
 
 ACTIVITY_PHASES = ("learning", "inference")
 
@@ -87,6 +87,7 @@ class PlasticLayer(nn.Module):
             raise TypeError(f"spiking must be a SpikingConfig or None, got {type(spiking).__name__}")
         self.spiking = spiking
         self.neuron = spiking.make_neuron() if spiking is not None else None
+        self.current_scale = CurrentScale() if spiking is not None and spiking.current_norm == "std" else None
         if spiking is not None:
             # Each unit's spike count and the (sample, position, step)s it was simulated, per phase.
             for phase in ACTIVITY_PHASES:
@@ -261,6 +262,8 @@ class PlasticLayer(nn.Module):
         per_step = u_steps is not None
         current = neuron_current(u_steps if per_step else u, self.spiking.lateral_inhibition,
                                  channel_dim=2 if per_step else 1)
+        if self.current_scale is not None:
+            current = self.current_scale(current)
         return spike_counts(self.neuron, current, self.spiking.time_steps, per_step=per_step, on_step=on_step)
 
     def _record_activity(self, counts: torch.Tensor, phase: str) -> None:

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+from torch import nn
 
 from .neurons import NEURONS, Neuron, bernoulli_rate, make_neuron, poisson_rate
 from .neurons.backends import NORSE_DT
@@ -51,6 +52,7 @@ from .neurons.backends import NORSE_DT
 ENCODERS = ("constant-current", "bernoulli", "poisson")
 PLASTICITIES = ("rate", "online")
 LATERAL_INHIBITIONS = ("none", "mean")
+CURRENT_NORMS = ("none", "std")
 ENCODER_PARAMS: dict[str, dict[str, float]] = {
     "constant-current": {},
     "bernoulli": {},
@@ -82,6 +84,11 @@ class SpikingConfig:
             inhibitory current equal to the mean drive of all the layer's units at the same position is
             subtracted: ``I_k = u_k - mean_j u_j``, the competition of rate mode's triangle activation
             ``relu(u - mean u)^p``; see :func:`neuron_current`). Default ``none``.
+        current_norm: ``none`` (the current is the drive, in the drive's units) or ``std`` (the current is
+            divided by its standard deviation over the layer's units, positions and samples: a per-layer
+            gain, so ``threshold`` is in units of that standard deviation and the firing does not depend on
+            the scale of the weights; batch statistic while learning and in ``train()``, a running estimate
+            in ``eval()``; see :class:`CurrentScale`). Default ``none``.
     """
 
     neuron: str = "native-lif"
@@ -92,6 +99,7 @@ class SpikingConfig:
     plasticity: str = "rate"
     trace_decay: float = 0.9
     lateral_inhibition: str = "none"
+    current_norm: str = "none"
 
     def __post_init__(self):
         def allowed(name, value, options):
@@ -102,6 +110,7 @@ class SpikingConfig:
         allowed("encoder", self.encoder, ENCODERS)
         allowed("plasticity", self.plasticity, PLASTICITIES)
         allowed("lateral_inhibition", self.lateral_inhibition, LATERAL_INHIBITIONS)
+        allowed("current_norm", self.current_norm, CURRENT_NORMS)
         T = self.time_steps
         if isinstance(T, bool) or not isinstance(T, int) or T < 1:
             raise ValueError(f"spiking option time_steps={T!r} must be a positive integer (the number of steps T)")
@@ -213,6 +222,38 @@ def neuron_current(drive: torch.Tensor, lateral_inhibition: str, channel_dim: in
         return drive - drive.mean(dim=channel_dim, keepdim=True)
     raise ValueError(f"lateral_inhibition={lateral_inhibition!r} is not allowed; "
                      f"choose one of: {', '.join(LATERAL_INHIBITIONS)}")
+
+
+class CurrentScale(nn.Module):
+    """A layer's homeostatic gain: divides the neurons' current by its standard deviation (``current_norm = "std"``).
+
+    ``forward(current)`` returns ``current / sqrt(var + eps)`` with ``var`` the variance of all elements of
+    ``current`` (any shape: units, positions, samples and time steps alike). In ``train()`` mode ``var`` is
+    the batch's, and the running estimate ``running_var`` moves toward it by ``momentum`` (``None``: the
+    cumulative average of every batch since :meth:`reset_running_stats`, as batch-norm does; what
+    :func:`liouna_snn.training.recalibrate_norms` uses); in ``eval()`` mode ``running_var`` is used. The
+    current stays in its own units otherwise, so a spike threshold of ``2`` is two standard deviations.
+    """
+
+    def __init__(self, momentum: float | None = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_var", torch.ones((), dtype=torch.float32))
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+
+    def reset_running_stats(self) -> None:
+        self.running_var.fill_(1.0)
+        self.num_batches_tracked.zero_()
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            var = current.float().var(unbiased=False).detach()
+            self.num_batches_tracked += 1
+            weight = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_var.lerp_(var.to(self.running_var), weight)
+        else:
+            var = self.running_var
+        return current * (var + self.eps).rsqrt().to(current.dtype)
 
 
 class Trace:

@@ -273,3 +273,32 @@ rule = "softhebb"
     assert back.layers[0].neuron.p == reference.layers[0].neuron.p and back.spiking.time_steps == 3
     x = images(2, seed=3).repeat(1, 1, 4, 4)
     assert torch.equal(back(x), reference(x))
+
+
+def test_current_norm_is_folded_into_the_synapse_and_round_trips():
+    """With current_norm = "std" the eval-mode current is (W - mean_k W) * x / s: the synapse node holds that
+    effective weight (so any NIR tool computes the current), and the import restores W and s exactly."""
+    cfg = SpikingConfig(neuron="native-lif", neuron_params={**ZERO_LIF, "threshold": 1.5}, time_steps=6,
+                        lateral_inhibition="mean", current_norm="std")
+    net = ls.build_network(POOLED, ls.rule_config("softhebb"), spiking=cfg)
+    x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 + 0.5
+    net.train()
+    for i in range(len(net)):
+        net.learn_layer(i, x if i == 0 else net(x, i), 0.0)
+        net(x)  # train-mode forward: the running statistics of the current move away from 1
+    net.eval()
+    scale = net.layers[0].current_scale
+    assert abs(float(scale.running_var) - 1.0) > 0.05
+    graph = export_nir(net)
+    w = net.layers[0].weight.detach()
+    synapse = next(node for node in graph.nodes.values()  # the synapse, not the 1x1 convolution of the norm
+                   if isinstance(node, nir.Conv2d) and np.asarray(node.weight).shape == tuple(w.shape))
+    expected = (w - w.mean(dim=0, keepdim=True)) / float(scale.running_var + scale.eps) ** 0.5
+    np.testing.assert_allclose(np.asarray(synapse.weight), expected.numpy(), rtol=1e-5, atol=1e-6)
+    back = import_nir(graph)
+    assert [layer.spiking.current_norm for layer in back.layers] == ["std", "std"]
+    assert all(torch.equal(a.weight, b.weight) for a, b in zip(net.layers, back.layers))
+    assert float(back.layers[0].current_scale.running_var) == float(scale.running_var)
+    out = net(images(3))
+    assert 0.02 < float(out.mean()) < 0.98
+    assert torch.equal(back(images(3)), out)

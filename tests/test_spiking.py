@@ -10,7 +10,8 @@ from liouna_snn import PlasticConv2d, PlasticLinear, build_network, rule_config
 from liouna_snn.experiment import load_experiment, run_experiment, run_spiking
 from liouna_snn.export import load_trained_network
 from liouna_snn.neurons import bernoulli_rate, make_neuron, rates, run
-from liouna_snn.rules import ConvGeometry
+from liouna_snn.network import LocalNetwork
+from liouna_snn.rules import ConvGeometry, RuleConfig
 from liouna_snn.spiking import SpikingConfig, Trace, spiking_config
 
 from .test_network import SMALL_SPEC
@@ -310,3 +311,100 @@ def test_unknown_spiking_key_is_rejected_with_the_allowed_ones(tmp_path):
         load_experiment(exp)
     with pytest.raises(ValueError, match=r"\[spiking\]: spiking option time_steps=-1"):
         spiking_config({"time_steps": -1})
+
+
+# --- current_norm = "std": a per-layer gain, thresholds in standard deviations ---------------------------------
+
+def test_current_scale_uses_batch_variance_in_training_and_the_running_estimate_in_eval():
+    from liouna_snn.spiking import CurrentScale
+
+    a = torch.randn(4, 6, 5, 5, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    b = torch.randn(4, 6, 5, 5, generator=torch.Generator().manual_seed(1)) * 0.5
+    var_a, var_b = float(a.var(unbiased=False)), float(b.var(unbiased=False))
+    scale = CurrentScale(momentum=0.1)
+    torch.testing.assert_close(scale(a), a / (var_a + scale.eps) ** 0.5)
+    torch.testing.assert_close(float(scale.running_var), 0.9 * 1.0 + 0.1 * var_a)
+    scale.eval()
+    torch.testing.assert_close(scale(b), b / (float(scale.running_var) + scale.eps) ** 0.5)  # not b's own variance
+    cumulative = CurrentScale(momentum=None)  # recalibrate_norms' setting: the exact mean of the batch variances
+    cumulative(a), cumulative(b)
+    torch.testing.assert_close(float(cumulative.running_var), (var_a + var_b) / 2)
+    cumulative.reset_running_stats()
+    assert float(cumulative.running_var) == 1.0 and int(cumulative.num_batches_tracked) == 0
+
+
+@pytest.mark.parametrize("inhibition", ["none", "mean"])
+def test_current_norm_makes_the_spikes_independent_of_the_weight_scale(inhibition):
+    """With current_norm = "std" the threshold is in standard deviations of the current: weights 8x larger (an
+    exact scaling in floating point) give the same spikes. Without it they saturate the neurons."""
+    x = torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+
+    def out(current_norm, gain):
+        cfg = SpikingConfig("integrate-and-fire", {"threshold": 1.5}, time_steps=8, lateral_inhibition=inhibition,
+                            current_norm=current_norm)
+        layer = PlasticConv2d(3, 6, 3, padding=1, spiking=cfg, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            layer.weight.mul_(gain / layer.weight.norm(dim=1, keepdim=True).mean())
+        return layer(x)  # train() mode: the batch's own statistics
+
+    normed = out("std", 1.0)
+    assert 0.05 < float(normed.mean()) < 0.5
+    assert torch.equal(normed, out("std", 8.0))
+    assert not torch.equal(out("none", 1.0), out("none", 8.0))
+
+
+def test_current_norm_is_validated():
+    with pytest.raises(ValueError, match=r"current_norm='rms' is not allowed; choose one of: none, std"):
+        SpikingConfig(current_norm="rms")
+
+
+def test_recalibrate_norms_sets_the_current_scale_to_the_mean_batch_variance():
+    from liouna_snn.training import recalibrate_norms
+    from liouna_snn.data import ImageTensors
+
+    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4, current_norm="std")
+    spec = {"input_channels": 3, "input_size": 8, "layers": [{"out_channels": 4, "kernel_size": 3, "padding": 1}]}
+    net = build_network(spec, RuleConfig(name="softhebb"), spiking=cfg)
+    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    data = ImageTensors(images, torch.zeros(40, dtype=torch.long), name="toy", classes=["a"])
+    recalibrate_norms(net, data, max_images=40, batch_size=20)
+    layer = net.layers[0]
+    expected = []
+    for half in (images[:20], images[20:]):
+        x = half.float() / 255
+        u = layer._drive(torch.nn.functional.batch_norm(x, None, None, training=True, eps=layer.norm.eps))
+        expected.append(float(u.var(unbiased=False)))
+    torch.testing.assert_close(float(layer.current_scale.running_var), sum(expected) / 2, rtol=1e-4, atol=0)
+    assert not layer.training
+
+
+def test_with_spiking_reads_the_same_weights_out_in_either_mode():
+    spec = {"name": "tiny", "input_channels": 3, "input_size": 8, "layers": [
+        {"out_channels": 4, "kernel_size": 3, "padding": 1, "activation": {"name": "triangle", "power": 1.0},
+         "pool": {"type": "max", "kernel_size": 2}},
+        {"out_channels": 6, "kernel_size": 3, "padding": 1, "activation": {"name": "triangle", "power": 1.0}}]}
+    rate = build_network(spec, RuleConfig(name="softhebb"), seed=5)
+    x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(6))
+    rate.train()
+    for i in range(len(rate)):
+        rate.learn_layer(i, x if i == 0 else rate(x, i), 0.0)
+    rate.eval()
+    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=64, lateral_inhibition="mean",
+                        current_norm="std")
+    spiking = rate.with_spiking(cfg)
+    assert spiking.spiking == cfg and spiking.init_seed == 5 and not spiking.training
+    for a, b in zip(rate.layers, spiking.layers):
+        assert torch.equal(a.weight, b.weight) and torch.equal(a.norm.running_var, b.norm.running_var)
+        assert a.rule.config == b.rule.config
+    back = spiking.with_spiking(None)  # and back to rate mode: the very same network
+    assert torch.equal(back(x), rate(x)) and back.identity() == rate.identity()
+    # At layer 1 the integrate-and-fire read-out is the triangle (power 1) of the same drive, clamped at the
+    # threshold in standard deviations, within 1/T.
+    spiking.train()  # batch statistics of the input and of the current
+    layer = rate.layers[0]
+    u = layer._drive(F.batch_norm(x, None, None, training=True, eps=layer.norm.eps))
+    limit = (torch.relu(u - u.mean(1, keepdim=True)) / (u - u.mean(1, keepdim=True)).std(unbiased=False) / 2.0)
+    expected = layer._pool(limit.clamp(max=1.0))
+    assert float((spiking(x, 1) - expected).abs().max()) <= 1 / 64 + 1e-4
+    with pytest.raises(ValueError, match="needs the network's model spec"):
+        LocalNetwork(list(rate.layers)).with_spiking(cfg)

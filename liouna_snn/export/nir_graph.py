@@ -295,14 +295,22 @@ def _synaptic_weight(layer) -> tuple[np.ndarray, dict]:
     """The weight of a layer's NIR synapse node and the metadata that lets :func:`import_nir` rebuild the layer.
 
     With ``lateral_inhibition = "mean"`` the neurons' current is ``u - mean_k u = (W - mean_k W) * x`` (the drive
-    is linear and has no bias), so the node holds ``W - mean_k W``: every NIR tool computes the inhibited
-    current. The learned ``W`` itself goes into the metadata, for an exact round trip.
+    is linear and has no bias), so the node holds ``W - mean_k W``; with ``current_norm = "std"`` the current is
+    further divided by the layer's running standard deviation ``s`` (the eval-mode gain), so the node holds the
+    weight divided by ``s``. Every NIR tool then computes the neurons' current; the learned ``W`` and ``s`` go
+    into the metadata, for an exact round trip.
     """
-    if layer.spiking.lateral_inhibition == "none":
+    cfg = layer.spiking
+    if cfg.lateral_inhibition == "none" and cfg.current_norm == "none":
         return _array(layer.weight), {}
     w = layer.weight.detach().float()
-    return (_array(w - w.mean(dim=0, keepdim=True)),
-            {"lateral_inhibition": layer.spiking.lateral_inhibition, "liouna_snn_weight": _array(w)})
+    effective = w if cfg.lateral_inhibition == "none" else w - w.mean(dim=0, keepdim=True)
+    meta = {"lateral_inhibition": cfg.lateral_inhibition, "liouna_snn_weight": _array(w)}
+    if cfg.current_norm == "std":
+        scale = layer.current_scale
+        effective = effective * float((scale.running_var + scale.eps).rsqrt())
+        meta |= {"current_norm": "std", "current_running_var": float(scale.running_var)}
+    return _array(effective), meta
 
 
 # --- import --------------------------------------------------------------------------------------------
@@ -503,10 +511,11 @@ def import_nir(graph, *, dt: float | None = None, time_steps: int | None = None,
             pos += 1
         synapse_meta = _meta(node)
         inhibition = str(synapse_meta.get("lateral_inhibition", "none"))
-        if inhibition != "none":  # the node holds W - mean_k W; the learned W is in the metadata
+        current_norm = str(synapse_meta.get("current_norm", "none"))
+        if "liouna_snn_weight" in synapse_meta:  # the node holds the effective weight; the learned W is in the metadata
             w = np.asarray(synapse_meta["liouna_snn_weight"])
         cfg = SpikingConfig(neuron=neuron, neuron_params=params, time_steps=T, encoder=encoder,
-                            lateral_inhibition=inhibition)
+                            lateral_inhibition=inhibition, current_norm=current_norm)
         if norm_node is not None:
             channels = int(w.shape[1])
             bn, norm_kind = _bn_from_node(norm_node[1], channels, conv, f"node {norm_node[0]!r}")
@@ -522,6 +531,8 @@ def import_nir(graph, *, dt: float | None = None, time_steps: int | None = None,
             layer.weight.copy_(torch.from_numpy(w.astype(np.float32)))
             if bn is not None:
                 layer.norm.load_state_dict(bn.state_dict())
+            if current_norm == "std":
+                layer.current_scale.running_var.fill_(float(synapse_meta["current_running_var"]))
         layers.append(layer)
         spec_layers.append({**synapse, "norm": norm_kind} | (
             {"pool": {"type": "avg", "kernel_size": pool.kernel_size, "stride": pool.stride,

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data import ImageTensors, iterate_batches, num_batches
 from ..network import LocalNetwork
+from ..spiking import CurrentScale
 from .checkpoint import check_identity, load_checkpoint, save_atomic
 
 SCHEDULES = ("greedy", "simultaneous")
@@ -311,8 +312,9 @@ def train_unsupervised(
 @torch.no_grad()
 def recalibrate_norms(network: LocalNetwork, data: ImageTensors, *, device="cpu", mean=None, std=None,
                       max_images: int = 10_000, batch_size: int = 250) -> None:
-    """Recompute each batch-norm's running statistics as exact averages over ``max_images`` images."""
-    norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    """Recompute each batch-norm's running statistics, and in spiking mode each layer's :class:`CurrentScale`,
+    as exact averages over ``max_images`` images."""
+    norms = [m for m in network.modules() if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, CurrentScale))]
     saved = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()

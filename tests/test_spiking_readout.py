@@ -1,0 +1,109 @@
+"""experiments/spiking_readout.py: a trained rate network read out with spiking neurons, end to end on a tiny
+experiment (the rate read-out reproduces the network, records and skipping), and its configuration errors."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from liouna_snn.experiment import run_experiment
+from liouna_snn.export import load_trained_network
+
+from .conftest import SMALL_SPEC_TOML
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("spiking_readout", ROOT / "experiments" / "spiking_readout.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+script = _load_script()
+
+READOUTS = ('[[readouts]]\nlabel = "rate"\nspiking = false\n'
+            '[[readouts]]\nlabel = "if-std"\nspiking = { neuron = "integrate-and-fire", neuron_params = '
+            '{ threshold = 2.0 }, time_steps = 4, lateral_inhibition = "mean", current_norm = "std" }\n')
+
+
+def _experiment(tmp_path, readouts=READOUTS):
+    """A 3-layer toy model trained on 40 mini images, and a read-out config over its softhebb run."""
+    (tmp_path / "models").mkdir(exist_ok=True)
+    (tmp_path / "models" / "small.toml").write_text(SMALL_SPEC_TOML)
+    exp_dir = tmp_path / "experiments"
+    exp_dir.mkdir(exist_ok=True)
+    exp = exp_dir / "base.toml"
+    exp.write_text('name = "base"\nmodel = "small"\n[data]\ndataset = "cifar10-mini"\ntrain_subset = 40\n'
+                   'test_subset = 20\n[unsupervised]\nschedule = "simultaneous"\nbatch_size = 20\n[probe]\nepochs = 2\nknn_k = 5\n'
+                   '[[runs]]\nrule = "softhebb"\n')
+    config = exp_dir / "readout.toml"
+    config.write_text('source_experiment = "base.toml"\nrun = "softhebb"\nprobe_layers = [2, 3]\n'
+                      'calibration_images = 40\n' + readouts)
+    return exp, config
+
+
+def test_readouts_end_to_end_rate_reproduces_the_trained_network_and_finished_readouts_are_skipped(tmp_path, capsys):
+    exp, config = _experiment(tmp_path)
+    trained = run_experiment(exp, progress=False)["runs"][0]
+    out = tmp_path / "results" / "readout"
+    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet"]
+    assert script.main(args) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["source"]["run"] == "softhebb" and results["source"]["checkpoint"] == "softhebb_seed0.pt"
+    assert len(results["source"]["checkpoint_sha256"]) == 16
+    assert (results["dataset"], results["train_images"], results["test_images"]) == ("cifar10-mini", 40, 20)
+    by_label = {r["label"]: r for r in results["readouts"]}
+    rate, spiking = by_label["rate"], by_label["if-std"]
+    # The rate read-out is the trained network itself: same weights, and norms recalibrated as a simultaneous
+    # run's end does, so the experiment's own probe numbers come back.
+    recorded = {layer["layer"]: layer for layer in trained["layers"]}
+    for layer in rate["layers"]:
+        assert (layer["probe_top1"], layer["knn_top1"]) == (recorded[layer["layer"]]["probe_top1"],
+                                                            recorded[layer["layer"]]["knn_top1"])
+    assert rate["spiking"] is None and "activity" not in rate
+    assert spiking["spiking"]["current_norm"] == "std" and spiking["time_steps"] == 4
+    assert [l["layer"] for l in spiking["layers"]] == [2, 3]
+    assert [a["layer"] for a in spiking["activity"]] == [1, 2, 3]
+    for a in spiking["activity"]:
+        assert 0 < a["firing_rate_mean"] < 1 and 0 <= a["saturated_fraction"] <= 1
+    table = out.with_suffix(".md").read_text()
+    assert "| rate | rate activations |" in table
+    assert f"{spiking['probe_top1'] - rate['probe_top1']:+.2f}" in table
+    assert "integrate-and-fire (threshold 2.0), T = 4, mean lateral inhibition, current / its std" in table
+    assert out.with_suffix(".png").stat().st_size > 5_000
+
+    capsys.readouterr()
+    assert script.main(args) == 0
+    assert capsys.readouterr().out.count("already measured") == 2
+    assert json.loads(out.with_suffix(".json").read_text())["readouts"] == results["readouts"]
+    # The source network is untouched by the read-outs.
+    again = load_trained_network(exp, "softhebb").network
+    assert again.spiking is None
+
+
+@pytest.mark.parametrize("readouts,message", [
+    ('[[readouts]]\nlabel = "a"\nspiking = false\n[[readouts]]\nlabel = "a"\nspiking = false\n',
+     "read-out labels must be unique; repeated: a"),
+    ('[[readouts]]\nlabel = "a"\nspiking = { encoder = "bernoulli" }\n',
+     "encoder 'bernoulli' needs pixels in \\[0, 1\\]"),
+    ('[[readouts]]\nlabel = "a"\nspiking = { current_norm = "rms" }\n',
+     "current_norm='rms' is not allowed; choose one of: none, std"),
+    ('[[readouts]]\nlabel = "a"\nneuron = "lif"\nspiking = false\n', "unknown key"),
+])
+def test_config_errors_name_what_is_wrong(tmp_path, capsys, readouts, message):
+    _, config = _experiment(tmp_path, readouts)
+    with pytest.raises(ValueError, match=message):
+        script.load_config(config)
+    assert script.main(["--config", str(config), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "spiking_readout: error:" in capsys.readouterr().err
+
+
+def test_unknown_readout_and_missing_checkpoint_are_errors(tmp_path, capsys):
+    _, config = _experiment(tmp_path)
+    assert script.main(["--config", str(config), "--out", str(tmp_path / "r"), "--readouts", "nope"]) == 2
+    assert "unknown read-out(s) ['nope']; the config has: rate, if-std" in capsys.readouterr().err
+    assert script.main(["--config", str(config), "--out", str(tmp_path / "r")]) == 2  # nothing trained yet
+    assert "no checkpoint for run 'softhebb'" in capsys.readouterr().err
