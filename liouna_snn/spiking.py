@@ -286,15 +286,17 @@ def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: boo
         current: the constant current ``(B, ...)``, or with ``per_step`` one current per step ``(T, B, ...)``.
         T: number of steps.
         per_step: whether ``current`` has a leading time dimension.
-        on_step: called as ``on_step(t, spikes)`` after every step (e.g. online plasticity).
+        on_step: called as ``on_step(t, spikes)`` after every step (e.g. online plasticity); ``spikes`` is
+            overwritten by the next step, so copy what must outlive the call.
 
     Returns the counts, shaped like one step's current (values 0..T, ``current``'s dtype).
     """
     shape = current.shape[1:] if per_step else current.shape
     state = neuron.init_state(shape, current.device, current.dtype)
     count = torch.zeros(shape, device=current.device, dtype=current.dtype)
+    spikes = torch.empty_like(count)  # one buffer, overwritten by every step
     for t in range(T):
-        spikes, state = neuron.step_(current[t] if per_step else current, state)
+        spikes, state = neuron.step_(current[t] if per_step else current, state, out=spikes)
         count += spikes
         if on_step is not None:
             on_step(t, spikes)

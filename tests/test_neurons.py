@@ -210,6 +210,27 @@ def test_lif_step_is_pure():
     assert torch.allclose(v_new, torch.tensor([1.05, 0.35, -0.17])) and spikes.tolist() == [1.0, 0.0, 0.0]
 
 
+@pytest.mark.parametrize("name,params", [("native-lif", {"beta": 0.9, "reset": "subtract"}),
+                                         ("native-lif", {"beta": 0.8, "reset": "zero", "v_reset": -0.2}),
+                                         ("integrate-and-fire", {}), ("snntorch-leaky", {"beta": 0.9})])
+def test_in_place_steps_into_a_spike_buffer_give_the_same_bits(name, params):
+    """step_(..., out=buffer), the fast path of the spiking layers, equals the pure step bit for bit (membranes
+    and spikes, reset and leak included) and returns the buffer itself."""
+    neuron = make_neuron(name, threshold=0.7, **params)
+    currents = torch.randn(12, 4, 50, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    pure = neuron.init_state((4, 50), dtype=torch.float64)
+    fast = neuron.init_state((4, 50), dtype=torch.float64)
+    out = torch.empty(4, 50, dtype=torch.float64)
+    fired = 0.0
+    for current in currents:
+        spikes, pure = neuron.step(current, pure)
+        written, fast = neuron.step_(current, fast, out=out)
+        assert written is out and torch.equal(written, spikes)
+        torch.testing.assert_close(fast, pure, rtol=0, atol=0)
+        fired += float(spikes.sum())
+    assert 0 < fired < currents.numel()  # some spikes, not all: resets happened
+
+
 # --- encoders -----------------------------------------------------------------------------------------------------
 
 def test_bernoulli_rate_matches_probability_within_binomial_bound():

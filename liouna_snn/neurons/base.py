@@ -44,9 +44,13 @@ class Neuron(nn.Module, abc.ABC):
     def step(self, current: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Advance one time step: ``(spikes, new_state)``. Must not modify ``state``."""
 
-    def step_(self, current: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Like :meth:`step`, but free to overwrite ``state`` (the caller owns it and drops it)."""
-        return self.step(current, state)
+    def step_(self, current: torch.Tensor, state: State, out: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+        """Like :meth:`step`, but free to overwrite ``state`` (the caller owns it and drops it) and, when given,
+        to write the spikes into ``out`` (a tensor shaped and typed like the current) and return it."""
+        spikes, state = self.step(current, state)
+        if out is None:
+            return spikes, state
+        return out.copy_(spikes), state
 
     def forward(self, current: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         if state is None:
@@ -97,9 +101,8 @@ def rates(neuron: Neuron, current: torch.Tensor, T: int, state: State | None = N
     owned = state is None
     if owned:
         state = neuron.init_state(current.shape, current.device, current.dtype)
-    step = neuron.step_ if owned else neuron.step
     count = torch.zeros_like(current)
     for _ in range(T):
-        spikes, state = step(current, state)
+        spikes, state = neuron.step_(current, state) if owned else neuron.step(current, state)
         count += spikes
     return count / T
