@@ -38,10 +38,10 @@ from pathlib import Path
 import torch
 
 from liouna_snn.config import read_toml, reject_unknown, require
-from liouna_snn.data import load_dataset
 from liouna_snn.evaluation import PROBE_DEFAULTS
 from liouna_snn.experiment import (
-    _git_commit, load_experiment, per_layer_rules, resolve_device, resolve_model, train_and_probe_run,
+    _git_commit, experiment_data, load_experiment, per_layer_rules, resolve_device, resolve_model, script_main,
+    train_and_probe_run,
     write_json_atomic,
 )
 from liouna_snn.network import load_spec
@@ -263,18 +263,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     device = resolve_device(args.device)
     data_cfg = exp["data"]
     dataset = args.dataset or data_cfg["dataset"]
-    root = args.data_root or data_cfg.get("root")
-    ds_kw = {"image_size": data_cfg["image_size"]} if data_cfg.get("image_size") else {}
-    train = load_dataset(dataset, root, "train", **ds_kw)
-    test = load_dataset(dataset, root, "test", **ds_kw)
-    train_subset = args.train_subset or data_cfg.get("train_subset")
-    test_subset = args.test_subset or data_cfg.get("test_subset")
-    if train_subset:
-        train = train.subset(train_subset)
-    if test_subset:
-        test = test.subset(test_subset)
-    train, test = train.to(device), test.to(device)
-    mean, std = (t.to(device) for t in train.channel_stats())
+    train, test, mean, std = experiment_data(data_cfg, device, root=args.data_root, dataset=dataset,
+                                             train_subset=args.train_subset, test_subset=args.test_subset)
 
     unsup = dict(exp.get("unsupervised", {}))
     precision = resolve_precision(unsup.pop("precision", "auto"), device)
@@ -451,22 +441,7 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rate_vs_spiking", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    command = " ".join(["python", "experiments/rate_vs_spiking.py", *argv])
-    try:
-        results, table = run_benchmark(args, command)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"rate_vs_spiking: error: {err}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    print()
-    print(table)
-    print()
-    print(f"wrote {out.with_suffix('.json')}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
-    return 0
+    return script_main("rate_vs_spiking", __doc__.split("\n\n")[0], add_arguments, run_benchmark, argv)
 
 
 if __name__ == "__main__":

@@ -41,9 +41,8 @@ from pathlib import Path
 import torch
 
 from liouna_snn.config import read_toml, reject_unknown, require
-from liouna_snn.data import load_dataset
 from liouna_snn.evaluation import PROBE_DEFAULTS, probe_layers
-from liouna_snn.experiment import _git_commit, resolve_device, write_json_atomic
+from liouna_snn.experiment import _git_commit, experiment_data, resolve_device, script_main, write_json_atomic
 from liouna_snn.export.trained import load_trained_network
 from liouna_snn.spiking import spiking_config
 from liouna_snn.training import recalibrate_norms
@@ -180,20 +179,9 @@ def run_readouts(args: argparse.Namespace, command: str) -> tuple[dict, str]:
         probe["epochs"] = args.probe_epochs
 
     dev = resolve_device(args.device)
-    data_cfg = exp["data"]
-    dataset = args.dataset or data_cfg["dataset"]
-    root = args.data_root or data_cfg.get("root")
-    kw = {"image_size": data_cfg["image_size"]} if data_cfg.get("image_size") else {}
-    train = load_dataset(dataset, root, "train", **kw)
-    test = load_dataset(dataset, root, "test", **kw)
-    train_subset = args.train_subset or data_cfg.get("train_subset")
-    test_subset = args.test_subset or data_cfg.get("test_subset")
-    if train_subset:
-        train = train.subset(train_subset)
-    if test_subset:
-        test = test.subset(test_subset)
-    train, test = train.to(dev), test.to(dev)
-    mean, std = (t.to(dev) for t in train.channel_stats())
+    dataset = args.dataset or exp["data"]["dataset"]
+    train, test, mean, std = experiment_data(exp["data"], dev, root=args.data_root, dataset=dataset,
+                                             train_subset=args.train_subset, test_subset=args.test_subset)
 
     source = {"experiment": str(Path(exp["_path"]).relative_to(EXPERIMENTS.parent)) if Path(exp["_path"]).is_relative_to(
                   EXPERIMENTS.parent) else exp["_path"],
@@ -320,22 +308,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spiking_readout", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    command = " ".join(["python", "experiments/spiking_readout.py", *argv])
-    try:
-        _, table = run_readouts(args, command)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"spiking_readout: error: {err}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    print()
-    print(table)
-    print()
-    print(f"wrote {out.with_suffix('.json')}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
-    return 0
+    return script_main("spiking_readout", __doc__.split("\n\n")[0], add_arguments, run_readouts, argv)
 
 
 if __name__ == "__main__":

@@ -234,6 +234,60 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def experiment_data(data_cfg: dict, device: torch.device, *, root: str | Path | None = None,
+                    dataset: str | None = None, train_subset: int | None = None, test_subset: int | None = None,
+                    download: bool = False):
+    """An experiment's ``[data]``: ``(train, test, mean, std)`` on ``device``.
+
+    ``train`` / ``test`` are :class:`liouna_snn.data.ImageTensors` (the first ``train_subset`` /
+    ``test_subset`` images when set), ``mean`` / ``std`` the per-channel statistics of ``train`` (in [0, 1]
+    pixel units). The keyword arguments override the table's ``root``, ``dataset`` and subsets (``None``:
+    the table's); ``download`` or the table's ``download`` lets torchvision fetch a missing dataset.
+    """
+    kw = dict(download=download or data_cfg.get("download", False))
+    if data_cfg.get("image_size"):
+        kw["image_size"] = data_cfg["image_size"]
+    name, root = dataset or data_cfg["dataset"], root or data_cfg.get("root")
+    train = load_dataset(name, root, "train", **kw)
+    test = load_dataset(name, root, "test", **kw)
+    train_subset = train_subset or data_cfg.get("train_subset")
+    test_subset = test_subset or data_cfg.get("test_subset")
+    if train_subset:
+        train = train.subset(train_subset)
+    if test_subset:
+        test = test.subset(test_subset)
+    train, test = train.to(device), test.to(device)
+    mean, std = (t.to(device) for t in train.channel_stats())
+    return train, test, mean, std
+
+
+def script_main(prog: str, description: str, add_arguments, run, argv: list[str] | None = None) -> int:
+    """The ``main()`` of a benchmark script under ``experiments/``.
+
+    Parses ``argv`` (default ``sys.argv[1:]``) with the options ``add_arguments(parser)`` declares, calls
+    ``run(args, command) -> (results, markdown_table)`` with the command line as the results will record it,
+    prints the table and the three files written at ``args.out`` (``.json``, ``.md``, ``.png``); returns 0.
+    A ``FileNotFoundError`` or ``ValueError`` (bad configuration, missing data or checkpoint) becomes one
+    line ``<prog>: error: ...`` on stderr and exit status 2.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_arguments(parser)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    command = " ".join(["python", f"experiments/{prog}.py", *argv])
+    try:
+        _, table = run(args, command)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    print(f"\n{table}\n")
+    print(f"wrote {out.with_suffix('.json')}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
+    return 0
+
+
 def run_experiment(path: str | Path, *, data_root: str | None = None, device: str = "auto",
                    results_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                    download: bool = False, progress: bool = True, only_rules: list[str] | None = None,
@@ -259,18 +313,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
             raise ValueError(f"depth = {exp['depth']} but the model has {len(spec['layers'])} layers")
         spec = {**spec, "layers": spec["layers"][:exp["depth"]]}
     data_cfg = exp["data"]
-    root = data_root or data_cfg.get("root")
-    ds_kw = dict(download=download or data_cfg.get("download", False))
-    if data_cfg.get("image_size"):
-        ds_kw["image_size"] = data_cfg["image_size"]
-    train = load_dataset(data_cfg["dataset"], root, "train", **ds_kw)
-    test = load_dataset(data_cfg["dataset"], root, "test", **ds_kw)
-    if data_cfg.get("train_subset"):
-        train = train.subset(data_cfg["train_subset"])
-    if data_cfg.get("test_subset"):
-        test = test.subset(data_cfg["test_subset"])
-    train, test = train.to(dev), test.to(dev)
-    mean, std = (t.to(dev) for t in train.channel_stats())
+    train, test, mean, std = experiment_data(data_cfg, dev, root=data_root, download=download)
 
     unsup = dict(exp.get("unsupervised", {}))
     precision = resolve_precision(unsup.pop("precision", "auto"), dev)

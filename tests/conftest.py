@@ -1,4 +1,18 @@
-"""Test data shared by several test files."""
+"""Test data and helpers shared by several test files."""
+import importlib.util
+from pathlib import Path
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+
+def load_experiment_script(name: str):
+    """The module of the script ``experiments/<name>.py`` (scripts are not a package: loaded from their file)."""
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # A 3-layer toy spec (reflect-padded conv + max pool, conv + avg pool, linear): small enough for
 # end-to-end experiment tests in seconds, with every layer kind the CIFAR network has.
 SMALL_SPEC_TOML = (

@@ -1,25 +1,15 @@
 """experiments/rate_vs_spiking.py: end to end on a tiny config (results schema, the targets in the table,
 skipping finished runs), the verdicts of the targets, and its configuration errors."""
-import importlib.util
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-from .conftest import SMALL_SPEC_TOML
-
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import SMALL_SPEC_TOML, load_experiment_script
 
 
-def _load_driver():
-    spec = importlib.util.spec_from_file_location("rate_vs_spiking", ROOT / "experiments" / "rate_vs_spiking.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-driver = _load_driver()
+driver = load_experiment_script("rate_vs_spiking")
 
 MATCHED = ('[neuron_params]\n'
            'native-lif = { beta = 0.9, threshold = 1.0, reset = "zero" }\n'

@@ -1,11 +1,7 @@
 """experiments/report.py: the README table of a results JSON, with per-run provenance when runs differ in it."""
-import importlib.util
-from pathlib import Path
+from .conftest import load_experiment_script
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("report", ROOT / "experiments" / "report.py")
-report = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(report)
+report = load_experiment_script("report")
 
 
 def _run(label, top1, **provenance):

@@ -1,28 +1,16 @@
 """experiments/spiking_readout.py: a trained rate network read out with spiking neurons, end to end on a tiny
 experiment (the rate read-out reproduces the network, records and skipping), and its configuration errors."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-import torch
 
 from liouna_snn.experiment import run_experiment
 from liouna_snn.export import load_trained_network
 
-from .conftest import SMALL_SPEC_TOML
-
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import SMALL_SPEC_TOML, load_experiment_script
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("spiking_readout", ROOT / "experiments" / "spiking_readout.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _load_script()
+script = load_experiment_script("spiking_readout")
 
 READOUTS = ('[[readouts]]\nlabel = "rate"\nspiking = false\n'
             '[[readouts]]\nlabel = "if-std"\nspiking = { neuron = "integrate-and-fire", neuron_params = '

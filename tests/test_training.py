@@ -1,6 +1,5 @@
 """Schedules, determinism, atomic checkpoints and resumption; probes; experiments end to end."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ from liouna_snn.evaluation.probe import dropout_mask
 from liouna_snn.experiment import load_experiment, per_layer_rules, run_experiment, select_runs
 from liouna_snn.training import TrainConfig, load_checkpoint, save_atomic, train_unsupervised
 
+from .conftest import load_experiment_script
 from .test_network import SMALL_SPEC
 
 
@@ -291,11 +291,7 @@ def test_select_runs_follows_the_given_order_and_refuses_unknown_names():
 
 
 def test_weight_geometry_script_reads_the_checkpoints_as_the_run_recorded_them(tmp_path):
-    import importlib.util
-    script = Path(__file__).resolve().parents[1] / "experiments" / "weight_geometry.py"
-    spec = importlib.util.spec_from_file_location("weight_geometry", script)
-    geometry = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(geometry)
+    geometry = load_experiment_script("weight_geometry")
 
     exp = _write_experiment(tmp_path, extra='[[runs]]\nrule = "liouna"\nlabel = "untrained"\nseeds = [3]\n')
     results = run_experiment(exp, device="cpu", progress=False, only_rules=["softhebb", "random"])
