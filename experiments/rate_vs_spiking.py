@@ -161,23 +161,32 @@ def probe_depths(values: list | str, n_layers: int, where: str) -> list[int]:
 
 # --- one comparison: which runs, with which conditions ----------------------------------------------------
 
-def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition: str = "none") -> str:
-    """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition,
-    ``liouna-native-lif-T8-mean-inhibition``."""
+def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition: str = "none",
+              current_norm: str = "none") -> str:
+    """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition and the current divided by its
+    standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current``."""
     if neuron is None:
         return f"{rule}-rate"
     suffix = "" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition"
+    suffix += "" if current_norm == "none" else f"-{current_norm}-current"
     return f"{rule}-{neuron}-T{time_steps}{suffix}"
 
 
-def lateral_inhibition(record: dict) -> str:
-    """The lateral inhibition of a run (``none`` in rate mode and in results written before the option existed)."""
-    return (record.get("spiking") or {}).get("lateral_inhibition", "none")
+def current_variant(record: dict) -> str:
+    """How a run's neurons get their current beyond the drive itself, in words: ``""`` (the drive: rate mode,
+    and results written before the options existed), ``"mean inhibition"``, ``"current / std"`` or both."""
+    spiking = record.get("spiking") or {}
+    words = []
+    if spiking.get("lateral_inhibition", "none") != "none":
+        words.append(f"{spiking['lateral_inhibition']} inhibition")
+    if spiking.get("current_norm", "none") != "none":
+        words.append(f"current / {spiking['current_norm']}")
+    return ", ".join(words)
 
 
 def run_key(record: dict) -> tuple:
-    """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps, lateral_inhibition)``."""
-    return record["mode"], record["neuron"], record["time_steps"], lateral_inhibition(record)
+    """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps, current_variant)``."""
+    return record["mode"], record["neuron"], record["time_steps"], current_variant(record)
 
 
 def scope_key(record_or_conditions: dict) -> tuple:
@@ -286,7 +295,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "runs": [],
                "targets": {**cfg["targets"],
-                           "lateral_inhibition": cfg.get("spiking", {}).get("lateral_inhibition", "none")}}
+                           "lateral_inhibition": cfg.get("spiking", {}).get("lateral_inhibition", "none"),
+                           "current_norm": cfg.get("spiking", {}).get("current_norm", "none")}}
     json_path = out.with_suffix(".json")
     if json_path.is_file():
         results["runs"] = json.loads(json_path.read_text()).get("runs", [])
@@ -300,9 +310,10 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                     "spiking": None if spiking is None else spiking.to_dict()}
         conditions = {**training, "test_images": len(test),
                       "probe": {k: v for k, v in probe_cfg.items() if k != "layers"}}
-        inhibition = "none" if spiking is None else spiking.lateral_inhibition
-        label = run_label(run["rule"], neuron, T, inhibition)
-        key = ("rate", "rate", 1, "none") if spiking is None else ("spiking", neuron, T, inhibition)
+        label = run_label(run["rule"], neuron, T, *(("none", "none") if spiking is None else
+                                                    (spiking.lateral_inhibition, spiking.current_norm)))
+        key = run_key({"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else
+                      {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"]})
         same = [r for r in results["runs"] if run_key(r) == key and r.get("conditions")
                 and scope_key(r) == scope]
         if same and is_done(same[-1], conditions, depths) and not args.rerun:
@@ -342,11 +353,12 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
 
 def target_lines(runs: list[dict], targets: dict, depths: list[int]) -> list[str]:
     """The two targets, each with the measured values and ``met`` / ``not met`` / ``not measured``."""
-    neuron, T, inhibition = targets["neuron"], targets["time_steps"], targets.get("lateral_inhibition", "none")
+    neuron, T = targets["neuron"], targets["time_steps"]
+    variant = current_variant({"spiking": {k: targets.get(k, "none") for k in ("lateral_inhibition", "current_norm")}})
     rate = next((r for r in runs if r["mode"] == "rate"), None)
-    spk = next((r for r in runs if run_key(r) == ("spiking", neuron, T, inhibition)), None)
-    if inhibition != "none":
-        neuron = f"{neuron} ({inhibition} lateral inhibition)"
+    spk = next((r for r in runs if run_key(r) == ("spiking", neuron, T, variant)), None)
+    if variant:
+        neuron = f"{neuron} ({variant})"
     drop, ratio = targets["max_accuracy_drop"], targets["max_time_ratio"]
     acc_goal = f"{neuron} at T = {T} within {drop:g} points of rate mode (best probed-layer linear-probe top-1)"
     time_goal = f"{neuron} at T = {T} at most {ratio:g}x rate mode's unsupervised wall time"
@@ -380,9 +392,9 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
              "epochs. Accuracies: linear probe (k-NN) top-1 %; activity: inference firing rate (spikes per step) "
              "per layer, and the fraction of silent / saturated units. Each run's command, device and threads are in the "
              "JSON.", ""]
-    order = sorted(runs, key=lambda r: (r["mode"] != "rate", r["neuron"], lateral_inhibition(r), r["time_steps"]))
+    order = sorted(runs, key=lambda r: (r["mode"] != "rate", r["neuron"], current_variant(r), r["time_steps"]))
     rate = next((r for r in order if r["mode"] == "rate"), None)
-    lines.append("| mode | neuron | lateral inhibition | T | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
+    lines.append("| mode | neuron | current | T | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
                  + " | best probe | vs rate (points) | unsup. time (s) | vs rate time | firing rate per layer "
                    "| silent % | saturated % |")
     lines.append("|---|---|---|---|" + "---|" * len(depths) + "---|---|---|---|---|---|---|")
@@ -394,8 +406,7 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
         vs_time = f"{r['unsup_seconds'] / max(rate['unsup_seconds'], 1e-9):.2f}x" if rate and r is not rate else ""
         activity = [per_layer_activity(r, key, scale, spec) for key, scale, spec in
                     (("firing_rate_mean", 1, ".3f"), ("silent_fraction", 100, ".0f"), ("saturated_fraction", 100, ".0f"))]
-        inhibition = lateral_inhibition(r) if r["mode"] == "spiking" else ""
-        lines.append(f"| {r['mode']} | {r['neuron']} | {inhibition} | {r['time_steps']} | " + " | ".join(cells)
+        lines.append(f"| {r['mode']} | {r['neuron']} | {current_variant(r)} | {r['time_steps']} | " + " | ".join(cells)
                      + f" | {best:.2f} | {vs_acc} | {r['unsup_seconds']:.1f} | {vs_time} | " + " | ".join(activity) + " |")
     lines += ["", "Targets (issue 4):", ""] + target_lines(runs, results["targets"], depths)
     return "\n".join(lines)
@@ -409,12 +420,12 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
 
     fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     spiking = [r for r in runs if r["mode"] == "spiking"]
-    curves = sorted({(r["neuron"], lateral_inhibition(r)) for r in spiking})
-    for i, (neuron, inhibition) in enumerate(curves):  # matched backends can coincide: shrinking markers keep each visible
-        rs = sorted((r for r in spiking if (r["neuron"], lateral_inhibition(r)) == (neuron, inhibition)),
+    curves = sorted({(r["neuron"], current_variant(r)) for r in spiking})
+    for i, (neuron, variant) in enumerate(curves):  # matched backends can coincide: shrinking markers keep each visible
+        rs = sorted((r for r in spiking if (r["neuron"], current_variant(r)) == (neuron, variant)),
                     key=lambda r: r["time_steps"])
         steps = [r["time_steps"] for r in rs]
-        name = neuron if inhibition == "none" else f"{neuron}, {inhibition} lateral inhibition"
+        name = f"{neuron}, {variant}" if variant else neuron
         style = dict(color=f"C{i}", marker="os^Dv"[i % 5], markersize=10 - 1.5 * (i % 5), label=name)
         acc_ax.plot(steps, [best_probe(r, depths) for r in rs], "-", **style)
         time_ax.plot(steps, [r["unsup_seconds"] for r in rs], "-", **style)

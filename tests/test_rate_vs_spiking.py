@@ -105,10 +105,10 @@ def test_driver_end_to_end_writes_schema_table_and_plot_and_skips_finished_runs(
     inhibited = after[5]
     assert (inhibited["label"], inhibited["spiking"]["lateral_inhibition"]) == ("liouna-native-lif-T4-mean-inhibition", "mean")
     table = out.with_suffix(".md").read_text()
-    assert len(re.findall(r"^\| spiking \| native-lif \| mean \| 4 \|", table, flags=re.M)) == 1
+    assert len(re.findall(r"^\| spiking \| native-lif \| mean inhibition \| 4 \|", table, flags=re.M)) == 1
     accuracy_line = next(line for line in table.splitlines() if line.startswith("- Accuracy target"))
     assert f"{inhibited['probe_top1']:.2f} % vs {rate['probe_top1']:.2f} %" in accuracy_line
-    assert "native-lif (mean lateral inhibition) at T = 4" in accuracy_line
+    assert "native-lif (mean inhibition) at T = 4" in accuracy_line
 
 
 @pytest.mark.parametrize("rate_s,native_s,rate_acc,native_acc,verdicts", [
@@ -158,3 +158,24 @@ def test_a_base_run_with_its_own_spiking_table_is_refused(tmp_path):
         driver.base_run(exp, "lif")
     with pytest.raises(ValueError, match=r"has no run 'softhebb'; its runs: lif, liouna"):
         driver.base_run(exp, "softhebb")
+
+
+def test_runs_differing_in_their_neurons_current_get_their_own_label_key_and_target():
+    assert driver.run_label("liouna", "native-lif", 8) == "liouna-native-lif-T8"
+    assert (driver.run_label("liouna", "integrate-and-fire", 8, "mean", "std")
+            == "liouna-integrate-and-fire-T8-mean-inhibition-std-current")
+    plain = {"mode": "spiking", "neuron": "native-lif", "time_steps": 8, "spiking": {"lateral_inhibition": "none"}}
+    normed = {**plain, "spiking": {"lateral_inhibition": "none", "current_norm": "std"}}
+    both = {**plain, "spiking": {"lateral_inhibition": "mean", "current_norm": "std"}}
+    assert [driver.current_variant(r) for r in (plain, normed, both)] == ["", "current / std",
+                                                                          "mean inhibition, current / std"]
+    assert len({driver.run_key(r) for r in (plain, normed, both)}) == 3
+    rate = {"mode": "rate", "neuron": "rate", "time_steps": 1, "unsup_seconds": 10.0,
+            "layers": [{"layer": 1, "probe_top1": 70.0}]}
+    runs = [rate] + [{**r, "unsup_seconds": 20.0, "layers": [{"layer": 1, "probe_top1": p}]}
+                     for r, p in ((plain, 60.0), (normed, 69.0))]
+    targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0,
+               "current_norm": "std"}
+    accuracy = driver.target_lines(runs, targets, [1])[0]
+    assert "native-lif (current / std) at T = 8" in accuracy and "69.00 % vs 70.00 %" in accuracy
+    assert accuracy.endswith("**met**")
