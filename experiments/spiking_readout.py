@@ -144,7 +144,8 @@ def read_out(network, entry: dict, train, test, depths: list[int], probe: dict, 
     spiking = entry["_spiking"]
     net = network.with_spiking(spiking).to(device)
     t0 = time.perf_counter()
-    recalibrate_norms(net, train, device=device, mean=mean, std=std, max_images=calibration_images)
+    recalibrate_norms(net, train, device=device, mean=mean, std=std, max_images=calibration_images,
+                      progress=progress, description=f"{entry['label']} recalibrating norms")
     calibration_seconds = time.perf_counter() - t0
     for layer in net.layers:
         layer.reset_activity()

@@ -311,9 +311,10 @@ def train_unsupervised(
 
 @torch.no_grad()
 def recalibrate_norms(network: LocalNetwork, data: ImageTensors, *, device="cpu", mean=None, std=None,
-                      max_images: int = 10_000, batch_size: int = 250) -> None:
+                      max_images: int = 10_000, batch_size: int = 250, progress: bool = False,
+                      description: str = "recalibrating norms") -> None:
     """Recompute each batch-norm's running statistics, and in spiking mode each layer's :class:`CurrentScale`,
-    as exact averages over ``max_images`` images."""
+    as exact averages over the first ``max_images`` images (a progress bar with ``progress``)."""
     norms = [m for m in network.modules() if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, CurrentScale))]
     saved = [m.momentum for m in norms]
     for m in norms:
@@ -321,7 +322,9 @@ def recalibrate_norms(network: LocalNetwork, data: ImageTensors, *, device="cpu"
         m.momentum = None  # cumulative average
     network.train()
     seen = 0
-    for x, _ in iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std):
+    batches = iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std)
+    total = -(-min(max_images, len(data)) // batch_size)
+    for x, _ in tqdm(batches, total=total, disable=not progress, desc=description, unit="batch", leave=False):
         network(x)
         seen += x.shape[0]
         if seen >= max_images:
