@@ -205,6 +205,20 @@ def digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
 
 
+NEWER_SPIKING_OPTIONS = {"current_norm": "none"}
+"""Spiking options added after this benchmark's first checkpoints, with the default that they did not record."""
+
+
+def checkpoint_conditions(training: dict) -> dict:
+    """``training`` without the spiking options of :data:`NEWER_SPIKING_OPTIONS` that are at their default, so a
+    run's checkpoint keeps the name it had before those options existed (an interrupted run still resumes)."""
+    spiking = training.get("spiking")
+    if not isinstance(spiking, dict):
+        return training
+    kept = {k: v for k, v in spiking.items() if NEWER_SPIKING_OPTIONS.get(k, object()) != v}
+    return {**training, "spiking": kept}
+
+
 def with_spiking_defaults(conditions: dict) -> dict:
     """``conditions`` with every :class:`SpikingConfig` field its spiking dict lacks set to the default, so a
     record written before a field existed (e.g. ``lateral_inhibition``) still matches the same run."""
@@ -319,7 +333,7 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         if same and is_done(same[-1], conditions, depths) and not args.rerun:
             print(f"{label}: already in {json_path}, skipped", flush=True)
             continue
-        checkpoint = ckpt_dir / f"{label}_{digest(as_json(training))}.pt"
+        checkpoint = ckpt_dir / f"{label}_{digest(as_json(checkpoint_conditions(training)))}.pt"
         if args.rerun:
             checkpoint.unlink(missing_ok=True)
         # Spike encoders need pixels in [0, 1]; each layer's batch-norm then normalises after encoding.

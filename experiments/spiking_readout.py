@@ -118,6 +118,11 @@ def depths_of(values, n_layers: int, where: str) -> list[int]:
     return sorted(set(values))
 
 
+def as_plain(obj):
+    """``obj`` as it reads back from JSON (tuples become lists), for comparing with stored conditions."""
+    return json.loads(json.dumps(obj))
+
+
 def fingerprint(path: Path) -> str:
     """The first 16 hex digits of the SHA-256 of a file (ties results to the exact checkpoint read out)."""
     digest = hashlib.sha256()
@@ -198,7 +203,8 @@ def run_readouts(args: argparse.Namespace, command: str) -> tuple[dict, str]:
                "readouts": [r for r in previous.get("readouts", [])]}
     for entry in only:
         conditions = readout_conditions(entry, source, data, probe, depths, cfg["calibration_images"])
-        done = [r for r in results["readouts"] if r["label"] == entry["label"] and r.get("conditions") == conditions]
+        done = [r for r in results["readouts"] if r["label"] == entry["label"]
+                and r.get("conditions") == as_plain(conditions)]
         if done and not args.rerun:
             print(f"{entry['label']}: already measured ({done[0]['probe_top1']:.2f}), skipped (--rerun redoes it)")
             continue
@@ -206,14 +212,17 @@ def run_readouts(args: argparse.Namespace, command: str) -> tuple[dict, str]:
         record = read_out(network, entry, train, test, depths, {k: v for k, v in probe.items()},
                           cfg["calibration_images"], device=dev, mean=mean, std=std, seed=cfg["seed"],
                           progress=not args.quiet)
-        record.update(conditions=conditions, command=command, git_commit=results["git_commit"],
+        record.update(conditions=as_plain(conditions), command=command, git_commit=results["git_commit"],
                       device=str(dev), threads=torch.get_num_threads())
         results["readouts"] = [r for r in results["readouts"] if r["label"] != entry["label"]] + [record]
         write_json_atomic(results, out.with_suffix(".json"))
+    # the table shows the read-outs of this config measured under these conditions (the spiking config aside)
+    shared = {k: v for k, v in readout_conditions(cfg["readouts"][0], source, data, probe, depths,
+                                                  cfg["calibration_images"]).items() if k != "spiking"}
     order = [e["label"] for e in cfg["readouts"]]
-    current = [r for r in results["readouts"] if r.get("conditions", {}).get("source") == source
-               and r["conditions"].get("data") == data]
-    current.sort(key=lambda r: order.index(r["label"]) if r["label"] in order else len(order))
+    current = [r for r in results["readouts"] if r["label"] in order and
+               {k: v for k, v in r.get("conditions", {}).items() if k != "spiking"} == as_plain(shared)]
+    current.sort(key=lambda r: order.index(r["label"]))
     table = markdown_table(results, current, depths)
     write_json_atomic(results, out.with_suffix(".json"))
     out.with_suffix(".md").write_text(table + "\n")

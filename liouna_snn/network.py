@@ -139,7 +139,8 @@ class LocalNetwork(nn.Module):
         of the spec), with the same weights, batch-norm statistics, rules, compute dtype and init seed.
 
         This reads a rate-trained network out with spiking neurons (or a spiking-trained one in rate mode).
-        The copy's normalisation statistics are this network's; in a new mode the activity reaching the
+        The copy lives on this network's device. Its normalisation statistics are this network's (a current
+        gain only when both normalise the current, else it starts at 1); in a new mode the activity reaching the
         deeper layers changes, so recalibrate them (:func:`liouna_snn.training.recalibrate_norms`) before
         reading out. Needs the network's ``spec`` (as :func:`build_network` records it).
         """
@@ -148,13 +149,17 @@ class LocalNetwork(nn.Module):
         copy = build_network(self.spec, [layer.rule.config for layer in self.layers], seed=self.init_seed or 0,
                              compute_dtype=self.layers[0].compute_dtype, spiking=spiking)
         copy.init_seed = self.init_seed
-        mode_only = ("spike_counts_", "unit_steps_", "current_scale.")  # state of one mode that the other lacks
-        state = {k: v for k, v in self.state_dict().items() if not k.split(".", 2)[-1].startswith(mode_only)}
-        missing, unexpected = copy.load_state_dict(state, strict=False)
+        # The state both modes have (weights, batch-norm statistics, win counts; the current gain when both
+        # normalise the current) is copied; spike counts start from zero.
+        mode_only = ("spike_counts_", "unit_steps_", "current_scale.")
+        wanted = copy.state_dict()
+        state = {k: v for k, v in self.state_dict().items()
+                 if k in wanted and not k.split(".", 2)[-1].startswith(mode_only[:2])}
+        missing, _ = copy.load_state_dict(state, strict=False)
         left = [k for k in missing if not k.split(".", 2)[-1].startswith(mode_only)]
-        if left or unexpected:
-            raise ValueError(f"with_spiking: the copy's state does not match (missing {left}, unexpected {unexpected})")
-        return copy.train(self.training)
+        if left:
+            raise ValueError(f"with_spiking: the copy's state does not match this network's (missing {left})")
+        return copy.to(self.layers[0].weight.device).train(self.training)
 
     def feature_shapes(self) -> list[tuple[int, ...]]:
         """Shape of each layer's output (after pooling) for the spec's input size."""

@@ -245,15 +245,20 @@ class CurrentScale(nn.Module):
         self.running_var.fill_(1.0)
         self.num_batches_tracked.zero_()
 
-    def forward(self, current: torch.Tensor) -> torch.Tensor:
+    def gain(self, current: torch.Tensor) -> torch.Tensor:
+        """``1 / sqrt(var + eps)``, a 0-dim tensor of ``current``'s dtype; in ``train()`` mode ``var`` is the
+        batch's and the running estimate is updated (once per call)."""
         if self.training:
             var = current.float().var(unbiased=False).detach()
             self.num_batches_tracked += 1
-            weight = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            weight = self.num_batches_tracked.reciprocal() if self.momentum is None else self.momentum
             self.running_var.lerp_(var.to(self.running_var), weight)
         else:
             var = self.running_var
-        return current * (var + self.eps).rsqrt().to(current.dtype)
+        return (var + self.eps).rsqrt().to(current.dtype)
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        return current * self.gain(current)
 
 
 class Trace:

@@ -408,3 +408,45 @@ def test_with_spiking_reads_the_same_weights_out_in_either_mode():
     assert float((spiking(x, 1) - expected).abs().max()) <= 1 / 64 + 1e-4
     with pytest.raises(ValueError, match="needs the network's model spec"):
         LocalNetwork(list(rate.layers)).with_spiking(cfg)
+
+
+def test_a_masked_learning_step_updates_the_current_scale_once_and_reuses_its_gain():
+    """The masked run of a learning step keeps the unmasked run's gain (a fixed threshold), and the running
+    estimate moves once per batch, toward the unmasked current's variance."""
+    cfg = SpikingConfig("integrate-and-fire", {"threshold": 1.0}, time_steps=4, current_norm="std")
+    rule = RuleConfig(name="liouna", mask_ratio=0.5, lr=0.0)
+    layer = PlasticConv2d(3, 5, 3, padding=1, spiking=cfg, rule=rule, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    u = layer._drive(F.batch_norm(x, None, None, training=True, eps=layer.norm.eps))
+    layer.learn(x, generator=torch.Generator().manual_seed(2))
+    assert int(layer.current_scale.num_batches_tracked) == 1
+    torch.testing.assert_close(float(layer.current_scale.running_var), 0.9 + 0.1 * float(u.var(unbiased=False)))
+
+
+def test_checkpoints_written_before_current_norm_existed_still_match_their_network():
+    from liouna_snn.training.checkpoint import check_identity
+
+    cfg = SpikingConfig("native-lif", {"beta": 0.9}, time_steps=4)
+    net = build_network(SMALL_SPEC, RuleConfig(name="softhebb"), spiking=cfg)
+    old = net.identity()
+    for layer in old["layers"]:
+        del layer["spiking"]["current_norm"]
+    check_identity({"network_identity": old}, net, "old.pt", "")  # no error
+    normed = build_network(SMALL_SPEC, RuleConfig(name="softhebb"),
+                           spiking=SpikingConfig("native-lif", {"beta": 0.9}, time_steps=4, current_norm="std"))
+    with pytest.raises(ValueError, match=r"spiking.current_norm: 'none' -> 'std'"):
+        check_identity({"network_identity": old}, normed, "old.pt", "")
+
+
+def test_with_spiking_keeps_the_current_gain_between_two_normalising_modes():
+    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4, current_norm="std")
+    net = build_network(SMALL_SPEC, RuleConfig(name="softhebb"), spiking=cfg)
+    net(torch.randn(4, 3, 12, 12, generator=torch.Generator().manual_seed(0)))  # train mode: gains move from 1
+    longer = net.with_spiking(SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=16,
+                                            current_norm="std"))
+    for a, b in zip(net.layers, longer.layers):
+        assert float(a.current_scale.running_var) != 1.0
+        assert torch.equal(a.current_scale.running_var, b.current_scale.running_var)
+        assert float(b.spike_counts_inference.sum()) == 0  # activity counts start afresh
+    plain = net.with_spiking(SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4))
+    assert all(layer.current_scale is None for layer in plain.layers)

@@ -2,6 +2,8 @@
 another network or rule is named as such, not resumed."""
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import tempfile
 from pathlib import Path
@@ -42,10 +44,23 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict | None:
 def check_identity(state: dict, network, path, remedy: str) -> None:
     """Raise a ``ValueError`` naming the differences if checkpoint ``state`` was written by a network other than
     ``network`` (a :class:`~liouna_snn.network.LocalNetwork`); older checkpoints without an identity pass."""
-    saved = state.get("network_identity")
+    saved = identity_with_defaults(state.get("network_identity"))
     if saved is not None and saved != network.identity():
         raise ValueError(f"checkpoint {path} was written by another network or rule "
                          f"({identity_difference(saved, network.identity())}); {remedy}")
+
+
+def identity_with_defaults(identity: dict | None) -> dict | None:
+    """A saved :meth:`LocalNetwork.identity` with every spiking option it predates set to its default, so a
+    checkpoint written before an option existed (e.g. ``current_norm``) still matches the same network."""
+    if identity is None or not any(isinstance(layer.get("spiking"), dict) for layer in identity.get("layers", [])):
+        return identity
+    from ..spiking import SpikingConfig
+
+    defaults = dataclasses.asdict(SpikingConfig())
+    layers = [{**layer, "spiking": {**defaults, **layer["spiking"]}} if isinstance(layer.get("spiking"), dict)
+              else layer for layer in identity["layers"]]
+    return {**identity, "layers": layers}
 
 
 def identity_difference(saved: dict, current: dict) -> str:

@@ -73,6 +73,7 @@ from ..data import ImageTensors, iterate_batches, num_batches
 from ..layers import PlasticLinear
 from ..network import LocalNetwork
 from ..rules.geometry import output_size
+from ..spiking import CurrentScale
 from .checkpoint import check_identity, load_checkpoint, save_atomic
 from .schedules import TrainConfig, _epoch_generator, _phases
 
@@ -579,7 +580,7 @@ def _recalibrate_norms(network, data, mine, below, above, device, mean, std, max
     """:func:`liouna_snn.training.recalibrate_norms` through the pipeline: every replica recomputes its
     stage's running statistics over the same (unsharded) images, so the replicas stay identical."""
     norms = [m for i in mine for m in network.layers[i].modules()
-             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+             if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, CurrentScale))]
     saved = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
