@@ -229,9 +229,12 @@ class CurrentScale(nn.Module):
 
     ``forward(current)`` returns ``current / sqrt(var + eps)`` with ``var`` the variance of all elements of
     ``current`` (any shape: units, positions, samples and time steps alike). In ``train()`` mode ``var`` is
-    the batch's, and the running estimate ``running_var`` moves toward it by ``momentum`` (``None``: the
-    cumulative average of every batch since :meth:`reset_running_stats`, as batch-norm does; what
-    :func:`liouna_snn.training.recalibrate_norms` uses); in ``eval()`` mode ``running_var`` is used. The
+    the batch's, and the running estimate ``running_var`` is the cumulative average of the batches since
+    :meth:`reset_running_stats` until there are ``1 / momentum`` of them, then moves toward each new batch by
+    ``momentum`` (``None``: the cumulative average throughout, what :func:`liouna_snn.training.recalibrate_norms`
+    uses). Unlike batch-norm's, the estimate thus never mixes in its initial value: the gain sets whether the
+    neurons fire at all, and a few batches (a short greedy phase) must already give the right one. In
+    ``eval()`` mode ``running_var`` is used. The
     current stays in its own units otherwise, so a spike threshold of ``2`` is two standard deviations.
     """
 
@@ -251,7 +254,9 @@ class CurrentScale(nn.Module):
         if self.training:
             var = current.float().var(unbiased=False).detach()
             self.num_batches_tracked += 1
-            weight = self.num_batches_tracked.reciprocal() if self.momentum is None else self.momentum
+            weight = self.num_batches_tracked.reciprocal()  # the cumulative average of the batches so far ...
+            if self.momentum is not None:  # ... until it would weigh the new batch below momentum
+                weight = weight.clamp(min=self.momentum)
             self.running_var.lerp_(var.to(self.running_var), weight)
         else:
             var = self.running_var

@@ -321,9 +321,13 @@ def test_current_scale_uses_batch_variance_in_training_and_the_running_estimate_
     a = torch.randn(4, 6, 5, 5, generator=torch.Generator().manual_seed(0)) * 3 + 1
     b = torch.randn(4, 6, 5, 5, generator=torch.Generator().manual_seed(1)) * 0.5
     var_a, var_b = float(a.var(unbiased=False)), float(b.var(unbiased=False))
-    scale = CurrentScale(momentum=0.1)
+    scale = CurrentScale(momentum=0.4)
     torch.testing.assert_close(scale(a), a / (var_a + scale.eps) ** 0.5)
-    torch.testing.assert_close(float(scale.running_var), 0.9 * 1.0 + 0.1 * var_a)
+    torch.testing.assert_close(float(scale.running_var), var_a)  # the first batch sets it: no trace of the initial 1
+    scale(b)
+    torch.testing.assert_close(float(scale.running_var), (var_a + var_b) / 2)  # cumulative while 1/n >= momentum
+    scale(a)
+    torch.testing.assert_close(float(scale.running_var), 0.6 * (var_a + var_b) / 2 + 0.4 * var_a)  # then momentum
     scale.eval()
     torch.testing.assert_close(scale(b), b / (float(scale.running_var) + scale.eps) ** 0.5)  # not b's own variance
     cumulative = CurrentScale(momentum=None)  # recalibrate_norms' setting: the exact mean of the batch variances
@@ -420,7 +424,7 @@ def test_a_masked_learning_step_updates_the_current_scale_once_and_reuses_its_ga
     u = layer._drive(F.batch_norm(x, None, None, training=True, eps=layer.norm.eps))
     layer.learn(x, generator=torch.Generator().manual_seed(2))
     assert int(layer.current_scale.num_batches_tracked) == 1
-    torch.testing.assert_close(float(layer.current_scale.running_var), 0.9 + 0.1 * float(u.var(unbiased=False)))
+    torch.testing.assert_close(float(layer.current_scale.running_var), float(u.var(unbiased=False)))
 
 
 def test_checkpoints_written_before_current_norm_existed_still_match_their_network():
