@@ -190,9 +190,12 @@ def run_key(record: dict) -> tuple:
 
 
 def scope_key(record_or_conditions: dict) -> tuple:
-    """The runs the table compares share this: ``(dataset, train_images, test_images, seed)``."""
+    """The runs the table compares share this: ``(dataset, train_images, test_images, seed, precision)``.
+
+    Precision is part of it because wall times (the time target) only compare on one machine and one compute
+    dtype: a bf16 run and an fp32 run of the same network are kept side by side, never compared."""
     c = record_or_conditions.get("conditions", record_or_conditions)
-    return c["dataset"], c["train_images"], c["test_images"], c["seed"]
+    return c["dataset"], c["train_images"], c["test_images"], c["seed"], c["unsupervised"]["precision"]
 
 
 def as_json(obj):
@@ -315,7 +318,7 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     if json_path.is_file():
         results["runs"] = json.loads(json_path.read_text()).get("runs", [])
 
-    scope = (dataset, len(train), len(test), seed)
+    scope = (dataset, len(train), len(test), seed, precision)
     plan = [(None, 1)] + [(neuron, T) for neuron in neurons for T in time_steps]
     for neuron, T in plan:
         spiking = None if neuron is None else spiking_run_config(cfg, neuron, T)
