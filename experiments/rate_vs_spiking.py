@@ -23,7 +23,9 @@ Outputs (``--out PATH``, without suffix; default ``experiments/results/rate_vs_s
 
 Runs already in ``PATH.json`` with the same conditions and at least the requested probe layers are
 skipped (``--rerun`` redoes them); an interrupted run resumes from its checkpoint. The table and plot
-show the runs of the current dataset, image counts and seed.
+show the runs of the current dataset, image counts and seed: one table per compute precision (bf16 and fp32
+runs are kept side by side; wall times and the time target compare only within one precision), each with the
+targets of every neuron current measured. ``--report`` trains nothing and rewrites them from ``PATH.json``.
 """
 from __future__ import annotations
 
@@ -264,11 +266,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "OUT's folder/checkpoints when --out is given)")
     parser.add_argument("--rerun", action="store_true", help="redo runs already in the results file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--report", action="store_true", help="train nothing: rewrite the table and plot from the "
+                                                              "results JSON")
 
 
 def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple[dict, str]:
-    """Run every missing (mode, neuron, T, lateral inhibition) of ``args``; write JSON, markdown and plot;
-    return ``(results, table)``."""
+    """Run every missing (mode, neuron, T, neuron current) of ``args`` (none with ``--report``); write JSON,
+    markdown and plot; return ``(results, table)``."""
     cfg = load_config(args.config)
     exp = load_experiment(Path(cfg["_path"]).parent / cfg["base_experiment"])
     run = base_run(exp, cfg["run"])
@@ -315,11 +319,14 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                            "lateral_inhibition": cfg.get("spiking", {}).get("lateral_inhibition", "none"),
                            "current_norm": cfg.get("spiking", {}).get("current_norm", "none")}}
     json_path = out.with_suffix(".json")
+    if args.report and not json_path.is_file():
+        raise FileNotFoundError(f"--report: no results at {json_path} to report; run the benchmark first, or give "
+                                f"--out the path (without suffix) of an existing results JSON")
     if json_path.is_file():
         results["runs"] = json.loads(json_path.read_text()).get("runs", [])
 
     scope = (dataset, len(train), len(test), seed, precision)
-    plan = [(None, 1)] + [(neuron, T) for neuron in neurons for T in time_steps]
+    plan = [] if args.report else [(None, 1)] + [(neuron, T) for neuron in neurons for T in time_steps]
     for neuron, T in plan:
         spiking = None if neuron is None else spiking_run_config(cfg, neuron, T)
         training = {"dataset": dataset, "train_images": len(train), "seed": seed, "model": spec.get("name"),
@@ -356,8 +363,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         print(f"{label}: best probe {best_probe(record, depths):.2f} %, unsupervised {record['unsup_seconds']:.1f} s",
               flush=True)
 
-    shown = [r for r in results["runs"] if r.get("conditions") and scope_key(r) == scope
-             and set(depths) <= {layer["layer"] for layer in r["layers"]}]
+    shown = [r for r in results["runs"] if r.get("conditions") and scope_key(r)[:4] == scope[:4]
+             and set(depths) <= {layer["layer"] for layer in r["layers"]}]  # every precision, in its own table
     table = markdown_report(results, shown, depths)
     out.with_suffix(".md").parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(table + "\n")
@@ -399,22 +406,63 @@ def per_layer_activity(record: dict, key: str, scale: float, spec: str) -> str:
     return "/".join(format(scale * a[key], spec) if a else "-" for a in reports)
 
 
+def precision_of(record: dict) -> str:
+    """The compute precision a run was trained in (``bf16``, ``fp32``, ...)."""
+    return record["conditions"]["unsupervised"]["precision"]
+
+
+def by_precision(runs: list[dict], first: str) -> dict[str, list[dict]]:
+    """``runs`` grouped by :func:`precision_of`, the group of precision ``first`` (this invocation's) first."""
+    groups: dict[str, list[dict]] = {}
+    for r in sorted(runs, key=lambda r: precision_of(r) != first):
+        groups.setdefault(precision_of(r), []).append(r)
+    return groups
+
+
+def target_variants(runs: list[dict], targets: dict) -> list[dict]:
+    """``targets`` once per neuron current among ``runs``' spiking runs of the target neuron and ``T`` (the
+    configured current alone when there is none), so every measured variant gets its verdict; the configured
+    current comes first."""
+    configured = current_variant({"spiking": targets})
+    variants = {}
+    for r in runs:
+        if (r["mode"], r["neuron"], r["time_steps"]) == ("spiking", targets["neuron"], targets["time_steps"]):
+            spiking = r.get("spiking") or {}
+            current = {k: spiking.get(k, "none") for k in ("lateral_inhibition", "current_norm")}
+            variants[current_variant(r)] = {**targets, **current}
+    return sorted(variants.values(), key=lambda t: current_variant({"spiking": t}) != configured) or [targets]
+
+
 def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
-    """The markdown table (one row per run, rate first) and the targets, with the conditions they were measured under."""
+    """One table per precision (one row per run, rate first) with the targets of each measured neuron current,
+    and the conditions they were measured under. Wall times only compare within one table."""
     u = results["unsupervised"]
-    lines = [f"Latest invocation: `{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`, torch {results['torch']}, "
-             f"{results['device']} ({results.get('threads')} threads), {results['dataset']}: "
-             f"{results['train_images']} train / {results['test_images']} test images, {u['schedule']} schedule, "
-             f"epochs = {u['epochs']}, batch {u['batch_size']}, {u['precision']}, probe {results['probe']['epochs']} "
-             "epochs. Accuracies: linear probe (k-NN) top-1 %; activity: inference firing rate (spikes per step) "
-             "per layer, and the fraction of silent / saturated units. Each run's command, device and threads are in the "
-             "JSON.", ""]
+    lines = [f"Latest invocation: `{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`, torch "
+             f"{results['torch']}, {results['dataset']}: {results['train_images']} train / {results['test_images']} "
+             f"test images, {u['schedule']} schedule, epochs = {u['epochs']}, batch {u['batch_size']}, probe "
+             f"{results['probe']['epochs']} epochs. Accuracies: linear probe (k-NN) top-1 %; activity: inference firing "
+             "rate (spikes per step) per layer, and the fraction of silent / saturated units. One table per compute "
+             "precision: times compare only within a table. Each run's command, commit, device and threads are in "
+             "the JSON."]
+    for precision, group in by_precision(runs, u["precision"]).items():
+        machines = sorted({f"{r.get('device', '?')}, {r.get('threads', '?')} threads" for r in group})
+        commits = sorted({(r.get("git_commit") or "")[:10] for r in group})
+        lines += ["", f"**{precision}** ({'; '.join(machines)}; commits {', '.join(f'`{c}`' for c in commits)}):", ""]
+        lines += precision_table(group, depths)
+        lines += ["", f"Targets (issue 4), {precision}:", ""]
+        for targets in target_variants(group, results["targets"]):
+            lines += target_lines(group, targets, depths)
+    return "\n".join(lines)
+
+
+def precision_table(runs: list[dict], depths: list[int]) -> list[str]:
+    """The markdown table rows of runs of one precision, rate first, each compared with that rate run."""
     order = sorted(runs, key=lambda r: (r["mode"] != "rate", r["neuron"], current_variant(r), r["time_steps"]))
     rate = next((r for r in order if r["mode"] == "rate"), None)
-    lines.append("| mode | neuron | current | T | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
-                 + " | best probe | vs rate (points) | unsup. time (s) | vs rate time | firing rate per layer "
-                   "| silent % | saturated % |")
-    lines.append("|---|---|---|---|" + "---|" * len(depths) + "---|---|---|---|---|---|---|")
+    lines = ["| mode | neuron | current | T | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
+             + " | best probe | vs rate (points) | unsup. time (s) | vs rate time | firing rate per layer "
+               "| silent % | saturated % |",
+             "|---|---|---|---|" + "---|" * len(depths) + "---|---|---|---|---|---|---|"]
     for r in order:
         by_depth = {layer["layer"]: layer for layer in r["layers"]}
         cells = [f"{by_depth[d]['probe_top1']:.2f} ({by_depth[d]['knn_top1']:.2f})" for d in depths]
@@ -425,31 +473,37 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
                     (("firing_rate_mean", 1, ".3f"), ("silent_fraction", 100, ".0f"), ("saturated_fraction", 100, ".0f"))]
         lines.append(f"| {r['mode']} | {r['neuron']} | {current_variant(r)} | {r['time_steps']} | " + " | ".join(cells)
                      + f" | {best:.2f} | {vs_acc} | {r['unsup_seconds']:.1f} | {vs_time} | " + " | ".join(activity) + " |")
-    lines += ["", "Targets (issue 4):", ""] + target_lines(runs, results["targets"], depths)
-    return "\n".join(lines)
+    return lines
 
 
 def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title: str = "") -> None:
-    """Best probed-layer top-1 (%) and unsupervised time (s) against ``T``: a line per backend, rate mode dashed."""
+    """Best probed-layer top-1 (%) and unsupervised time (s) against ``T``: a line per backend and neuron current,
+    rate mode dashed; with runs of several precisions, each line names its precision (rate mode: one line style
+    per precision)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     spiking = [r for r in runs if r["mode"] == "spiking"]
-    curves = sorted({(r["neuron"], current_variant(r)) for r in spiking})
-    for i, (neuron, variant) in enumerate(curves):  # matched backends can coincide: shrinking markers keep each visible
-        rs = sorted((r for r in spiking if (r["neuron"], current_variant(r)) == (neuron, variant)),
-                    key=lambda r: r["time_steps"])
+    several = len({precision_of(r) for r in runs}) > 1
+
+    def curve(r):
+        return r["neuron"], current_variant(r), precision_of(r)
+
+    for i, (neuron, variant, precision) in enumerate(sorted({curve(r) for r in spiking})):
+        # matched backends can coincide: shrinking markers keep each visible
+        rs = sorted((r for r in spiking if curve(r) == (neuron, variant, precision)), key=lambda r: r["time_steps"])
         steps = [r["time_steps"] for r in rs]
-        name = f"{neuron}, {variant}" if variant else neuron
+        name = ", ".join([neuron] + [variant] * bool(variant) + [precision] * several)
         style = dict(color=f"C{i}", marker="os^Dv"[i % 5], markersize=10 - 1.5 * (i % 5), label=name)
         acc_ax.plot(steps, [best_probe(r, depths) for r in rs], "-", **style)
         time_ax.plot(steps, [r["unsup_seconds"] for r in rs], "-", **style)
-    for r in runs:
-        if r["mode"] == "rate":
-            acc_ax.axhline(best_probe(r, depths), color="k", linestyle="--", label="rate mode")
-            time_ax.axhline(r["unsup_seconds"], color="k", linestyle="--", label="rate mode")
+    for j, r in enumerate(r for r in runs if r["mode"] == "rate"):
+        style = dict(color="k", linestyle=("--", ":", "-.")[j % 3],
+                     label="rate mode" + (f", {precision_of(r)}" if several else ""))
+        acc_ax.axhline(best_probe(r, depths), **style)
+        time_ax.axhline(r["unsup_seconds"], **style)
     all_steps = sorted({r["time_steps"] for r in runs if r["mode"] == "spiking"})
     which = f"layer {depths[0]}" if len(depths) == 1 else f"best of layers {', '.join(map(str, depths))}"
     for ax, ylabel in ((acc_ax, f"linear probe top-1 (%), {which}"),

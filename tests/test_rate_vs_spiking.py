@@ -110,6 +110,41 @@ def test_driver_end_to_end_writes_schema_table_and_plot_and_skips_finished_runs(
     assert f"{inhibited['probe_top1']:.2f} % vs {rate['probe_top1']:.2f} %" in accuracy_line
     assert "native-lif (mean inhibition) at T = 4" in accuracy_line
 
+    # Runs of another precision are kept beside these, in a table of their own compared with their own rate run;
+    # --report rewrites the table from the JSON without training anything.
+    results = json.loads(out.with_suffix(".json").read_text())
+    here = results["unsupervised"]["precision"]
+    other = "fp32" if here == "bf16" else "bf16"
+    elsewhere = []
+    for r in (rate, native):
+        r = json.loads(json.dumps(r))
+        r["conditions"]["unsupervised"]["precision"] = other
+        r["unsup_seconds"] = {"rate": 100.0, "spiking": 400.0}[r["mode"]]
+        elsewhere.append(r)
+    out.with_suffix(".json").write_text(json.dumps({**results, "runs": results["runs"] + elsewhere}))
+    capsys.readouterr()
+    assert driver.main(args + ["--report"]) == 0
+    assert ": best probe" not in capsys.readouterr().out  # nothing trained ("<label>: best probe 12.34 %")
+    assert json.loads(out.with_suffix(".json").read_text())["runs"] == results["runs"] + elsewhere
+    table = out.with_suffix(".md").read_text()
+    first, second = table.split(f"**{other}**")
+    assert f"**{here}**" in first and len(re.findall(r"^\| (rate|spiking) \|", first, flags=re.M)) == 6
+    assert len(re.findall(r"^\| (rate|spiking) \|", second, flags=re.M)) == 2
+    assert "| 400.0 | 4.00x |" in second
+    time_lines = [line for line in second.splitlines() if line.startswith("- Time target")]
+    assert len(time_lines) == 1 and "400.0 s vs 100.0 s (4.00x): **not met**" in time_lines[0]
+    # Both measured currents of the target neuron get their verdicts in the first table, the configured one first.
+    assert [line.split(" at T = ")[0] for line in first.splitlines() if line.startswith("- Accuracy target")] == [
+        "- Accuracy target: native-lif (mean inhibition)", "- Accuracy target: native-lif"]
+
+
+def test_report_without_results_is_an_error_naming_the_missing_file(tmp_path, capsys):
+    config = _write_config(tmp_path)
+    out = tmp_path / "nothing" / "rvs"
+    assert driver.main(["--config", str(config), "--out", str(out), "--device", "cpu", "--report"]) == 2
+    assert f"--report: no results at {out.with_suffix('.json')}" in capsys.readouterr().err
+    assert not out.parent.exists()
+
 
 @pytest.mark.parametrize("rate_s,native_s,rate_acc,native_acc,verdicts", [
     (100.0, 300.0, 70.0, 68.0, ["met", "met"]),
