@@ -447,7 +447,9 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
     for precision, group in by_precision(runs, u["precision"]).items():
         machines = sorted({f"{r.get('device', '?')}, {r.get('threads', '?')} threads" for r in group})
         commits = sorted({(r.get("git_commit") or "")[:10] for r in group})
-        lines += ["", f"**{precision}** ({'; '.join(machines)}; commits {', '.join(f'`{c}`' for c in commits)}):", ""]
+        commands = sorted({r["command"] for r in group if r.get("command")})
+        lines += ["", f"**{precision}** ({'; '.join(machines)}; commits {', '.join(f'`{c}`' for c in commits)}; "
+                      f"trained by {' and '.join(f'`{c}`' for c in commands) or 'commands not recorded'}):", ""]
         lines += precision_table(group, depths)
         lines += ["", f"Targets (issue 4), {precision}:", ""]
         for targets in target_variants(group, results["targets"]):
