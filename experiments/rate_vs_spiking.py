@@ -47,7 +47,7 @@ from liouna_snn.experiment import (
     write_json_atomic,
 )
 from liouna_snn.network import load_spec
-from liouna_snn.neurons import NEURONS, make_neuron
+from liouna_snn.neurons import NEURONS, LIFParameters, make_neuron
 from liouna_snn.precision import compute_dtype as dtype_of, resolve_precision
 from liouna_snn.spiking import SpikingConfig, spiking_config
 from liouna_snn.training import TrainConfig
@@ -164,13 +164,15 @@ def probe_depths(values: list | str, n_layers: int, where: str) -> list[int]:
 # --- one comparison: which runs, with which conditions ----------------------------------------------------
 
 def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition: str = "none",
-              current_norm: str = "none") -> str:
+              current_norm: str = "none", beta: float = LIFParameters.beta) -> str:
     """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition and the current divided by its
-    standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current``."""
+    standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current``; a leak other than the default
+    ``beta`` adds ``-beta1`` (so the labels of runs with the default leak stay what they were)."""
     if neuron is None:
         return f"{rule}-rate"
     suffix = "" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition"
     suffix += "" if current_norm == "none" else f"-{current_norm}-current"
+    suffix += "" if beta == LIFParameters.beta else f"-beta{beta:g}"
     return f"{rule}-{neuron}-T{time_steps}{suffix}"
 
 
@@ -186,9 +188,27 @@ def current_variant(record: dict) -> str:
     return ", ".join(words)
 
 
+def neuron_parameters(neuron: str, neuron_params: dict) -> LIFParameters:
+    """The LIF neuron a backend's parameters (in that backend's units) give, as :class:`LIFParameters`."""
+    return make_neuron(neuron, **neuron_params).p
+
+
+def neuron_variant(record: dict) -> str:
+    """A spiking run's neuron in words, the same for matched backends: ``"beta 0.9, threshold 3, reset zero"``
+    (``"beta 1 (integrate-and-fire), ..."`` without leak); ``""`` in rate mode."""
+    spiking = record.get("spiking")
+    if not spiking:
+        return ""
+    p = neuron_parameters(record["neuron"], spiking.get("neuron_params") or {})
+    words = [f"beta {p.beta:g}" + (" (integrate-and-fire)" if p.beta == 1 else ""), f"threshold {p.threshold:g}",
+             f"reset {p.reset}" + (f" to {p.v_reset:g}" if p.reset == "zero" and p.v_reset else "")]
+    return ", ".join(words)
+
+
 def run_key(record: dict) -> tuple:
-    """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps, current_variant)``."""
-    return record["mode"], record["neuron"], record["time_steps"], current_variant(record)
+    """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps, current_variant,
+    neuron_variant)``."""
+    return record["mode"], record["neuron"], record["time_steps"], current_variant(record), neuron_variant(record)
 
 
 def scope_key(record_or_conditions: dict) -> tuple:
@@ -317,7 +337,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                "probe": probe_cfg, "runs": [],
                "targets": {**cfg["targets"],
                            "lateral_inhibition": cfg.get("spiking", {}).get("lateral_inhibition", "none"),
-                           "current_norm": cfg.get("spiking", {}).get("current_norm", "none")}}
+                           "current_norm": cfg.get("spiking", {}).get("current_norm", "none"),
+                           "neuron_params": cfg["neuron_params"].get(cfg["targets"]["neuron"], {})}}
     json_path = out.with_suffix(".json")
     if args.report and not json_path.is_file():
         raise FileNotFoundError(f"--report: no results at {json_path} to report; run the benchmark first, or give "
@@ -335,7 +356,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         conditions = {**training, "test_images": len(test),
                       "probe": {k: v for k, v in probe_cfg.items() if k != "layers"}}
         label = run_label(run["rule"], neuron, T, *(("none", "none") if spiking is None else
-                                                    (spiking.lateral_inhibition, spiking.current_norm)))
+                                                    (spiking.lateral_inhibition, spiking.current_norm,
+                                                     neuron_parameters(neuron, spiking.neuron_params).beta)))
         key = run_key({"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else
                       {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"]})
         same = [r for r in results["runs"] if run_key(r) == key and r.get("conditions")
@@ -378,11 +400,12 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
 def target_lines(runs: list[dict], targets: dict, depths: list[int]) -> list[str]:
     """The two targets, each with the measured values and ``met`` / ``not met`` / ``not measured``."""
     neuron, T = targets["neuron"], targets["time_steps"]
-    variant = current_variant({"spiking": {k: targets.get(k, "none") for k in ("lateral_inhibition", "current_norm")}})
+    target_run = {"mode": "spiking", "neuron": neuron, "time_steps": T,
+                  "spiking": {"neuron_params": targets.get("neuron_params", {}),
+                              **{k: targets.get(k, "none") for k in ("lateral_inhibition", "current_norm")}}}
     rate = next((r for r in runs if r["mode"] == "rate"), None)
-    spk = next((r for r in runs if run_key(r) == ("spiking", neuron, T, variant)), None)
-    if variant:
-        neuron = f"{neuron} ({variant})"
+    spk = next((r for r in runs if run_key(r) == run_key(target_run)), None)
+    neuron = f"{neuron} ({'; '.join(filter(None, (neuron_variant(target_run), current_variant(target_run))))})"
     drop, ratio = targets["max_accuracy_drop"], targets["max_time_ratio"]
     acc_goal = f"{neuron} at T = {T} within {drop:g} points of rate mode (best probed-layer linear-probe top-1)"
     time_goal = f"{neuron} at T = {T} at most {ratio:g}x rate mode's unsupervised wall time"
@@ -420,17 +443,21 @@ def by_precision(runs: list[dict], first: str) -> dict[str, list[dict]]:
 
 
 def target_variants(runs: list[dict], targets: dict) -> list[dict]:
-    """``targets`` once per neuron current among ``runs``' spiking runs of the target neuron and ``T`` (the
-    configured current alone when there is none), so every measured variant gets its verdict; the configured
-    current comes first."""
-    configured = current_variant({"spiking": targets})
+    """``targets`` once per neuron (parameters) and neuron current among ``runs``' spiking runs of the target
+    backend and ``T`` (the configured variant alone when there is none), so every measured variant gets its
+    verdict; the configured variant comes first."""
+    def variant(t: dict) -> tuple:
+        run = {"neuron": targets["neuron"], "spiking": t if "spiking" not in t else t["spiking"]}
+        return current_variant(run), neuron_variant(run)
+
+    configured = variant({"neuron_params": targets.get("neuron_params", {}), **targets})
     variants = {}
     for r in runs:
         if (r["mode"], r["neuron"], r["time_steps"]) == ("spiking", targets["neuron"], targets["time_steps"]):
             spiking = r.get("spiking") or {}
-            current = {k: spiking.get(k, "none") for k in ("lateral_inhibition", "current_norm")}
-            variants[current_variant(r)] = {**targets, **current}
-    return sorted(variants.values(), key=lambda t: current_variant({"spiking": t}) != configured) or [targets]
+            measured = {k: spiking.get(k, "none") for k in ("lateral_inhibition", "current_norm")}
+            variants[variant(r)] = {**targets, **measured, "neuron_params": spiking.get("neuron_params", {})}
+    return sorted(variants.values(), key=lambda t: variant(t) != configured) or [targets]
 
 
 def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
@@ -459,12 +486,13 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
 
 def precision_table(runs: list[dict], depths: list[int]) -> list[str]:
     """The markdown table rows of runs of one precision, rate first, each compared with that rate run."""
-    order = sorted(runs, key=lambda r: (r["mode"] != "rate", r["neuron"], current_variant(r), r["time_steps"]))
+    order = sorted(runs, key=lambda r: (r["mode"] != "rate", r["neuron"], neuron_variant(r), current_variant(r),
+                                        r["time_steps"]))
     rate = next((r for r in order if r["mode"] == "rate"), None)
-    lines = ["| mode | neuron | current | T | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
+    lines = ["| mode | neuron | neuron parameters | current | T | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
              + " | best probe | vs rate (points) | unsup. time (s) | vs rate time | firing rate per layer "
                "| silent % | saturated % |",
-             "|---|---|---|---|" + "---|" * len(depths) + "---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|" + "---|" * len(depths) + "---|---|---|---|---|---|---|"]
     for r in order:
         by_depth = {layer["layer"]: layer for layer in r["layers"]}
         cells = [f"{by_depth[d]['probe_top1']:.2f} ({by_depth[d]['knn_top1']:.2f})" for d in depths]
@@ -473,7 +501,7 @@ def precision_table(runs: list[dict], depths: list[int]) -> list[str]:
         vs_time = f"{r['unsup_seconds'] / max(rate['unsup_seconds'], 1e-9):.2f}x" if rate and r is not rate else ""
         activity = [per_layer_activity(r, key, scale, spec) for key, scale, spec in
                     (("firing_rate_mean", 1, ".3f"), ("silent_fraction", 100, ".0f"), ("saturated_fraction", 100, ".0f"))]
-        lines.append(f"| {r['mode']} | {r['neuron']} | {current_variant(r)} | {r['time_steps']} | " + " | ".join(cells)
+        lines.append(f"| {r['mode']} | {r['neuron']} | {neuron_variant(r)} | {current_variant(r)} | {r['time_steps']} | " + " | ".join(cells)
                      + f" | {best:.2f} | {vs_acc} | {r['unsup_seconds']:.1f} | {vs_time} | " + " | ".join(activity) + " |")
     return lines
 
@@ -490,14 +518,17 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
     spiking = [r for r in runs if r["mode"] == "spiking"]
     several = len({precision_of(r) for r in runs}) > 1
 
-    def curve(r):
-        return r["neuron"], current_variant(r), precision_of(r)
+    several_neurons = len({neuron_variant(r) for r in spiking}) > 1
 
-    for i, (neuron, variant, precision) in enumerate(sorted({curve(r) for r in spiking})):
+    def curve(r):
+        return r["neuron"], neuron_variant(r), current_variant(r), precision_of(r)
+
+    for i, key in enumerate(sorted({curve(r) for r in spiking})):
+        neuron, params, variant, precision = key
         # matched backends can coincide: shrinking markers keep each visible
-        rs = sorted((r for r in spiking if curve(r) == (neuron, variant, precision)), key=lambda r: r["time_steps"])
+        rs = sorted((r for r in spiking if curve(r) == key), key=lambda r: r["time_steps"])
         steps = [r["time_steps"] for r in rs]
-        name = ", ".join([neuron] + [variant] * bool(variant) + [precision] * several)
+        name = ", ".join([neuron] + [params] * several_neurons + [variant] * bool(variant) + [precision] * several)
         style = dict(color=f"C{i}", marker="os^Dv"[i % 5], markersize=10 - 1.5 * (i % 5), label=name)
         acc_ax.plot(steps, [best_probe(r, depths) for r in rs], "-", **style)
         time_ax.plot(steps, [r["unsup_seconds"] for r in rs], "-", **style)

@@ -73,9 +73,9 @@ def test_driver_end_to_end_writes_schema_table_and_plot_and_skips_finished_runs(
     ratio = native["unsup_seconds"] / max(rate["unsup_seconds"], 1e-9)  # times are rounded to 0.1 s: may be 0
     accuracy_line = next(line for line in table.splitlines() if line.startswith("- Accuracy target"))
     time_line = next(line for line in table.splitlines() if line.startswith("- Time target"))
-    assert "native-lif at T = 4 within 2 points of rate mode" in accuracy_line
+    assert "native-lif (beta 0.9, threshold 1, reset zero) at T = 4 within 2 points of rate mode" in accuracy_line
     assert accuracy_line.endswith(f"**{'met' if gap <= 2.0 else 'not met'}**")
-    assert "native-lif at T = 4 at most 3x rate mode's unsupervised wall time" in time_line
+    assert "native-lif (beta 0.9, threshold 1, reset zero) at T = 4 at most 3x rate mode's unsupervised wall time" in time_line
     assert time_line.endswith(f"**{'met' if ratio <= 3.0 else 'not met'}**")
     assert out.with_suffix(".png").stat().st_size > 10_000
 
@@ -105,10 +105,11 @@ def test_driver_end_to_end_writes_schema_table_and_plot_and_skips_finished_runs(
     inhibited = after[5]
     assert (inhibited["label"], inhibited["spiking"]["lateral_inhibition"]) == ("liouna-native-lif-T4-mean-inhibition", "mean")
     table = out.with_suffix(".md").read_text()
-    assert len(re.findall(r"^\| spiking \| native-lif \| mean inhibition \| 4 \|", table, flags=re.M)) == 1
+    assert len(re.findall(r"^\| spiking \| native-lif \| beta 0.9, threshold 1, reset zero \| mean inhibition \| 4 \|",
+                          table, flags=re.M)) == 1
     accuracy_line = next(line for line in table.splitlines() if line.startswith("- Accuracy target"))
     assert f"{inhibited['probe_top1']:.2f} % vs {rate['probe_top1']:.2f} %" in accuracy_line
-    assert "native-lif (mean inhibition) at T = 4" in accuracy_line
+    assert "native-lif (beta 0.9, threshold 1, reset zero; mean inhibition) at T = 4" in accuracy_line
 
     # Runs of another precision are kept beside these, in a table of their own compared with their own rate run;
     # --report rewrites the table from the JSON without training anything.
@@ -135,7 +136,7 @@ def test_driver_end_to_end_writes_schema_table_and_plot_and_skips_finished_runs(
     assert len(time_lines) == 1 and "400.0 s vs 100.0 s (4.00x): **not met**" in time_lines[0]
     # Both measured currents of the target neuron get their verdicts in the first table, the configured one first.
     assert [line.split(" at T = ")[0] for line in first.splitlines() if line.startswith("- Accuracy target")] == [
-        "- Accuracy target: native-lif (mean inhibition)", "- Accuracy target: native-lif"]
+        "- Accuracy target: native-lif (beta 0.9, threshold 1, reset zero; mean inhibition)", "- Accuracy target: native-lif (beta 0.9, threshold 1, reset zero)"]
 
 
 def test_report_without_results_is_an_error_naming_the_missing_file(tmp_path, capsys):
@@ -154,12 +155,14 @@ def test_report_without_results_is_an_error_naming_the_missing_file(tmp_path, ca
 def test_targets_compare_native_lif_at_the_target_T_with_rate_mode(rate_s, native_s, rate_acc, native_acc, verdicts):
     def run(mode, neuron, T, acc, seconds):
         return {"mode": mode, "neuron": neuron, "time_steps": T, "unsup_seconds": seconds,
+                "spiking": None if mode == "rate" else {"neuron_params": {"threshold": 2.0}},
                 "layers": [{"layer": 1, "probe_top1": 99.0}, {"layer": 3, "probe_top1": acc}]}
 
     runs = [run("rate", "rate", 1, rate_acc, rate_s), run("spiking", "native-lif", 4, 99.0, 1.0)]
     if native_s is not None:
         runs.append(run("spiking", "native-lif", 8, native_acc, native_s))
-    targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0}
+    targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0,
+               "neuron_params": {"threshold": 2.0}}
     lines = driver.target_lines(runs, targets, depths=[3])  # layer 1 (99 %) is not among the compared layers
     assert [re.search(r"\*\*(.*)\*\*$", line).group(1) for line in lines] == verdicts
 
@@ -212,5 +215,44 @@ def test_runs_differing_in_their_neurons_current_get_their_own_label_key_and_tar
     targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0,
                "current_norm": "std"}
     accuracy = driver.target_lines(runs, targets, [1])[0]
-    assert "native-lif (current / std) at T = 8" in accuracy and "69.00 % vs 70.00 %" in accuracy
+    assert "native-lif (beta 0.9, threshold 1, reset subtract; current / std) at T = 8" in accuracy and "69.00 % vs 70.00 %" in accuracy
     assert accuracy.endswith("**met**")
+
+
+def test_runs_differing_in_their_neuron_parameters_get_their_own_label_key_row_and_target():
+    """A leak-free run (beta = 1) of the same backend, T and current does not replace the leaky one."""
+    assert driver.run_label("liouna", "native-lif", 8, "mean", "std", beta=0.9) == \
+        "liouna-native-lif-T8-mean-inhibition-std-current"  # the default leak keeps the labels runs already have
+    assert driver.run_label("liouna", "native-lif", 8, "mean", "std", beta=1.0) == \
+        "liouna-native-lif-T8-mean-inhibition-std-current-beta1"
+    current = {"lateral_inhibition": "mean", "current_norm": "std"}
+    leaky = {"mode": "spiking", "neuron": "native-lif", "time_steps": 8,
+             "spiking": {**current, "neuron_params": {"beta": 0.9, "threshold": 3.0, "reset": "zero"}}}
+    leak_free = {**leaky, "spiking": {**current, "neuron_params": {"beta": 1.0, "threshold": 3.0, "reset": "zero"}}}
+    snn = {**leak_free, "neuron": "snntorch-leaky"}
+    assert driver.neuron_variant(leaky) == "beta 0.9, threshold 3, reset zero"
+    assert driver.neuron_variant(leak_free) == "beta 1 (integrate-and-fire), threshold 3, reset zero"
+    assert driver.neuron_variant(snn) == driver.neuron_variant(leak_free)  # matched backends: the same words
+    assert driver.neuron_variant({"mode": "rate", "neuron": "rate", "spiking": None}) == ""
+    assert driver.run_key(leaky) != driver.run_key(leak_free)
+    # Norse's beta = dt * tau_mem_inv mapping: the same neuron reads the same.
+    norse = {**leaky, "neuron": "norse-lif", "spiking": {**current, "neuron_params": {
+        "beta": 0.9, "threshold": 3.0, "reset": "zero", "dt": 1e-3}}}
+    assert driver.neuron_variant(norse) == driver.neuron_variant(leaky)
+
+    rate = {"mode": "rate", "neuron": "rate", "time_steps": 1, "unsup_seconds": 10.0,
+            "layers": [{"layer": 3, "probe_top1": 70.0, "knn_top1": 60.0}]}
+    runs = [rate] + [{**r, "unsup_seconds": 20.0, "layers": [{"layer": 3, "probe_top1": p, "knn_top1": p - 10}]}
+                     for r, p in ((leaky, 67.0), (leak_free, 69.5))]
+    targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0, **current,
+               "neuron_params": {"beta": 0.9, "threshold": 3.0, "reset": "zero"}}
+    verdicts = [line for t in driver.target_variants(runs, targets) for line in driver.target_lines(runs, t, [3])
+                if line.startswith("- Accuracy target")]
+    assert len(verdicts) == 2
+    assert "(beta 0.9, threshold 3, reset zero; mean inhibition, current / std)" in verdicts[0]  # configured first
+    assert "67.00 % vs 70.00 %" in verdicts[0] and verdicts[0].endswith("**not met**")
+    assert "(beta 1 (integrate-and-fire), threshold 3, reset zero; " in verdicts[1]
+    assert "69.50 % vs 70.00 %" in verdicts[1] and verdicts[1].endswith("**met**")
+    rows = [line for line in driver.precision_table(runs, [3]) if line.startswith("| spiking")]
+    assert [row.split(" | ")[2] for row in rows] == ["beta 0.9, threshold 3, reset zero",
+                                                     "beta 1 (integrate-and-fire), threshold 3, reset zero"]
