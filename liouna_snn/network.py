@@ -105,12 +105,17 @@ class LocalNetwork(nn.Module):
     def _layer_input(self, i: int, h: torch.Tensor) -> torch.Tensor:
         return h.flatten(1) if isinstance(self.layers[i], PlasticLinear) and h.dim() > 2 else h
 
-    def forward(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, depth: int | None = None, start: int = 0) -> torch.Tensor:
+        """The output of layer ``depth`` (1-based; default: the last) for ``x``, the output of layer ``start``
+        (0, the default: ``x`` is the network's input), so a caller holding layer k's outputs runs only
+        layers k+1..depth."""
         depth = len(self.layers) if depth is None else depth
         if not 1 <= depth <= len(self.layers):
             raise ValueError(f"depth must be in 1..{len(self.layers)}, got {depth}")
+        if not 0 <= start < depth:
+            raise ValueError(f"start must be in 0..{depth - 1} (below depth {depth}), got {start}")
         h = x
-        for i in range(depth):
+        for i in range(start, depth):
             h = self.layers[i](self._layer_input(i, h))
         return h
 

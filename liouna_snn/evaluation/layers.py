@@ -5,7 +5,7 @@ import math
 import time
 
 from ..data import ImageTensors
-from .features import extract_features
+from .features import features_by_depth
 from .knn import knn_top1
 from .probe import linear_probe
 
@@ -15,13 +15,15 @@ PROBE_DEFAULTS = {"epochs": 50, "batch_size": 64, "lr": 1e-3, "dropout": 0.5, "s
 
 def probe_layers(model, train: ImageTensors, test: ImageTensors, depths: list[int], *, device="cpu", mean=None,
                  std=None, seed: int = 0, progress: bool = True, label: str = "", **options) -> list[dict]:
-    """Probe ``model(x, depth)``'s flattened features at every depth of ``depths`` (1-based).
+    """Probe ``model(x, depth)``'s flattened features at every depth of ``depths`` (1-based), shallowest first.
 
     ``model`` is anything :func:`extract_features` accepts (a module whose ``forward(x, depth)``
     returns the features of layer ``depth``). ``options`` override :data:`PROBE_DEFAULTS` (probe
     epochs, batch size, lr, dropout, standardize; k-NN ``knn_k``, ``knn_temperature``; the feature
     batch size). Returns one dict per depth: ``layer``, ``probe_top1``, ``knn_top1``,
-    ``probe_train_top1`` (%, 2 decimals), ``features`` (F) and ``eval_seconds``.
+    ``probe_train_top1`` (%, 2 decimals), ``features`` (F) and ``eval_seconds`` (features, k-NN and probe of that
+    depth; features come layer by layer through :func:`features_by_depth`, so a deeper depth's count only its own
+    layers).
     """
     unknown = sorted(set(options) - set(PROBE_DEFAULTS))
     if unknown:
@@ -29,11 +31,11 @@ def probe_layers(model, train: ImageTensors, test: ImageTensors, depths: list[in
     cfg = {**PROBE_DEFAULTS, **options}
     prefix = f"{label} " if label else ""
     layers = []
-    for d in depths:
-        t0 = time.perf_counter()
-        kw = dict(device=device, mean=mean, std=std, batch_size=cfg["feature_batch_size"], progress=progress)
-        ftr, ytr = extract_features(model, train, d, description=f"{prefix}layer {d} train features", **kw)
-        fte, yte = extract_features(model, test, d, description=f"{prefix}layer {d} test features", **kw)
+    kw = dict(device=device, mean=mean, std=std, batch_size=cfg["feature_batch_size"], progress=progress)
+    train_features = features_by_depth(model, train, depths, description=f"{prefix}train features", **kw)
+    test_features = features_by_depth(model, test, depths, description=f"{prefix}test features", **kw)
+    t0 = time.perf_counter()
+    for (d, ftr, ytr), (_, fte, yte) in zip(train_features, test_features):
         knn = knn_top1(ftr, ytr, fte, yte, k=cfg["knn_k"], temperature=cfg["knn_temperature"])
         probe = linear_probe(ftr, ytr, fte, yte, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                              dropout=cfg["dropout"], seed=seed, standardize=cfg["standardize"], progress=progress,
@@ -41,6 +43,7 @@ def probe_layers(model, train: ImageTensors, test: ImageTensors, depths: list[in
         layers.append({"layer": d, "probe_top1": round(probe["top1"], 2), "knn_top1": round(knn, 2),
                        "probe_train_top1": round(probe["train_top1"], 2), "features": int(math.prod(ftr.shape[1:])),
                        "eval_seconds": round(time.perf_counter() - t0, 1)})
+        t0 = time.perf_counter()
         if progress:
             print(f"  {prefix}layer {d}: probe {probe['top1']:.2f} %  k-NN {knn:.2f} %", flush=True)
         del ftr, fte
