@@ -101,6 +101,8 @@ def load_experiment(path: str | Path) -> dict:
         reject_unknown(run, RUN_KEYS, f"{where} [[runs]] #{i}")
         require(run, ("rule",), f"{where} [[runs]] #{i}")
         run_spiking(exp, run, f"{where} [[runs]] #{i}")
+        if "seeds" in run:
+            check_seeds(run["seeds"], f"{where} [[runs]] #{i}")
         label = run.get("label", run["rule"])
         if (not isinstance(label, str) or not label or label.startswith(".") or label.endswith("_spiking")
                 or any(c in label for c in '/\\:*?"<>|')):
@@ -145,6 +147,15 @@ def kept_runs(previous: dict) -> list[dict]:
     inherited = {"command": previous.get("command"), "git_commit": previous.get("git_commit"),
                  "precision": previous.get("unsupervised", {}).get("precision")}
     return [{**{k: v for k, v in inherited.items() if v is not None}, **run} for run in previous.get("runs", [])]
+
+
+def check_seeds(seeds, where: str) -> None:
+    """Raise a ``ValueError`` unless ``seeds`` is ``None`` or a non-empty list of distinct non-negative integers."""
+    if seeds is None:
+        return
+    if (not isinstance(seeds, (list, tuple)) or not seeds or len(set(seeds)) != len(seeds)
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in seeds)):
+        raise ValueError(f"{where}: seeds must be distinct non-negative integers, e.g. [0, 1, 2], got {seeds!r}")
 
 
 def select_runs(runs: list[dict], only: list[str] | None) -> list[dict]:
@@ -291,8 +302,11 @@ def script_main(prog: str, description: str, add_arguments, run, argv: list[str]
 def run_experiment(path: str | Path, *, data_root: str | None = None, device: str = "auto",
                    results_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                    download: bool = False, progress: bool = True, only_rules: list[str] | None = None,
-                   parallel: dict | None = None) -> dict:
+                   seeds: list[int] | None = None, parallel: dict | None = None) -> dict:
     """Run every ``[[runs]]`` entry of an experiment; write the results JSON and plots; return the results.
+
+    ``only_rules``: only the runs with these labels or rule names, in that order; ``seeds``: only these seeds of
+    each run, in place of the runs' own ``seeds``. Either keeps the other records of an existing results file.
 
     ``parallel``: train on the ``torch.distributed`` processes (under ``torchrun``) with these keyword
     arguments of :func:`liouna_snn.training.distributed.train_parallel` (``mode``, ``stages``,
@@ -303,6 +317,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     exp = load_experiment(path)
     name = exp["name"]
     selected = select_runs(exp["runs"], only_rules)  # before any data loads: a wrong name fails at once
+    check_seeds(seeds, "--seeds")
     dev = resolve_device(exp.get("device", device) if device == "auto" else device)
     if parallel:
         from .training.distributed import is_main_process, rank_device
@@ -330,7 +345,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "runs": []}
     previous = results_dir / f"{name}.json"
-    if only_rules and previous.is_file():  # a partial rerun keeps the other runs of the last full run
+    if (only_rules or seeds) and previous.is_file():  # a partial rerun keeps the other runs of the last full run
         results["runs"] = kept_runs(json.loads(previous.read_text()))
     n_layers = len(spec["layers"])
     donor_dirs = [checkpoint_dir] + reuse_dirs(exp, checkpoint_dir)
@@ -340,7 +355,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
         spiking = run_spiking(exp, run)
         # Spike encoders need pixels in [0, 1] (P(spike) = x); each layer's batch-norm normalises after encoding.
         standardise = spiking is None or not spiking.encodes_spikes
-        for seed in run.get("seeds", [0]):
+        for seed in seeds or run.get("seeds", [0]):
             ckpt_name = f"{label}_seed{seed}.pt" if spiking is None else f"{label}_spiking_seed{seed}.pt"
             # a greedy run takes the leading layers it shares with another run (of this or a reuse_from experiment)
             donors = [p for folder in donor_dirs for p in sorted(folder.glob(f"*_seed{seed}.pt"))

@@ -258,6 +258,25 @@ def test_a_partial_rerun_keeps_the_other_runs_with_their_provenance(tmp_path):
     assert json.loads(path.read_text()) == json.loads(json.dumps(rerun))
 
 
+def test_seeds_option_adds_seeds_and_keeps_the_records_already_there(tmp_path, capsys):
+    """--seeds 1 runs seed 1 of the selected run only: seed 0's records (of it and of the others) stay as they
+    were, and the new seed's weights differ from seed 0's."""
+    exp = _write_experiment(tmp_path)
+    first = run_experiment(exp, device="cpu", progress=False)
+    again = run_experiment(exp, device="cpu", progress=False, only_rules=["softhebb"], seeds=[1])
+    assert [(r["label"], r["seed"]) for r in again["runs"]] == [("softhebb", 0), ("random", 0), ("softhebb", 1)]
+    assert again["runs"][:2] == [{**r, "precision": first["unsupervised"]["precision"]} for r in first["runs"]]
+    ckpts = tmp_path / "experiments" / "checkpoints" / "tiny"
+    w0 = load_checkpoint(ckpts / "softhebb_seed0.pt")["network"]["layers.0.weight"]
+    w1 = load_checkpoint(ckpts / "softhebb_seed1.pt")["network"]["layers.0.weight"]
+    assert w0.shape == w1.shape and not torch.equal(w0, w1)
+    assert cli_main(["run", str(exp), "--seeds", "1", "1", "--quiet"]) == 2
+    assert "--seeds: seeds must be distinct non-negative integers, e.g. [0, 1, 2], got [1, 1]" in capsys.readouterr().err
+    bad = _write_experiment(tmp_path, extra='[[runs]]\nlabel = "x"\nrule = "liouna"\nseeds = [0, -1]\n')
+    with pytest.raises(ValueError, match=r"\[\[runs\]\] #3: seeds must be distinct non-negative integers"):
+        load_experiment(bad)
+
+
 def test_experiment_errors_name_the_problem(tmp_path, capsys):
     exp = _write_experiment(tmp_path, extra='[extra]\nfoo = 1\n')
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['extra'\]"):
