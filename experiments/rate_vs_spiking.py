@@ -114,6 +114,9 @@ def load_config(path: str | Path) -> dict:
     require(cfg["targets"], tuple(sorted(TARGET_KEYS)), f"{where} [targets]")
     check_neuron_names(cfg["neurons"], f"{where} neurons")
     check_neuron_names([cfg["targets"]["neuron"]], f"{where} [targets] neuron")
+    if cfg["targets"]["neuron"] not in cfg["neuron_params"]:
+        raise ValueError(f"{where} [targets]: neuron {cfg['targets']['neuron']!r} has no [neuron_params] entry, so "
+                         f"the target names no neuron; configured: {', '.join(cfg['neuron_params'])}")
     check_time_steps(cfg["time_steps"], f"{where} time_steps")
     check_matched_neurons(cfg["neuron_params"], f"{where} [neuron_params]")
     for neuron, params in cfg["neuron_params"].items():  # bad [spiking] values raise now, not after the rate run
@@ -167,12 +170,13 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
               current_norm: str = "none", beta: float = LIFParameters.beta) -> str:
     """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition and the current divided by its
     standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current``; a leak other than the default
-    ``beta`` adds ``-beta1`` (so the labels of runs with the default leak stay what they were)."""
+    ``beta`` adds ``-beta1`` (so the labels of runs with the default leak stay what they were; the
+    ``integrate-and-fire`` backend has no other beta and no suffix)."""
     if neuron is None:
         return f"{rule}-rate"
     suffix = "" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition"
     suffix += "" if current_norm == "none" else f"-{current_norm}-current"
-    suffix += "" if beta == LIFParameters.beta else f"-beta{beta:g}"
+    suffix += "" if beta == LIFParameters.beta or neuron == "integrate-and-fire" else f"-beta{beta:g}"
     return f"{rule}-{neuron}-T{time_steps}{suffix}"
 
 
@@ -188,7 +192,7 @@ def current_variant(record: dict) -> str:
     return ", ".join(words)
 
 
-def neuron_parameters(neuron: str, neuron_params: dict) -> LIFParameters:
+def lif_parameters(neuron: str, neuron_params: dict) -> LIFParameters:
     """The LIF neuron a backend's parameters (in that backend's units) give, as :class:`LIFParameters`."""
     return make_neuron(neuron, **neuron_params).p
 
@@ -199,7 +203,11 @@ def neuron_variant(record: dict) -> str:
     spiking = record.get("spiking")
     if not spiking:
         return ""
-    p = neuron_parameters(record["neuron"], spiking.get("neuron_params") or {})
+    params = spiking.get("neuron_params") or {}
+    try:
+        p = lif_parameters(record["neuron"], params)
+    except (ValueError, TypeError, ImportError):  # a record this install cannot rebuild is still shown and keyed
+        return ", ".join(f"{k} {v}" for k, v in sorted(params.items())) + " (as recorded)"
     words = [f"beta {p.beta:g}" + (" (integrate-and-fire)" if p.beta == 1 else ""), f"threshold {p.threshold:g}",
              f"reset {p.reset}" + (f" to {p.v_reset:g}" if p.reset == "zero" and p.v_reset else "")]
     return ", ".join(words)
@@ -357,11 +365,11 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                       "probe": {k: v for k, v in probe_cfg.items() if k != "layers"}}
         label = run_label(run["rule"], neuron, T, *(("none", "none") if spiking is None else
                                                     (spiking.lateral_inhibition, spiking.current_norm,
-                                                     neuron_parameters(neuron, spiking.neuron_params).beta)))
+                                                     lif_parameters(neuron, spiking.neuron_params).beta)))
         key = run_key({"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else
                       {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"]})
-        same = [r for r in results["runs"] if run_key(r) == key and r.get("conditions")
-                and scope_key(r) == scope]
+        same = [r for r in results["runs"] if r.get("conditions") and scope_key(r) == scope
+                and run_key(r) == key]
         if same and is_done(same[-1], conditions, depths) and not args.rerun:
             print(f"{label}: already in {json_path}, skipped", flush=True)
             continue

@@ -95,3 +95,32 @@ def test_start_must_lie_below_depth():
     with pytest.raises(ValueError, match=r"start must be in 0\.\.1 \(below depth 2\), got 2"):
         net(x, 2, start=2)
     assert net(x, 2, start=1).shape == net.layers[1](x).shape
+
+
+def test_a_probed_depths_features_are_freed_before_the_next_depth_is_computed(tiny_data, monkeypatch):
+    """Peak memory: while layer d+1's outputs are computed, nothing holds depth d's features any more (only the
+    layer outputs the next depth starts from)."""
+    import weakref
+
+    import liouna_snn.evaluation.layers as layers_module
+
+    net = _trained_looking()
+    given, alive_at_next_depth = [], []
+    real_knn, real_forward = layers_module.knn_top1, net.forward
+
+    def knn_noting_features(train_x, train_y, test_x, test_y, **kw):
+        given.extend([weakref.ref(train_x), weakref.ref(test_x)])
+        return real_knn(train_x, train_y, test_x, test_y, **kw)
+
+    def forward_checking(x, depth=None, start=0):
+        if start > 0:
+            alive_at_next_depth.append(sum(ref() is not None for ref in given))
+        return real_forward(x, depth, start=start)
+
+    monkeypatch.setattr(layers_module, "knn_top1", knn_noting_features)
+    monkeypatch.setattr(net, "forward", forward_checking)
+    test = load_dataset("cifar10-mini", split="test").subset(40)
+    test.images = test.images[:, :, 10:22, 10:22].contiguous()
+    probe_layers(net, tiny_data, test, [1, 2, 3], mean=MEAN, std=STD, progress=False, epochs=1, knn_k=5,
+                 feature_batch_size=32)
+    assert len(given) == 6 and alive_at_next_depth and set(alive_at_next_depth) == {0}

@@ -256,3 +256,24 @@ def test_runs_differing_in_their_neuron_parameters_get_their_own_label_key_row_a
     rows = [line for line in driver.precision_table(runs, [3]) if line.startswith("| spiking")]
     assert [row.split(" | ")[2] for row in rows] == ["beta 0.9, threshold 3, reset zero",
                                                      "beta 1 (integrate-and-fire), threshold 3, reset zero"]
+
+
+def test_records_of_neurons_this_install_cannot_build_are_still_shown_and_kept_apart():
+    """Norse cannot express beta = 1: such a record (or one of a neuron no longer registered) is described by its
+    recorded parameters instead of stopping the table."""
+    norse = {"mode": "spiking", "neuron": "norse-lif", "time_steps": 8,
+             "spiking": {"neuron_params": {"beta": 1.0, "threshold": 3.0, "dt": 1e-3}}}
+    gone = {**norse, "neuron": "hodgkin-huxley", "spiking": {"neuron_params": {"c_m": 1.0}}}
+    assert driver.neuron_variant(norse) == "beta 1.0, dt 0.001, threshold 3.0 (as recorded)"
+    assert driver.neuron_variant(gone) == "c_m 1.0 (as recorded)"
+    assert driver.run_key(norse) != driver.run_key(gone)
+    assert driver.run_label("liouna", "integrate-and-fire", 8, beta=1.0) == "liouna-integrate-and-fire-T8"
+
+
+def test_a_target_neuron_without_parameters_is_refused(tmp_path):
+    config = _write_config(tmp_path)
+    config.write_text(config.read_text().replace('neuron = "native-lif"\ntime_steps = 4',
+                                                 'neuron = "norse-lif"\ntime_steps = 4'))
+    with pytest.raises(ValueError, match=r"\[targets\]: neuron 'norse-lif' has no \[neuron_params\] entry, so the "
+                                         r"target names no neuron; configured: native-lif, snntorch-leaky, norse-lifbox"):
+        driver.load_config(config)

@@ -67,7 +67,8 @@ def features_by_depth(network, data: ImageTensors, depths: list[int], *, device=
     A network whose ``forward`` takes ``start`` (:class:`liouna_snn.network.LocalNetwork`) computes depth d's
     outputs from the previous depth's, kept in the layers' output dtype, instead of from the pixels again (for
     three probed layers, half the layer passes). That holds one depth's outputs beside the yielded features, which
-    the caller owns and may modify in place (the probe standardises them). Other models run
+    the caller owns and may modify in place (the probe standardises them); in the layers' output dtype, which is
+    twice the size of bfloat16 features where those are stored in bfloat16. Other models run
     :func:`extract_features` once per depth.
     """
     depths = sorted(set(depths))
@@ -85,6 +86,5 @@ def features_by_depth(network, data: ImageTensors, depths: list[int], *, device=
         outputs, labels = _layer_outputs(network, outputs, d, start, dtype=dtype if last else None, flatten=last,
                                          labels=labels, description=f"{description} layer {d}", **kw)
         start = d
-        features = outputs if last else outputs.flatten(1).to(dtype, copy=True)
-        yield d, features, labels
-        del features  # the caller's now: not held here while the next depth is computed
+        # yielded without a local name, so this frame holds no reference while the next depth is computed
+        yield d, (outputs if last else outputs.flatten(1).to(dtype, copy=True)), labels.clone()

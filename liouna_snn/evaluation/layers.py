@@ -21,9 +21,9 @@ def probe_layers(model, train: ImageTensors, test: ImageTensors, depths: list[in
     returns the features of layer ``depth``). ``options`` override :data:`PROBE_DEFAULTS` (probe
     epochs, batch size, lr, dropout, standardize; k-NN ``knn_k``, ``knn_temperature``; the feature
     batch size). Returns one dict per depth: ``layer``, ``probe_top1``, ``knn_top1``,
-    ``probe_train_top1`` (%, 2 decimals), ``features`` (F) and ``eval_seconds`` (features, k-NN and probe of that
-    depth; features come layer by layer through :func:`features_by_depth`, so a deeper depth's count only its own
-    layers).
+    ``probe_train_top1`` (%, 2 decimals), ``features`` (F) and ``eval_seconds`` (that depth's features, k-NN and
+    probe; features come layer by layer through :func:`features_by_depth`, so a depth's seconds count the layers
+    above the previous probed depth only: compare totals, not one depth's, across different sets of depths).
     """
     unknown = sorted(set(options) - set(PROBE_DEFAULTS))
     if unknown:
@@ -35,7 +35,10 @@ def probe_layers(model, train: ImageTensors, test: ImageTensors, depths: list[in
     train_features = features_by_depth(model, train, depths, description=f"{prefix}train features", **kw)
     test_features = features_by_depth(model, test, depths, description=f"{prefix}test features", **kw)
     t0 = time.perf_counter()
-    for (d, ftr, ytr), (_, fte, yte) in zip(train_features, test_features):
+    for _ in sorted(set(depths)):
+        # stepped by hand, not zipped: zip would keep this depth's features alive while the next is computed
+        d, ftr, ytr = next(train_features)
+        _, fte, yte = next(test_features)
         knn = knn_top1(ftr, ytr, fte, yte, k=cfg["knn_k"], temperature=cfg["knn_temperature"])
         probe = linear_probe(ftr, ytr, fte, yte, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                              dropout=cfg["dropout"], seed=seed, standardize=cfg["standardize"], progress=progress,
