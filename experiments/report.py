@@ -80,13 +80,18 @@ def transfer_markdown(results: dict) -> str:
 
 
 def seed_table(results: dict) -> str | None:
-    """Mean ± sample std over seeds of every run label trained with more than one seed (``None`` if none was).
+    """Mean ± sample std over seeds of every run label trained with more than one seed in one compute precision
+    (``None`` if none was).
 
-    One row per such label: the number of seeds, then per probed depth the probe's and the k-NN's top-1 (%).
+    One row per such label and precision (runs of different precisions are never averaged together): the seeds,
+    then per probed depth the probe's and the k-NN's top-1 (%).
     """
+    default = results.get("unsupervised", {}).get("precision")
+    several = len({r.get("precision", default) for r in results["runs"]}) > 1
     by_label: dict[str, list[dict]] = {}
     for r in results["runs"]:
-        by_label.setdefault(r["label"], []).append(r)
+        precision = r.get("precision", default)
+        by_label.setdefault(f"{r['label']} ({precision})" if several else r["label"], []).append(r)
     multi = {label: runs for label, runs in by_label.items() if len(runs) > 1}
     if not multi:
         return None

@@ -368,7 +368,9 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                 parallel=parallel, command=results["command"], git_commit=results["git_commit"])
             if record is None:
                 continue  # not rank 0: rank 0 holds the whole trained network and evaluates it
-            results["runs"] = [r for r in results["runs"] if (r["label"], r["seed"]) != (label, seed)]
+            # a run of another compute precision stays beside this one (seeds are compared within one precision)
+            results["runs"] = [r for r in results["runs"] if (r["label"], r["seed"], r.get("precision")) !=
+                               (label, seed, record["precision"])]
             results["runs"].append(record)
             plot_filters(net.layers[0].weight, results_dir / f"{name}_filters_{label}_seed{seed}.png",
                          title=f"{name}: layer-1 filters, {label}, seed {seed}")

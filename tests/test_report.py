@@ -64,6 +64,15 @@ def test_several_seeds_get_mean_and_sample_std():
     assert report.seed_table(_results([_run("b", 50.0)])) is None
 
 
+def test_seeds_of_different_precisions_are_never_averaged_together():
+    """A bf16 seed 0 and an fp32 seed 1 of one label are two single-seed groups; two fp32 seeds are a row."""
+    runs = [{**_run("a", 60.0), "precision": "bf16"}, {**_run("a", 70.0), "seed": 1, "precision": "fp32"}]
+    assert report.seed_table(_results(runs)) is None
+    runs.append({**_run("a", 72.0), "seed": 2})  # no precision of its own: the file's (fp32)
+    lines = report.seed_table(_results(runs)).splitlines()
+    assert lines[2:] == ["| a (fp32) | 1, 2 | 71.00 ± 1.41 (61.00 ± 1.41) |"]
+
+
 def test_transfer_results_render_one_row_per_source_target_run_and_seed():
     layers = [{"layer": d, "probe_top1": 50.0 + d, "knn_top1": 40.0 + d} for d in (1, 2)]
     results = {"command": "liouna-snn transfer t.toml", "git_commit": "c" * 40, "torch": "2.x", "device": "cpu",

@@ -250,10 +250,14 @@ def test_a_partial_rerun_keeps_the_other_runs_with_their_provenance(tmp_path):
                     for r in first["runs"]]}
     path.write_text(json.dumps(old))
     rerun = run_experiment(exp, device="cpu", progress=False, only_rules=["random"])
-    assert [r["label"] for r in rerun["runs"]] == ["softhebb", "random"]
-    kept, fresh = rerun["runs"]
+    # the old bf16 record of "random" stays beside the new fp32 one: seeds and reruns compare within a precision
+    assert [(r["label"], r["precision"]) for r in rerun["runs"]] == [("softhebb", "bf16"), ("random", "bf16"),
+                                                                     ("random", "fp32")]
+    kept, kept_random, fresh = rerun["runs"]
     assert (kept["command"], kept["git_commit"], kept["precision"]) == ("liouna-snn run tiny.toml (old)", "0" * 40, "bf16")
-    assert kept["layers"] == old["runs"][0]["layers"]
+    assert kept["layers"] == old["runs"][0]["layers"] and kept_random["layers"] == old["runs"][1]["layers"]
+    again = run_experiment(exp, device="cpu", progress=False, only_rules=["random"])  # same precision: replaced
+    assert [(r["label"], r["precision"]) for r in again["runs"]] == [(r["label"], r["precision"]) for r in rerun["runs"]]
     assert fresh["precision"] == rerun["unsupervised"]["precision"] and fresh["git_commit"] == rerun["git_commit"] != "0" * 40
     assert json.loads(path.read_text()) == json.loads(json.dumps(rerun))
 
@@ -380,6 +384,10 @@ def test_layer_reuse_says_why_a_donor_stops_short(tiny_data, tmp_path, capsys):
         0, "other training images or standardisation")
     assert layer_reuse(build_network(SMALL_SPEC, rules, seed=2), config, data, donor) == (0, "other seed (0)")
     assert layer_reuse(same, config, data, {k: v for k, v in donor.items() if k != "phase_seconds"})[0] == 0
+    assert donor["device_type"] == "cpu" and layer_reuse(same, config, data, donor, "cpu") == (3, "every layer")
+    assert layer_reuse(same, config, data, donor, "cuda") == (0, "trained on cpu, not cuda")
+    older = {k: v for k, v in donor.items() if k != "device_type"}  # written before checkpoints recorded it
+    assert layer_reuse(same, config, data, older, "cuda") == (3, "every layer")
 
     # a run that takes fewer layers than it has says which checkpoint came closest and why
     train_unsupervised(other_lr, tiny_data, config, donors=[donor_file], description="other-lr")

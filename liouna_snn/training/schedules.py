@@ -115,17 +115,21 @@ def data_fingerprint(data: ImageTensors, mean: torch.Tensor | None, std: torch.T
             "std": None if std is None else [round(float(v), 6) for v in std.flatten()]}
 
 
-def reusable_layers(network: LocalNetwork, config: TrainConfig, data: dict, donor: dict) -> int:
+def reusable_layers(network: LocalNetwork, config: TrainConfig, data: dict, donor: dict,
+                    device_type: str | None = None) -> int:
     """How many leading layers a greedy run of ``network`` can take, trained, from ``donor`` (another run's
     checkpoint) instead of training them again: the same training options and data, the same layers (shapes,
     rules, compute dtype, initial weights) up to there, and finished in the donor. In rate mode greedy training
     of a layer depends only on the layers below it, the data order of its own phase (seeded per phase) and its
-    own mask generator, so the taken layers are the ones this run would train. Spiking networks take none: their
-    frozen layers draw input spikes from the global generator, whose state depends on the phases before."""
-    return layer_reuse(network, config, data, donor)[0]
+    own mask generator, so the taken layers are the ones this run would train, on the same kind of device
+    (``device_type``, e.g. ``"cpu"``: a donor that recorded another is refused, since other kernels round
+    differently and its seconds are another machine's). Spiking networks take none: their frozen layers draw input
+    spikes from the global generator, whose state depends on the phases before."""
+    return layer_reuse(network, config, data, donor, device_type)[0]
 
 
-def layer_reuse(network: LocalNetwork, config: TrainConfig, data: dict, donor: dict) -> tuple[int, str]:
+def layer_reuse(network: LocalNetwork, config: TrainConfig, data: dict, donor: dict,
+                device_type: str | None = None) -> tuple[int, str]:
     """:func:`reusable_layers` and why it stops there: ``(k, reason)``, e.g. ``(0, "other training images")``
     or ``(1, "layer 2 differs in: rule.lr")``."""
     if config.schedule != "greedy" or config.max_seconds is not None or network.spiking is not None:
@@ -134,6 +138,8 @@ def layer_reuse(network: LocalNetwork, config: TrainConfig, data: dict, donor: d
         return 0, "a checkpoint without per-layer records (written before they existed, or not by a layer-local run)"
     if donor.get("data") != data:
         return 0, "other training images or standardisation"
+    if device_type is not None and donor.get("device_type", device_type) != device_type:  # (older: not recorded)
+        return 0, f"trained on {donor['device_type']}, not {device_type}"
     if donor["network_identity"].get("init_seed") != network.init_seed:
         return 0, f"other seed ({donor['network_identity'].get('init_seed')})"
     # the options that shape greedy weights (not how often checkpoints are written, nor the simultaneous-only
@@ -225,7 +231,8 @@ def train_unsupervised(
         nearest = None  # (layers, reason, file) of the donor that came closest, for the message below
         for path in donors:
             donor = load_checkpoint(path)
-            k, why = layer_reuse(network, config, data_id, donor) if donor is not None else (0, "unreadable")
+            k, why = (layer_reuse(network, config, data_id, donor, torch.device(device).type) if donor is not None
+                      else (0, "unreadable"))
             if k > reused:
                 reused, reused_from, best = k, str(path), donor
             if nearest is None or k > nearest[0]:
@@ -251,7 +258,7 @@ def train_unsupervised(
             save_atomic({"network": network.state_dict(), "phase": phase, "batch": batch, "elapsed": elapsed,
                          "images": images, "config": config.__dict__, "network_identity": network.identity(),
                          "data": data_id, "phase_seconds": phase_seconds, "reused_layers": reused,
-                         "reused_from": reused_from,
+                         "reused_from": reused_from, "device_type": torch.device(device).type,
                          "mask_generators": [g.get_state() for g in mask_gens]}, checkpoint)
 
     if reused:
