@@ -256,10 +256,10 @@ def test_a_partial_rerun_keeps_the_other_runs_with_their_provenance(tmp_path):
     kept, kept_random, fresh = rerun["runs"]
     assert (kept["command"], kept["git_commit"], kept["precision"]) == ("liouna-snn run tiny.toml (old)", "0" * 40, "bf16")
     assert kept["layers"] == old["runs"][0]["layers"] and kept_random["layers"] == old["runs"][1]["layers"]
-    again = run_experiment(exp, device="cpu", progress=False, only_rules=["random"])  # same precision: replaced
-    assert [(r["label"], r["precision"]) for r in again["runs"]] == [(r["label"], r["precision"]) for r in rerun["runs"]]
     assert fresh["precision"] == rerun["unsupervised"]["precision"] and fresh["git_commit"] == rerun["git_commit"] != "0" * 40
     assert json.loads(path.read_text()) == json.loads(json.dumps(rerun))
+    again = run_experiment(exp, device="cpu", progress=False, only_rules=["random"])  # same precision: replaced
+    assert [(r["label"], r["precision"]) for r in again["runs"]] == [(r["label"], r["precision"]) for r in rerun["runs"]]
 
 
 def test_seeds_option_adds_seeds_and_keeps_the_records_already_there(tmp_path, capsys):
