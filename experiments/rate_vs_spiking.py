@@ -128,6 +128,28 @@ def load_config(path: str | Path) -> dict:
     return cfg
 
 
+def with_neuron_params(cfg: dict, overrides: list[str] | None) -> dict:
+    """``cfg`` with every backend's ``[neuron_params]`` updated by ``overrides`` (``["threshold=2", "beta=1"]``,
+    the same value on every backend, in each backend's own units), checked to still describe one neuron.
+
+    Numbers become floats, anything else stays a string (``reset=zero``). A malformed entry, or a value some
+    backend cannot take (Norse cannot run ``beta=1``), is a ``ValueError`` naming it."""
+    if not overrides:
+        return cfg
+    changes = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"--neuron-param {item!r}: give KEY=VALUE, e.g. threshold=2 or beta=1")
+        try:
+            changes[key.strip()] = float(value)
+        except ValueError:
+            changes[key.strip()] = value.strip()
+    params = {name: {**p, **changes} for name, p in cfg["neuron_params"].items()}
+    check_matched_neurons(params, f"--neuron-param {' '.join(overrides)}")
+    return {**cfg, "neuron_params": params}
+
+
 def spiking_run_config(cfg: dict, neuron: str, time_steps: int, where: str = "[spiking]") -> SpikingConfig:
     """The :class:`SpikingConfig` of one spiking run: the shared ``[spiking]`` options, the backend's
     ``[neuron_params]`` and ``T``."""
@@ -281,6 +303,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--neurons", nargs="+", help=f"spiking backends to run (default: the config's; allowed: "
                                                      f"{', '.join(NEURONS)}); the rate run always takes part")
     parser.add_argument("--time-steps", type=int, nargs="+", help="values of T (default: the config's)")
+    parser.add_argument("--neuron-param", action="append", metavar="KEY=VALUE",
+                        help="set a neuron parameter on every backend, e.g. threshold=2 (repeatable); the runs are "
+                             "keyed, tabled and checkpointed by their parameters, beside the config's own")
     parser.add_argument("--probe-layers", nargs="+", help="'all' or 1-based depths, e.g. 3 (default: the config's)")
     parser.add_argument("--dataset", help="dataset name (default: the base experiment's; cifar10-mini needs no files)")
     parser.add_argument("--data-root", help="folder holding the dataset's standard layout (default: the base's root)")
@@ -301,7 +326,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple[dict, str]:
     """Run every missing (mode, neuron, T, neuron current) of ``args`` (none with ``--report``); write JSON,
     markdown and plot; return ``(results, table)``."""
-    cfg = load_config(args.config)
+    cfg = with_neuron_params(load_config(args.config), args.neuron_param)
     exp = load_experiment(Path(cfg["_path"]).parent / cfg["base_experiment"])
     run = base_run(exp, cfg["run"])
     neurons = args.neurons or cfg["neurons"]

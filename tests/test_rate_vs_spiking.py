@@ -277,3 +277,16 @@ def test_a_target_neuron_without_parameters_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"\[targets\]: neuron 'norse-lif' has no \[neuron_params\] entry, so the "
                                          r"target names no neuron; configured: native-lif, snntorch-leaky, norse-lifbox"):
         driver.load_config(config)
+
+
+def test_neuron_params_from_the_command_line_set_every_backend_and_stay_matched(tmp_path):
+    cfg = driver.load_config(_write_config(tmp_path))
+    lower = driver.with_neuron_params(cfg, ["threshold=2", "reset=subtract"])
+    assert {name: (p["threshold"], p["reset"]) for name, p in lower["neuron_params"].items()} == {
+        "native-lif": (2.0, "subtract"), "snntorch-leaky": (2.0, "subtract"), "norse-lifbox": (2.0, "subtract")}
+    assert lower["neuron_params"]["norse-lifbox"]["dt"] == 1e-3 and cfg["neuron_params"]["native-lif"]["threshold"] == 1.0
+    assert driver.with_neuron_params(cfg, None) is cfg
+    with pytest.raises(ValueError, match=r"--neuron-param 'threshold': give KEY=VALUE, e\.g\. threshold=2"):
+        driver.with_neuron_params(cfg, ["threshold"])
+    with pytest.raises(ValueError, match=r"--neuron-param beta=1: norse-lifbox: .*beta = 1 \(no leak\) is not expressible"):
+        driver.with_neuron_params(cfg, ["beta=1"])
