@@ -108,7 +108,8 @@ def seed_table(results: dict) -> str | None:
             entries = [entry for r in runs for entry in r["layers"] if entry["layer"] == d]
             cells.append("-" if len(entries) < 2 else
                          f"{spread([e['probe_top1'] for e in entries])} ({spread([e['knn_top1'] for e in entries])})")
-        lines.append(f"| {label} | {', '.join(str(r['seed']) for r in runs)} | " + " | ".join(cells) + " |")
+        seeds = ", ".join(str(seed) for seed in sorted(r["seed"] for r in runs))
+        lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
