@@ -284,3 +284,17 @@ def test_constant_current_and_latency():
     assert spikes.shape == (8, 1, 4) and spikes.sum(0).tolist() == [[0.0, 1.0, 1.0, 1.0]]
     first = spikes.argmax(0)[0].tolist()
     assert first[1:] == [7, 4, 0]  # floor((1 - x) * T): brighter fires earlier, x = 1 at step 0
+
+
+def test_norse_neurons_build_without_norses_own_deprecation_warning():
+    """Norse decorates functions with ``torch.jit.script``, which recent torch deprecates with a FutureWarning on
+    import; the wrappers import Norse with that one warning hidden (a fresh interpreter: Norse not yet loaded)."""
+    import subprocess
+    import sys
+
+    code = ("import warnings; warnings.simplefilter('error')\n"
+            "from liouna_snn.neurons import make_neuron\n"
+            "make_neuron('norse-lif', beta=0.9, threshold=1.0); make_neuron('norse-lifbox', beta=0.9)\n"
+            "import norse.torch.functional.correlation_sensor\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

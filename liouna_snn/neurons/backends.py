@@ -54,6 +54,7 @@ What matches what, spike for spike (see ``tests/test_neurons.py``):
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import torch
 
@@ -62,6 +63,17 @@ from .lif import IntegrateAndFire, LIFParameters, NativeLIF
 
 NORSE_DT = 1e-3
 """Norse's default integration step (s); our default ``dt`` for the Norse wrappers."""
+
+
+def import_norse():
+    """Import ``norse.torch`` and return it, without the ``FutureWarning`` that Norse's own ``torch.jit.script``
+    decorators raise under recent torch (nothing a user of this library can act on). Later Norse imports find
+    its modules loaded and do not warn."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
+        import norse.torch
+
+    return norse.torch
 
 
 def beta_to_tau_mem_inv(beta: float, dt: float = NORSE_DT) -> float:
@@ -158,6 +170,7 @@ class NorseLIF(Neuron):
                              f"{reset!r}; use 'norse-lifbox' for Norse's subtractive reset")
         tau_mem_inv, self.input_scale = _norse_membrane(self.p, dt, "norse-lif")
         self.dt = float(dt)
+        import_norse()
         from norse.torch import LIFCell, LIFParameters as NorseLIFParameters
 
         self.cell = LIFCell(NorseLIFParameters(
@@ -197,6 +210,7 @@ class NorseLIFBox(Neuron):
         self.p = LIFParameters(beta=beta, threshold=threshold, reset=reset, v_reset=v_reset)
         tau_mem_inv, self.input_scale = _norse_membrane(self.p, dt, "norse-lifbox")
         self.dt = float(dt)
+        import_norse()
         from norse.torch import LIFBoxCell, LIFBoxParameters
         from norse.torch.functional.reset import reset_subtract, reset_value
 

@@ -65,6 +65,9 @@ def poisson_rate(x: torch.Tensor, T: int, f_max: float = 100.0, dt: float = 1e-3
     if not (f_max > 0 and dt > 0 and f_max * dt <= 1):
         raise ValueError(f"poisson_rate: need f_max > 0 Hz and dt > 0 s with f_max * dt <= 1 (at most one spike per "
                          f"step), got f_max={f_max}, dt={dt} (f_max * dt = {f_max * dt:.4g})")
+    from .backends import import_norse
+
+    import_norse()
     from norse.torch.functional.encode import poisson_encode
 
     return poisson_encode(x, T, f_max=f_max, dt=dt, generator=generator)
