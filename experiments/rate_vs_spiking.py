@@ -93,7 +93,8 @@ def check_matched_neurons(neuron_params: dict, where: str) -> None:
         try:
             lif[name] = make_neuron(name, **params).p
         except ValueError as err:
-            raise ValueError(f"{where}: {name}: {err}") from None
+            message = str(err)  # (make_neuron's messages start with the neuron's name already)
+            raise ValueError(f"{where}: {message if message.startswith(name) else f'{name}: {message}'}") from None
     first, reference = next(iter(lif.items()))
     for name, p in lif.items():
         if p != reference:
@@ -114,6 +115,12 @@ def load_config(path: str | Path) -> dict:
     require(cfg["targets"], tuple(sorted(TARGET_KEYS)), f"{where} [targets]")
     check_neuron_names(cfg["neurons"], f"{where} neurons")
     check_neuron_names([cfg["targets"]["neuron"]], f"{where} [targets] neuron")
+    if not isinstance(cfg["neuron_params"], dict) or not all(isinstance(p, dict) for p in cfg["neuron_params"].values()):
+        raise ValueError(f"{where} [neuron_params]: give one table per backend, e.g. "
+                         f"native-lif = {{ beta = 0.9, threshold = 2.0 }}")
+    # threshold = 2 and threshold = 2.0 are one neuron: one key, one checkpoint name
+    cfg["neuron_params"] = {name: {k: as_number(v) for k, v in params.items()}
+                            for name, params in cfg["neuron_params"].items()}
     if cfg["targets"]["neuron"] not in cfg["neuron_params"]:
         raise ValueError(f"{where} [targets]: neuron {cfg['targets']['neuron']!r} has no [neuron_params] entry, so "
                          f"the target names no neuron; configured: {', '.join(cfg['neuron_params'])}")
@@ -128,12 +135,13 @@ def load_config(path: str | Path) -> dict:
     return cfg
 
 
-def with_neuron_params(cfg: dict, overrides: list[str] | None) -> dict:
-    """``cfg`` with every backend's ``[neuron_params]`` updated by ``overrides`` (``["threshold=2", "beta=1"]``,
-    the same value on every backend, in each backend's own units), checked to still describe one neuron.
+def with_neuron_params(cfg: dict, overrides: list[str] | None, neurons: list[str]) -> dict:
+    """``cfg`` with the ``[neuron_params]`` of the backends ``neurons`` (those this invocation runs; the others
+    are dropped) and of the target neuron updated by ``overrides`` (``["threshold=2", "beta=1"]``, the same value
+    on every backend, in each backend's own units), checked to still describe one neuron.
 
-    Numbers become floats, anything else stays a string (``reset=zero``). A malformed entry, or a value some
-    backend cannot take (Norse cannot run ``beta=1``), is a ``ValueError`` naming it."""
+    Numbers become floats, anything else stays a string (``reset=zero``). A malformed entry, or a value one of
+    those backends cannot take (Norse cannot run ``beta=1``), is a ``ValueError`` naming it."""
     if not overrides:
         return cfg
     changes = {}
@@ -145,7 +153,8 @@ def with_neuron_params(cfg: dict, overrides: list[str] | None) -> dict:
             changes[key.strip()] = float(value)
         except ValueError:
             changes[key.strip()] = value.strip()
-    params = {name: {**p, **changes} for name, p in cfg["neuron_params"].items()}
+    chosen = set(neurons) | {cfg["targets"]["neuron"]}
+    params = {name: {**p, **changes} for name, p in cfg["neuron_params"].items() if name in chosen}
     check_matched_neurons(params, f"--neuron-param {' '.join(overrides)}")
     return {**cfg, "neuron_params": params}
 
@@ -203,13 +212,21 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
 
 
 def current_variant(record: dict) -> str:
-    """How a run's neurons get their current beyond the drive itself, in words: ``""`` (the drive: rate mode,
-    and results written before the options existed), ``"mean inhibition"``, ``"current / std"`` or both."""
-    spiking = record.get("spiking") or {}
+    """How a run's neurons get their input and learn, beyond the defaults, in words: ``""`` (the drive, held for
+    ``T`` steps, rate plasticity: rate mode, and results written before the options existed), else e.g.
+    ``"mean inhibition, current / std"`` or ``"bernoulli encoder, online plasticity (trace decay 0.8)"``."""
+    spiking = with_spiking_defaults({"spiking": record.get("spiking")})["spiking"]
+    if not spiking:
+        return ""
     words = []
-    if spiking.get("lateral_inhibition", "none") != "none":
+    if spiking["encoder"] != "constant-current":
+        params = ", ".join(f"{k} {v:g}" for k, v in sorted(spiking["encoder_params"].items()))
+        words.append(f"{spiking['encoder']} encoder" + (f" ({params})" if params else ""))
+    if spiking["plasticity"] != "rate":
+        words.append(f"{spiking['plasticity']} plasticity (trace decay {spiking['trace_decay']:g})")
+    if spiking["lateral_inhibition"] != "none":
         words.append(f"{spiking['lateral_inhibition']} inhibition")
-    if spiking.get("current_norm", "none") != "none":
+    if spiking["current_norm"] != "none":
         words.append(f"current / {spiking['current_norm']}")
     return ", ".join(words)
 
@@ -235,10 +252,35 @@ def neuron_variant(record: dict) -> str:
     return ", ".join(words)
 
 
+def neuron_key(record: dict) -> tuple:
+    """The run's neuron as a comparable value: its :class:`LIFParameters` as a tuple (the same for matched
+    backends, whatever units each takes), or, for a record this install cannot rebuild, its recorded parameters
+    (numbers as floats); ``()`` in rate mode."""
+    spiking = record.get("spiking")
+    if not spiking:
+        return ()
+    params = spiking.get("neuron_params") or {}
+    try:
+        return dataclasses.astuple(lif_parameters(record["neuron"], params))
+    except (ValueError, TypeError, ImportError):
+        return ("as recorded",) + tuple(sorted((k, as_number(v)) for k, v in params.items()))
+
+
+def spiking_options(record: dict) -> tuple:
+    """The run's shared spiking options (every :class:`SpikingConfig` field but the neuron, its parameters and
+    ``T``; defaults filled in for records older than a field) as a comparable value; ``()`` in rate mode."""
+    spiking = with_spiking_defaults({"spiking": record.get("spiking")})["spiking"]
+    if not spiking:
+        return ()
+    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in spiking.items()
+                        if k not in PER_RUN_SPIKING_KEYS))
+
+
 def run_key(record: dict) -> tuple:
-    """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps, current_variant,
-    neuron_variant)``."""
-    return record["mode"], record["neuron"], record["time_steps"], current_variant(record), neuron_variant(record)
+    """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps, spiking options, neuron)``
+    (:func:`spiking_options`, :func:`neuron_key`): runs that differ in any spiking option or neuron parameter
+    are different runs, kept side by side."""
+    return record["mode"], record["neuron"], record["time_steps"], spiking_options(record), neuron_key(record)
 
 
 def scope_key(record_or_conditions: dict) -> tuple:
@@ -253,6 +295,11 @@ def scope_key(record_or_conditions: dict) -> tuple:
 def as_json(obj):
     """``obj`` as it reads back from the results JSON (tuples become lists), for comparisons."""
     return json.loads(json.dumps(obj))
+
+
+def as_number(value):
+    """``value`` as a float if it is a number (``2`` and ``2.0`` are one parameter value), else unchanged."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def digest(obj) -> str:
@@ -326,15 +373,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple[dict, str]:
     """Run every missing (mode, neuron, T, neuron current) of ``args`` (none with ``--report``); write JSON,
     markdown and plot; return ``(results, table)``."""
-    cfg = with_neuron_params(load_config(args.config), args.neuron_param)
-    exp = load_experiment(Path(cfg["_path"]).parent / cfg["base_experiment"])
-    run = base_run(exp, cfg["run"])
+    cfg = load_config(args.config)
     neurons = args.neurons or cfg["neurons"]
     check_neuron_names(neurons, "--neurons")
     missing = [n for n in neurons if n not in cfg["neuron_params"]]
     if missing:
         raise ValueError(f"--neurons: no [neuron_params] for {missing} in {cfg['_path']}; add matched parameters "
                          f"(configured: {', '.join(cfg['neuron_params'])})")
+    cfg = with_neuron_params(cfg, args.neuron_param, neurons)
+    exp = load_experiment(Path(cfg["_path"]).parent / cfg["base_experiment"])
+    run = base_run(exp, cfg["run"])
     time_steps = args.time_steps or cfg["time_steps"]
     check_time_steps(time_steps, "--time-steps")
     if args.probe_epochs is not None and args.probe_epochs < 1:
@@ -368,10 +416,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                "dataset": dataset, "train_images": len(train), "test_images": len(test),
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "runs": [],
-               "targets": {**cfg["targets"],
-                           "lateral_inhibition": cfg.get("spiking", {}).get("lateral_inhibition", "none"),
-                           "current_norm": cfg.get("spiking", {}).get("current_norm", "none"),
-                           "neuron_params": cfg["neuron_params"].get(cfg["targets"]["neuron"], {})}}
+               "targets": {**cfg["targets"], "spiking": spiking_run_config(
+                   cfg, cfg["targets"]["neuron"], cfg["targets"]["time_steps"]).to_dict()}}
     json_path = out.with_suffix(".json")
     if args.report and not json_path.is_file():
         raise FileNotFoundError(f"--report: no results at {json_path} to report; run the benchmark first, or give "
@@ -431,11 +477,12 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
 # --- report ----------------------------------------------------------------------------------------------
 
 def target_lines(runs: list[dict], targets: dict, depths: list[int]) -> list[str]:
-    """The two targets, each with the measured values and ``met`` / ``not met`` / ``not measured``."""
+    """The two targets, each with the measured values and ``met`` / ``not met`` / ``not measured``.
+
+    ``targets`` holds ``[targets]`` and ``spiking``, the target run's spiking options (a dict of
+    :class:`SpikingConfig` fields)."""
     neuron, T = targets["neuron"], targets["time_steps"]
-    target_run = {"mode": "spiking", "neuron": neuron, "time_steps": T,
-                  "spiking": {"neuron_params": targets.get("neuron_params", {}),
-                              **{k: targets.get(k, "none") for k in ("lateral_inhibition", "current_norm")}}}
+    target_run = {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": targets["spiking"]}
     rate = next((r for r in runs if r["mode"] == "rate"), None)
     spk = next((r for r in runs if run_key(r) == run_key(target_run)), None)
     neuron = f"{neuron} ({'; '.join(filter(None, (neuron_variant(target_run), current_variant(target_run))))})"
@@ -476,21 +523,19 @@ def by_precision(runs: list[dict], first: str) -> dict[str, list[dict]]:
 
 
 def target_variants(runs: list[dict], targets: dict) -> list[dict]:
-    """``targets`` once per neuron (parameters) and neuron current among ``runs``' spiking runs of the target
+    """``targets`` once per neuron (parameters) and spiking options among ``runs``' spiking runs of the target
     backend and ``T`` (the configured variant alone when there is none), so every measured variant gets its
     verdict; the configured variant comes first."""
-    def variant(t: dict) -> tuple:
-        run = {"neuron": targets["neuron"], "spiking": t if "spiking" not in t else t["spiking"]}
-        return current_variant(run), neuron_variant(run)
+    def variant(spiking: dict) -> tuple:
+        return run_key({"mode": "spiking", "neuron": targets["neuron"], "time_steps": targets["time_steps"],
+                        "spiking": spiking})
 
-    configured = variant({"neuron_params": targets.get("neuron_params", {}), **targets})
+    configured = variant(targets["spiking"])
     variants = {}
     for r in runs:
         if (r["mode"], r["neuron"], r["time_steps"]) == ("spiking", targets["neuron"], targets["time_steps"]):
-            spiking = r.get("spiking") or {}
-            measured = {k: spiking.get(k, "none") for k in ("lateral_inhibition", "current_norm")}
-            variants[variant(r)] = {**targets, **measured, "neuron_params": spiking.get("neuron_params", {})}
-    return sorted(variants.values(), key=lambda t: variant(t) != configured) or [targets]
+            variants[variant(r.get("spiking") or {})] = {**targets, "spiking": r.get("spiking") or {}}
+    return sorted(variants.values(), key=lambda t: variant(t["spiking"]) != configured) or [targets]
 
 
 def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:

@@ -71,6 +71,7 @@ from .precision import compute_dtype as dtype_of
 from .rules import RuleConfig, rule_config
 from .spiking import SpikingConfig, spiking_config
 from .training import TrainConfig, donor_name, train_unsupervised, write_atomic
+from .training.checkpoint import checkpoint_precision
 
 TOP_KEYS = {"name", "description", "model", "depth", "data", "unsupervised", "probe", "runs", "device", "spiking",
             "reuse_from"}
@@ -149,6 +150,13 @@ def kept_runs(previous: dict) -> list[dict]:
     return [{**{k: v for k, v in inherited.items() if v is not None}, **run} for run in previous.get("runs", [])]
 
 
+def same_data(previous: dict, dataset: str, train_images: int, test_images: int) -> bool:
+    """Whether an earlier results file's runs were trained and probed on this dataset with these image counts
+    (so a new run's records can sit beside them)."""
+    return (previous.get("train_images") == train_images and previous.get("test_images") == test_images
+            and all(r.get("dataset", dataset) == dataset for r in previous.get("runs", [])))
+
+
 def check_seeds(seeds, where: str) -> None:
     """Raise a ``ValueError`` unless ``seeds`` is ``None`` or a non-empty list of distinct non-negative integers."""
     if seeds is None:
@@ -156,6 +164,30 @@ def check_seeds(seeds, where: str) -> None:
     if (not isinstance(seeds, (list, tuple)) or not seeds or len(set(seeds)) != len(seeds)
             or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in seeds)):
         raise ValueError(f"{where}: seeds must be distinct non-negative integers, e.g. [0, 1, 2], got {seeds!r}")
+
+
+def checkpoint_path(experiment: dict, label: str, seed: int, checkpoint_dir: str | Path | None = None,
+                    precision: str | None = None) -> Path:
+    """Where ``liouna-snn run`` writes the checkpoint of run ``label``, seed ``seed``: ``<label>_seed<s>.pt``
+    (``<label>_spiking_seed<s>.pt`` for a run in spiking mode). When that file holds a network trained in another
+    compute ``precision`` (``"bf16"``, ``"fp32"``), ``<label>_seed<s>_<precision>.pt``, so a bf16 and an fp32 run of
+    one label and seed each keep their own; ``precision=None`` gives the first name. Raises a ``ValueError`` for an
+    unknown label."""
+    folder = Path(checkpoint_dir) if checkpoint_dir else Path(experiment["_path"]).parent / "checkpoints" / experiment["name"]
+    spiking = run_spiking(experiment, find_run(experiment, label)) is not None
+    first = folder / (f"{label}_spiking_seed{seed}.pt" if spiking else f"{label}_seed{seed}.pt")
+    if precision is None or checkpoint_precision(first) in (None, precision):
+        return first
+    return first.with_name(f"{first.stem}_{precision}.pt")
+
+
+def find_run(exp: dict, label: str) -> dict:
+    """The ``[[runs]]`` entry of experiment ``exp`` labelled ``label`` (its ``label``, else its ``rule``)."""
+    labels = [run.get("label", run["rule"]) for run in exp["runs"]]
+    if label not in labels:
+        raise ValueError(f"{exp['_path']} has no run labelled {label!r}; its runs: {', '.join(map(repr, labels))} "
+                         f"(a run's label is its `label`, else its `rule`)")
+    return exp["runs"][labels.index(label)]
 
 
 def select_runs(runs: list[dict], only: list[str] | None) -> list[dict]:
@@ -306,7 +338,11 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     """Run every ``[[runs]]`` entry of an experiment; write the results JSON and plots; return the results.
 
     ``only_rules``: only the runs with these labels or rule names, in that order; ``seeds``: only these seeds of
-    each run, in place of the runs' own ``seeds``. Either keeps the other records of an existing results file.
+    each run, in place of the runs' own ``seeds``.
+
+    An existing results file keeps its records: each run replaces only the record of its own label, seed and
+    compute precision. If that file holds runs on other data (dataset or image counts) and the whole experiment
+    runs, it is first moved aside to ``<name>.<date-time>.json``.
 
     ``parallel``: train on the ``torch.distributed`` processes (under ``torchrun``) with these keyword
     arguments of :func:`liouna_snn.training.distributed.train_parallel` (``mode``, ``stages``,
@@ -345,8 +381,15 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "runs": []}
     previous = results_dir / f"{name}.json"
-    if (only_rules or seeds) and previous.is_file():  # a partial rerun keeps the other runs of the last full run
-        results["runs"] = kept_runs(json.loads(previous.read_text()))
+    if previous.is_file():
+        earlier = json.loads(previous.read_text())
+        if only_rules or seeds or same_data(earlier, data_cfg["dataset"], len(train), len(test)):
+            results["runs"] = kept_runs(earlier)  # each run below replaces its own record; the others stay
+        elif not parallel or is_main_process():
+            aside = previous.with_name(f"{name}.{time.strftime('%Y%m%d-%H%M%S')}.json")
+            previous.replace(aside)
+            print(f"{previous} held runs on other data ({earlier.get('train_images')} / "
+                  f"{earlier.get('test_images')} images): moved to {aside}", file=sys.stderr, flush=True)
     n_layers = len(spec["layers"])
     donor_dirs = [checkpoint_dir] + reuse_dirs(exp, checkpoint_dir)
     for run in selected:
@@ -356,15 +399,15 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
         # Spike encoders need pixels in [0, 1] (P(spike) = x); each layer's batch-norm normalises after encoding.
         standardise = spiking is None or not spiking.encodes_spikes
         for seed in seeds or run.get("seeds", [0]):
-            ckpt_name = f"{label}_seed{seed}.pt" if spiking is None else f"{label}_spiking_seed{seed}.pt"
+            ckpt = checkpoint_path(exp, label, seed, checkpoint_dir, precision)
             # a greedy run takes the leading layers it shares with another run (of this or a reuse_from experiment)
-            donors = [p for folder in donor_dirs for p in sorted(folder.glob(f"*_seed{seed}.pt"))
-                      if p != checkpoint_dir / ckpt_name]
+            donors = [p for folder in donor_dirs for pattern in (f"*_seed{seed}.pt", f"*_seed{seed}_*.pt")
+                      for p in sorted(folder.glob(pattern)) if p != ckpt]
             net, record = train_and_probe_run(
                 spec, run["rule"], rules, label=label, seed=seed, dataset=data_cfg["dataset"], train=train,
                 test=test, mean=mean if standardise else None, std=std if standardise else None,
                 train_cfg=train_cfg, compute_dtype=compute_dtype, probe_cfg=probe_cfg,
-                spiking=spiking, device=dev, checkpoint=checkpoint_dir / ckpt_name, donors=donors, progress=progress,
+                spiking=spiking, device=dev, checkpoint=ckpt, donors=donors, progress=progress,
                 parallel=parallel, command=results["command"], git_commit=results["git_commit"])
             if record is None:
                 continue  # not rank 0: rank 0 holds the whole trained network and evaluates it
@@ -372,7 +415,8 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
             results["runs"] = [r for r in results["runs"] if (r["label"], r["seed"], r.get("precision")) !=
                                (label, seed, record["precision"])]
             results["runs"].append(record)
-            plot_filters(net.layers[0].weight, results_dir / f"{name}_filters_{label}_seed{seed}.png",
+            other_precision = "" if ckpt.name.endswith(f"seed{seed}.pt") else f"_{precision}"  # (as its checkpoint)
+            plot_filters(net.layers[0].weight, results_dir / f"{name}_filters_{label}_seed{seed}{other_precision}.png",
                          title=f"{name}: layer-1 filters, {label}, seed {seed}")
             write_json_atomic(results, results_dir / f"{name}.json")
     if parallel and not is_main_process():

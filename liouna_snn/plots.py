@@ -45,14 +45,16 @@ def plot_filters(weight: torch.Tensor, path: str | Path, title: str = "") -> Pat
 
 def _layer_axes(ax, runs: list[dict], colours: dict, ylabel: str, title: str) -> None:
     """Probe (solid) and k-NN (dashed) top-1 of ``runs`` against layer depth on ``ax``; one colour per
-    (label, seed), kept in ``colours`` so a run has the same colour on every panel."""
+    (label, seed, precision), kept in ``colours`` so a run has the same colour on every panel. The precision is
+    named only where the runs have more than one."""
+    several = len({run.get("precision") for run in runs}) > 1
     for run in runs:
-        colour = colours.setdefault((run["label"], run["seed"]), f"C{len(colours) % 10}")
+        precision = run.get("precision") if several else None
+        colour = colours.setdefault((run["label"], run["seed"], precision), f"C{len(colours) % 10}")
+        name = f"{run['label']} (seed {run['seed']}{f', {precision}' if precision else ''})"
         depth = [l["layer"] for l in run["layers"]]
-        ax.plot(depth, [l["probe_top1"] for l in run["layers"]], "-o", color=colour,
-                label=f"{run['label']} (seed {run['seed']}) probe")
-        ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--x", color=colour, alpha=0.6,
-                label=f"{run['label']} k-NN")
+        ax.plot(depth, [l["probe_top1"] for l in run["layers"]], "-o", color=colour, label=f"{name} probe")
+        ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--x", color=colour, alpha=0.6, label=f"{name} k-NN")
     ax.set_xlabel("layer")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)

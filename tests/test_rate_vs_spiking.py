@@ -162,7 +162,7 @@ def test_targets_compare_native_lif_at_the_target_T_with_rate_mode(rate_s, nativ
     if native_s is not None:
         runs.append(run("spiking", "native-lif", 8, native_acc, native_s))
     targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0,
-               "neuron_params": {"threshold": 2.0}}
+               "spiking": {"neuron_params": {"threshold": 2.0}}}
     lines = driver.target_lines(runs, targets, depths=[3])  # layer 1 (99 %) is not among the compared layers
     assert [re.search(r"\*\*(.*)\*\*$", line).group(1) for line in lines] == verdicts
 
@@ -213,7 +213,7 @@ def test_runs_differing_in_their_neurons_current_get_their_own_label_key_and_tar
     runs = [rate] + [{**r, "unsup_seconds": 20.0, "layers": [{"layer": 1, "probe_top1": p}]}
                      for r, p in ((plain, 60.0), (normed, 69.0))]
     targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0,
-               "current_norm": "std"}
+               "spiking": {"current_norm": "std"}}
     accuracy = driver.target_lines(runs, targets, [1])[0]
     assert "native-lif (beta 0.9, threshold 1, reset subtract; current / std) at T = 8" in accuracy and "69.00 % vs 70.00 %" in accuracy
     assert accuracy.endswith("**met**")
@@ -244,8 +244,8 @@ def test_runs_differing_in_their_neuron_parameters_get_their_own_label_key_row_a
             "layers": [{"layer": 3, "probe_top1": 70.0, "knn_top1": 60.0}]}
     runs = [rate] + [{**r, "unsup_seconds": 20.0, "layers": [{"layer": 3, "probe_top1": p, "knn_top1": p - 10}]}
                      for r, p in ((leaky, 67.0), (leak_free, 69.5))]
-    targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0, **current,
-               "neuron_params": {"beta": 0.9, "threshold": 3.0, "reset": "zero"}}
+    targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0,
+               "spiking": {**current, "neuron_params": {"beta": 0.9, "threshold": 3.0, "reset": "zero"}}}
     verdicts = [line for t in driver.target_variants(runs, targets) for line in driver.target_lines(runs, t, [3])
                 if line.startswith("- Accuracy target")]
     assert len(verdicts) == 2
@@ -279,14 +279,44 @@ def test_a_target_neuron_without_parameters_is_refused(tmp_path):
         driver.load_config(config)
 
 
-def test_neuron_params_from_the_command_line_set_every_backend_and_stay_matched(tmp_path):
+def test_neuron_params_from_the_command_line_set_the_chosen_backends_and_stay_matched(tmp_path):
     cfg = driver.load_config(_write_config(tmp_path))
-    lower = driver.with_neuron_params(cfg, ["threshold=2", "reset=subtract"])
+    every = ["native-lif", "snntorch-leaky", "norse-lifbox"]
+    lower = driver.with_neuron_params(cfg, ["threshold=2", "reset=subtract"], every)
     assert {name: (p["threshold"], p["reset"]) for name, p in lower["neuron_params"].items()} == {
         "native-lif": (2.0, "subtract"), "snntorch-leaky": (2.0, "subtract"), "norse-lifbox": (2.0, "subtract")}
     assert lower["neuron_params"]["norse-lifbox"]["dt"] == 1e-3 and cfg["neuron_params"]["native-lif"]["threshold"] == 1.0
-    assert driver.with_neuron_params(cfg, None) is cfg
+    assert driver.with_neuron_params(cfg, None, every) is cfg
     with pytest.raises(ValueError, match=r"--neuron-param 'threshold': give KEY=VALUE, e\.g\. threshold=2"):
-        driver.with_neuron_params(cfg, ["threshold"])
-    with pytest.raises(ValueError, match=r"--neuron-param beta=1: norse-lifbox: .*beta = 1 \(no leak\) is not expressible"):
-        driver.with_neuron_params(cfg, ["beta=1"])
+        driver.with_neuron_params(cfg, ["threshold"], every)
+    with pytest.raises(ValueError, match=r"--neuron-param beta=1: norse-lifbox: .*beta = 1 \(no leak\) is not "
+                                         r"expressible") as refused:
+        driver.with_neuron_params(cfg, ["beta=1"], every)
+    assert "norse-lifbox: norse-lifbox" not in str(refused.value)
+    # Only the backends this invocation runs (and the target neuron) take the value: Norse, not run, cannot refuse.
+    leak_free = driver.with_neuron_params(cfg, ["beta=1"], ["snntorch-leaky"])
+    assert {name: p["beta"] for name, p in leak_free["neuron_params"].items()} == {"native-lif": 1.0,
+                                                                                   "snntorch-leaky": 1.0}
+
+
+def test_run_keys_tell_apart_every_spiking_option_and_parameter_value_but_not_its_number_type(tmp_path):
+    """Two runs are one run only when every spiking option and neuron parameter agrees: the encoder, the
+    plasticity and its traces count, thresholds closer than the table's digits count, 2 and 2.0 do not."""
+    def spiking_run(**spiking):
+        return {"mode": "spiking", "neuron": "native-lif", "time_steps": 8,
+                "spiking": {"neuron_params": {"threshold": 2.0}, **spiking}}
+
+    base = spiking_run()
+    others = [spiking_run(encoder="bernoulli"), spiking_run(plasticity="online"),
+              spiking_run(plasticity="online", trace_decay=0.5),
+              spiking_run(encoder="poisson", encoder_params={"f_max": 200.0}),
+              spiking_run(neuron_params={"threshold": 2.0000001})]
+    assert len({driver.run_key(r) for r in [base] + others}) == 1 + len(others)
+    assert driver.run_key(spiking_run(neuron_params={"threshold": 2})) == driver.run_key(base)
+    assert driver.run_key(base) == driver.run_key(spiking_run(encoder="constant-current"))  # a default, spelt out
+    assert driver.current_variant(others[1]) == "online plasticity (trace decay 0.9)"
+    assert driver.current_variant(others[3]) == "poisson encoder (f_max 200)"
+    # An integer in the TOML is the float the command line gives: one checkpoint name, so a run resumes.
+    config = _write_config(tmp_path, MATCHED.replace("threshold = 1.0", "threshold = 1"))
+    assert {p["threshold"] for p in driver.load_config(config)["neuron_params"].values()} == {1.0}
+    assert all(isinstance(p["threshold"], float) for p in driver.load_config(config)["neuron_params"].values())

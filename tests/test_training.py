@@ -281,6 +281,53 @@ def test_seeds_option_adds_seeds_and_keeps_the_records_already_there(tmp_path, c
         load_experiment(bad)
 
 
+def test_a_whole_run_keeps_the_records_it_does_not_replace_and_sets_other_data_aside(tmp_path, capsys):
+    """Running the whole experiment again replaces each run's own record (label, seed, precision) and keeps the
+    rest (another seed); a results file of other data is moved aside, not mixed in or lost."""
+    exp = _write_experiment(tmp_path)
+    results_dir = tmp_path / "experiments" / "results"
+    seed1 = run_experiment(exp, device="cpu", progress=False, only_rules=["random"], seeds=[1])
+    whole = run_experiment(exp, device="cpu", progress=False)
+    assert [(r["label"], r["seed"]) for r in whole["runs"]] == [("random", 1), ("softhebb", 0), ("random", 0)]
+    assert whole["runs"][0]["layers"] == seed1["runs"][0]["layers"]
+    again = run_experiment(exp, device="cpu", progress=False)
+    assert [(r["label"], r["seed"]) for r in again["runs"]] == [("random", 1), ("softhebb", 0), ("random", 0)]
+    exp.write_text(exp.read_text().replace("train_subset = 200", "train_subset = 100"))
+    other = run_experiment(exp, device="cpu", progress=False, checkpoint_dir=tmp_path / "other-checkpoints")
+    assert [(r["label"], r["seed"]) for r in other["runs"]] == [("softhebb", 0), ("random", 0)]
+    aside = sorted(results_dir.glob("tiny.*.json"))
+    assert len(aside) == 1 and json.loads(aside[0].read_text())["runs"] == json.loads(json.dumps(again["runs"]))
+    assert f"held runs on other data (200 / 100 images): moved to {aside[0]}" in capsys.readouterr().err
+
+
+def test_a_run_in_another_precision_gets_its_own_checkpoint_and_filter_plot(tmp_path):
+    """A checkpoint of the same label and seed trained in bf16 is neither resumed nor refused by an fp32 run: the
+    fp32 run writes <label>_seed<s>_fp32.pt beside it and leaves it as it was."""
+    from liouna_snn.experiment import checkpoint_path
+    from liouna_snn.training.checkpoint import checkpoint_precision
+
+    exp = _write_experiment(tmp_path)
+    first = run_experiment(exp, device="cpu", progress=False, only_rules=["softhebb"])
+    assert first["unsupervised"]["precision"] == "fp32"  # (this test assumes "auto" is fp32 here)
+    ckpts = tmp_path / "experiments" / "checkpoints" / "tiny"
+    state = torch.load(ckpts / "softhebb_seed0.pt", weights_only=False)
+    for layer in state["network_identity"]["layers"]:
+        layer["compute_dtype"] = "torch.bfloat16"  # as an AMX machine would have written it
+    torch.save(state, ckpts / "softhebb_seed0.pt")
+    before = (ckpts / "softhebb_seed0.pt").read_bytes()
+    loaded = load_experiment(exp)
+    assert checkpoint_precision(ckpts / "softhebb_seed0.pt") == "bf16"
+    assert checkpoint_path(loaded, "softhebb", 0, ckpts, "fp32") == ckpts / "softhebb_seed0_fp32.pt"
+    assert checkpoint_path(loaded, "softhebb", 0, ckpts, "bf16") == ckpts / "softhebb_seed0.pt"
+    assert checkpoint_path(loaded, "softhebb", 0, ckpts) == ckpts / "softhebb_seed0.pt"
+    again = run_experiment(exp, device="cpu", progress=False, only_rules=["softhebb"])
+    assert (ckpts / "softhebb_seed0.pt").read_bytes() == before
+    assert checkpoint_precision(ckpts / "softhebb_seed0_fp32.pt") == "fp32"
+    accuracies = [[(layer["probe_top1"], layer["knn_top1"]) for layer in r["runs"][-1]["layers"]] for r in (first, again)]
+    assert accuracies[0] == accuracies[1]  # the same fp32 training: deterministic
+    assert (tmp_path / "experiments" / "results" / "tiny_filters_softhebb_seed0_fp32.png").is_file()
+
+
 def test_experiment_errors_name_the_problem(tmp_path, capsys):
     exp = _write_experiment(tmp_path, extra='[extra]\nfoo = 1\n')
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['extra'\]"):

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..experiment import load_experiment, per_layer_rules, resolve_model, run_spiking
+from ..experiment import checkpoint_path, find_run, load_experiment, per_layer_rules, resolve_model, run_spiking
 from ..network import LocalNetwork, build_network, load_spec
 from ..training import TrainConfig, load_checkpoint
 from ..training.schedules import _phases
@@ -28,26 +28,10 @@ class TrainedRun(NamedTuple):
     checkpoint: Path
 
 
-def checkpoint_path(experiment: dict, label: str, seed: int, checkpoint_dir: str | Path | None = None) -> Path:
-    """Where ``liouna-snn run`` writes the checkpoint of run ``label``, seed ``seed`` (``<label>_seed<s>.pt``,
-    ``<label>_spiking_seed<s>.pt`` for a run in spiking mode). Raises a ``ValueError`` for an unknown label."""
-    folder = Path(checkpoint_dir) if checkpoint_dir else Path(experiment["_path"]).parent / "checkpoints" / experiment["name"]
-    spiking = run_spiking(experiment, _find_run(experiment, label)) is not None
-    return folder / (f"{label}_spiking_seed{seed}.pt" if spiking else f"{label}_seed{seed}.pt")
-
-
-def _find_run(exp: dict, label: str) -> dict:
-    labels = [run.get("label", run["rule"]) for run in exp["runs"]]
-    if label not in labels:
-        raise ValueError(f"{exp['_path']} has no run labelled {label!r}; its runs: {', '.join(map(repr, labels))} "
-                         f"(a run's label is its `label`, else its `rule`)")
-    return exp["runs"][labels.index(label)]
-
-
 def untrained_network(experiment: dict, label: str, seed: int = 0) -> LocalNetwork:
     """Run ``label`` / ``seed``'s network as it starts training: the experiment's model spec (and ``depth``),
     the run's rules and spiking config, weights seeded with ``seed``, float32."""
-    run = _find_run(experiment, label)
+    run = find_run(experiment, label)
     spec = load_spec(resolve_model(experiment["model"], experiment["_path"]))
     if experiment.get("depth"):
         if not 1 <= experiment["depth"] <= len(spec["layers"]):
@@ -71,7 +55,7 @@ def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
             (unless ``allow_unfinished``).
     """
     exp = load_experiment(experiment)
-    run = _find_run(exp, label)
+    run = find_run(exp, label)
     spiking = run_spiking(exp, run)
     if spiking is not None and not allow_spiking:
         raise ValueError(f"run {label!r} of {exp['_path']} runs in spiking mode (the [spiking] table or the run's own "

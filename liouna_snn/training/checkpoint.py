@@ -41,6 +41,17 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict | None:
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
+def checkpoint_precision(path: str | Path) -> str | None:
+    """The compute precision (``"bf16"``, ``"fp32"``) the network in checkpoint ``path`` was trained in, read from
+    its recorded identity; ``None`` if there is no file or it predates identities."""
+    state = load_checkpoint(path)
+    identity = (state or {}).get("network_identity")
+    if not identity or not identity.get("layers"):
+        return None
+    dtype = identity["layers"][0].get("compute_dtype")
+    return {"None": "fp32", "torch.bfloat16": "bf16"}.get(dtype, dtype)
+
+
 def check_identity(state: dict, network, path, remedy: str) -> None:
     """Raise a ``ValueError`` naming the differences if checkpoint ``state`` was written by a network other than
     ``network`` (a :class:`~liouna_snn.network.LocalNetwork`); older checkpoints without an identity pass."""
