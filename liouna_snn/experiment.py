@@ -150,6 +150,24 @@ def kept_runs(previous: dict) -> list[dict]:
     return [{**{k: v for k, v in inherited.items() if v is not None}, **run} for run in previous.get("runs", [])]
 
 
+def earlier_records(path: Path, *, partial: bool, same, may_move: bool = True) -> list[dict]:
+    """The records of an earlier results file at ``path`` that a new invocation keeps (:func:`kept_runs`): all of
+    them for a ``partial`` rerun or where ``same(file contents)`` says the file is of the same data; otherwise
+    none, and the file is moved aside to ``<stem>.<date-time>.json`` (said on stderr; only if ``may_move``), so
+    nothing is lost and nothing is mixed. No file: no records."""
+    if not path.is_file():
+        return []
+    earlier = json.loads(path.read_text())
+    if partial or same(earlier):
+        return kept_runs(earlier)
+    if may_move:
+        aside = path.with_name(f"{path.stem}.{time.strftime('%Y%m%d-%H%M%S')}.json")
+        path.replace(aside)
+        print(f"{path} held runs on other data ({earlier.get('train_images')} / {earlier.get('test_images')} "
+              f"images, image size {earlier.get('image_size', '-')}): moved to {aside}", file=sys.stderr, flush=True)
+    return []
+
+
 def same_data(previous: dict, dataset: str, train_images: int, test_images: int) -> bool:
     """Whether an earlier results file's runs were trained and probed on this dataset with these image counts
     (so a new run's records can sit beside them)."""
@@ -380,16 +398,10 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                "model": spec.get("name"), "train_images": len(train), "test_images": len(test),
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "runs": []}
-    previous = results_dir / f"{name}.json"
-    if previous.is_file():
-        earlier = json.loads(previous.read_text())
-        if only_rules or seeds or same_data(earlier, data_cfg["dataset"], len(train), len(test)):
-            results["runs"] = kept_runs(earlier)  # each run below replaces its own record; the others stay
-        elif not parallel or is_main_process():
-            aside = previous.with_name(f"{name}.{time.strftime('%Y%m%d-%H%M%S')}.json")
-            previous.replace(aside)
-            print(f"{previous} held runs on other data ({earlier.get('train_images')} / "
-                  f"{earlier.get('test_images')} images): moved to {aside}", file=sys.stderr, flush=True)
+    # each run below replaces its own record; the others stay
+    results["runs"] = earlier_records(
+        results_dir / f"{name}.json", partial=bool(only_rules or seeds), may_move=not parallel or is_main_process(),
+        same=lambda earlier: same_data(earlier, data_cfg["dataset"], len(train), len(test)))
     n_layers = len(spec["layers"])
     donor_dirs = [checkpoint_dir] + reuse_dirs(exp, checkpoint_dir)
     for run in selected:

@@ -297,7 +297,24 @@ def test_a_whole_run_keeps_the_records_it_does_not_replace_and_sets_other_data_a
     assert [(r["label"], r["seed"]) for r in other["runs"]] == [("softhebb", 0), ("random", 0)]
     aside = sorted(results_dir.glob("tiny.*.json"))
     assert len(aside) == 1 and json.loads(aside[0].read_text())["runs"] == json.loads(json.dumps(again["runs"]))
-    assert f"held runs on other data (200 / 100 images): moved to {aside[0]}" in capsys.readouterr().err
+    assert f"held runs on other data (200 / 100 images, image size -): moved to {aside[0]}" in capsys.readouterr().err
+
+
+def test_earlier_records_keep_same_data_or_partial_reruns_and_set_other_data_aside(tmp_path, capsys):
+    from liouna_snn.experiment import earlier_records
+
+    path = tmp_path / "x.json"
+    assert earlier_records(path, partial=False, same=lambda e: True) == []
+    path.write_text(json.dumps({"command": "c", "git_commit": "g", "unsupervised": {"precision": "bf16"},
+                                "train_images": 10, "test_images": 5, "runs": [{"label": "a", "seed": 0}]}))
+    kept = [{"command": "c", "git_commit": "g", "precision": "bf16", "label": "a", "seed": 0}]
+    assert earlier_records(path, partial=False, same=lambda e: e["train_images"] == 10) == kept
+    assert earlier_records(path, partial=True, same=lambda e: False) == kept
+    assert earlier_records(path, partial=False, same=lambda e: False, may_move=False) == [] and path.is_file()
+    assert earlier_records(path, partial=False, same=lambda e: False) == []
+    aside = list(tmp_path.glob("x.*.json"))
+    assert not path.exists() and len(aside) == 1 and json.loads(aside[0].read_text())["runs"][0]["label"] == "a"
+    assert f"held runs on other data (10 / 5 images, image size -): moved to {aside[0]}" in capsys.readouterr().err
 
 
 def test_a_run_in_another_precision_gets_its_own_checkpoint_and_filter_plot(tmp_path):

@@ -337,5 +337,12 @@ def test_cli_transfer_runs_only_the_named_transfers_and_keeps_the_others(tmp_pat
     written = json.loads((tmp_path / "r" / "tiny_transfer.json").read_text())
     assert [r["transfer"] for r in written["runs"]] == ["imagefolder:cifar10-mini", "cifar10-mini:imagefolder"]
     assert all(r["precision"] == "fp32" for r in written["runs"])
+    # an entry of another precision (as an AMX machine writes it) stays beside the rerun's
+    written["runs"][0]["precision"] = "bf16"
+    (tmp_path / "r" / "tiny_transfer.json").write_text(json.dumps(written))
+    assert main(args + ["--transfers", "imagefolder:cifar10-mini"]) == 0
+    written = json.loads((tmp_path / "r" / "tiny_transfer.json").read_text())
+    assert [(r["transfer"], r["precision"]) for r in written["runs"]] == [
+        ("imagefolder:cifar10-mini", "bf16"), ("cifar10-mini:imagefolder", "fp32"), ("imagefolder:cifar10-mini", "fp32")]
     assert main(args + ["--transfers", "stl10:imagefolder"]) == 2
     assert "--transfers stl10:imagefolder: no transfer so named" in capsys.readouterr().err

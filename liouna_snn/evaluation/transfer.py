@@ -376,10 +376,11 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
 
     ``data_root`` overrides every source and target ``root``; ``only_rules`` keeps the runs with these rule
     names or labels, ``only_transfers`` the ``[[transfers]]`` with these ``"SOURCE:TARGET"`` names
-    (:func:`transfer_name`); the other entries of an existing results file are kept.
+    (:func:`transfer_name`). An existing results file keeps its entries: each run replaces only its own (label,
+    seed, transfer, precision) entry; a file of another image size is first moved aside (:func:`earlier_records`).
     """
     from ..precision import compute_dtype as dtype_of, resolve_precision
-    from ..experiment import (_git_commit, kept_runs, resolve_device, resolve_model, reuse_dirs, select_runs,
+    from ..experiment import (_git_commit, earlier_records, resolve_device, resolve_model, reuse_dirs, select_runs,
                               write_json_atomic)
     from ..network import load_spec
     from ..spiking import spiking_config
@@ -413,10 +414,10 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                "threads": torch.get_num_threads(), "model": spec.get("name"), "image_size": size,
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "finetune": finetune_cfg, "runs": []}
-    previous = results_dir / f"{name}.json"
-    if (only_rules or only_transfers) and previous.is_file():  # a partial rerun keeps the file's other entries
-        results["runs"] = [{"transfer": f"{r['source_dataset']}:{r['target_dataset']}", **r}  # (older entries)
-                           for r in kept_runs(json.loads(previous.read_text()))]
+    # each run below replaces its own (label, seed, transfer, precision) entry; the others stay
+    results["runs"] = [{"transfer": f"{r['source_dataset']}:{r['target_dataset']}", **r}  # (older entries)
+                       for r in earlier_records(results_dir / f"{name}.json", partial=bool(only_rules or only_transfers),
+                                                same=lambda earlier: earlier.get("image_size") == size)]
     donor_dirs = [checkpoint_dir] + reuse_dirs(exp, checkpoint_dir)
     for tr in transfers:
         target = tr["target"]
@@ -468,8 +469,9 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                         net.float(), train, test, mean=mean_d, std=std_d, epochs=finetune_cfg["epochs"],
                         lr=finetune_cfg["lr"], batch_size=finetune_cfg["batch_size"],
                         weight_decay=finetune_cfg["weight_decay"], seed=seed, device=dev, progress=progress)
-                key = (label, seed, entry["transfer"])
-                results["runs"] = [r for r in results["runs"] if (r["label"], r["seed"], r["transfer"]) != key]
+                key = (label, seed, entry["transfer"], entry["precision"])
+                results["runs"] = [r for r in results["runs"]
+                                   if (r["label"], r["seed"], r["transfer"], r.get("precision")) != key]
                 results["runs"].append(entry)
                 write_json_atomic(results, results_dir / f"{name}.json")
     write_json_atomic(results, results_dir / f"{name}.json")
