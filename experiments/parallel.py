@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from liouna_snn import build_network, load_spec, precision, rule_config  # noqa: E402
 from liouna_snn.data import load_dataset  # noqa: E402
+from liouna_snn.provenance import cpu_name  # noqa: E402
 from liouna_snn.training import TrainConfig, train_unsupervised  # noqa: E402
 from liouna_snn.training.distributed import balanced_split, layer_macs  # noqa: E402
 
@@ -233,7 +233,7 @@ def main() -> None:
     print("imagenette per-layer costs ...", flush=True)
     estimate = imagenette_estimate()
     results = {"experiment": "parallel", "command": " ".join([Path(sys.executable).name] + sys.argv),
-               "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+               "torch": torch.__version__, "cpu": cpu_name(),
                "cores": os.cpu_count(), "batch_size": args.batch_size, "images_per_run": args.images,
                "repeats": args.repeats, "load_average_at_end": os.getloadavg(),
                "note": "2 CPU cores shared with other jobs while measured: timings are noisy",

@@ -33,7 +33,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -42,13 +41,15 @@ import torch
 from liouna_snn.config import read_toml, reject_unknown, require
 from liouna_snn.evaluation import PROBE_DEFAULTS
 from liouna_snn.experiment import (
-    _git_commit, experiment_data, load_experiment, per_layer_rules, resolve_device, resolve_model, script_main,
+    experiment_data, load_experiment, per_layer_rules, resolve_device, resolve_model, script_main,
     train_and_probe_run,
     write_json_atomic,
 )
 from liouna_snn.network import load_spec
 from liouna_snn.neurons import NEURONS, LIFParameters, make_neuron
-from liouna_snn.precision import compute_dtype as dtype_of, resolve_precision
+from liouna_snn.provenance import git_commit, machine, same_machine
+from liouna_snn.precision import PRECISIONS, resolve_precision
+from liouna_snn.precision import compute_dtype as dtype_of
 from liouna_snn.spiking import SpikingConfig, spiking_config
 from liouna_snn.training import TrainConfig
 
@@ -360,6 +361,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-subset", type=int, help="use only the first N test images")
     parser.add_argument("--probe-epochs", type=int, help="linear-probe epochs (default: the base experiment's)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--precision", choices=PRECISIONS, help="compute precision in place of the base "
+                        "experiment's (auto: bf16 where the device computes it natively, else fp32); runs of "
+                        "each precision get their own table")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="results path without suffix: writes .json, .md, "
                                                                  ".png (default: %(default)s)")
     parser.add_argument("--checkpoint-dir", help=f"where run checkpoints go (default: {DEFAULT_CHECKPOINTS}, or "
@@ -398,7 +402,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                                              train_subset=args.train_subset, test_subset=args.test_subset)
 
     unsup = dict(exp.get("unsupervised", {}))
-    precision = resolve_precision(unsup.pop("precision", "auto"), device)
+    configured = unsup.pop("precision", "auto")
+    precision = resolve_precision(configured if args.precision is None else args.precision, device)
     compute_dtype = dtype_of(precision, device)
     train_cfg = TrainConfig(**unsup)
     probe_cfg = {**PROBE_DEFAULTS, **exp.get("probe", {}), "layers": depths}
@@ -410,9 +415,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     out = Path(args.out)
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else (
         DEFAULT_CHECKPOINTS if out.resolve() == DEFAULT_OUT.resolve() else out.parent / "checkpoints")
-    results = {"experiment": cfg["name"], "command": command, "git_commit": _git_commit(),
-               "torch": torch.__version__, "device": str(device), "cpu": platform.processor() or platform.machine(),
-               "threads": torch.get_num_threads(), "model": spec.get("name"), "base_experiment": exp["_path"],
+    results = {"experiment": cfg["name"], "command": command, "git_commit": git_commit(),
+               "torch": torch.__version__, **machine(device), "model": spec.get("name"), "base_experiment": exp["_path"],
                "dataset": dataset, "train_images": len(train), "test_images": len(test),
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "runs": [],
@@ -454,8 +458,7 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
             mean=mean if standardise else None, std=std if standardise else None, train_cfg=train_cfg,
             compute_dtype=compute_dtype, probe_cfg=probe_cfg, spiking=spiking, device=device, checkpoint=checkpoint,
             progress=not args.quiet, command=command, git_commit=results["git_commit"])
-        record.update(train_images=len(train), test_images=len(test), device=str(device),
-                      threads=torch.get_num_threads(), conditions=as_json(conditions))
+        record.update(train_images=len(train), test_images=len(test), conditions=as_json(conditions))
         if spiking is not None:
             record["layer_activity"] = [{"layer": i, **(layer.activity() or {})}
                                         for i, layer in enumerate(net.layers, start=1)]
@@ -495,11 +498,20 @@ def target_lines(runs: list[dict], targets: dict, depths: list[int]) -> list[str
                 f"- Time target: {time_goal}: no {absent} run in these results: **not measured**"]
     a_rate, a_spk = best_probe(rate, depths), best_probe(spk, depths)
     gap = a_rate - a_spk
+    accuracy = (f"- Accuracy target: {acc_goal}: {a_spk:.2f} % vs {a_rate:.2f} % ({-gap:+.2f} points): "
+                f"**{'met' if gap <= drop else 'not met'}**")
+    if not same_machine(spk, rate):
+        return [accuracy, f"- Time target: {time_goal}: {spk['unsup_seconds']:.1f} s on {machine_name(spk)} vs "
+                          f"{rate['unsup_seconds']:.1f} s on {machine_name(rate)}, not comparable: **not measured**"]
     times = spk["unsup_seconds"] / max(rate["unsup_seconds"], 1e-9)
-    return [f"- Accuracy target: {acc_goal}: {a_spk:.2f} % vs {a_rate:.2f} % ({-gap:+.2f} points): "
-            f"**{'met' if gap <= drop else 'not met'}**",
-            f"- Time target: {time_goal}: {spk['unsup_seconds']:.1f} s vs {rate['unsup_seconds']:.1f} s "
-            f"({times:.2f}x): **{'met' if times <= ratio else 'not met'}**"]
+    return [accuracy, f"- Time target: {time_goal}: {spk['unsup_seconds']:.1f} s vs {rate['unsup_seconds']:.1f} s "
+                      f"({times:.2f}x): **{'met' if times <= ratio else 'not met'}**"]
+
+
+def machine_name(record: dict) -> str:
+    """The machine a run's wall time was measured on, in words (``cpu`` is absent in runs before it was named)."""
+    cpu = record.get("cpu") if "," in (record.get("cpu") or "") else "CPU not recorded"
+    return f"{record.get('device', '?')} ({cpu}), {record.get('threads', '?')} threads"
 
 
 def per_layer_activity(record: dict, key: str, scale: float, spec: str) -> str:
@@ -547,10 +559,10 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
              f"test images, {u['schedule']} schedule, epochs = {u['epochs']}, batch {u['batch_size']}, probe "
              f"{results['probe']['epochs']} epochs. Accuracies: linear probe (k-NN) top-1 %; activity: inference firing "
              "rate (spikes per step) per layer, and the fraction of silent / saturated units. One table per compute "
-             "precision: times compare only within a table. Each run's command, commit, device and threads are in "
-             "the JSON."]
+             "precision, and only between runs of one machine (device, CPU, threads). Each run's command, commit and machine "
+             "are in the JSON."]
     for precision, group in by_precision(runs, u["precision"]).items():
-        machines = sorted({f"{r.get('device', '?')}, {r.get('threads', '?')} threads" for r in group})
+        machines = sorted({machine_name(r) for r in group})
         commits = sorted({(r.get("git_commit") or "")[:10] for r in group})
         commands = sorted({r["command"] for r in group if r.get("command")})
         lines += ["", f"**{precision}** ({'; '.join(machines)}; commits {', '.join(f'`{c}`' for c in commits)}; "
@@ -576,7 +588,8 @@ def precision_table(runs: list[dict], depths: list[int]) -> list[str]:
         cells = [f"{by_depth[d]['probe_top1']:.2f} ({by_depth[d]['knn_top1']:.2f})" for d in depths]
         best = best_probe(r, depths)
         vs_acc = f"{best - best_probe(rate, depths):+.2f}" if rate and r is not rate else ""
-        vs_time = f"{r['unsup_seconds'] / max(rate['unsup_seconds'], 1e-9):.2f}x" if rate and r is not rate else ""
+        vs_time = ("" if not rate or r is rate else "other machine" if not same_machine(r, rate) else
+                   f"{r['unsup_seconds'] / max(rate['unsup_seconds'], 1e-9):.2f}x")
         activity = [per_layer_activity(r, key, scale, spec) for key, scale, spec in
                     (("firing_rate_mean", 1, ".3f"), ("silent_fraction", 100, ".0f"), ("saturated_fraction", 100, ".0f"))]
         lines.append(f"| {r['mode']} | {r['neuron']} | {neuron_variant(r)} | {current_variant(r)} | {r['time_steps']} | " + " | ".join(cells)

@@ -25,6 +25,11 @@ def table(results: dict, norms: bool = False) -> str:
             r.get("precision") or top_precision
 
     mixed = len({provenance(r) for r in runs}) > 1
+
+    def cpu(r):  # runs before the CPU was named record only the architecture
+        return r.get("cpu") if "," in (r.get("cpu") or "") else "not recorded"
+
+    several_cpus = len({cpu(r) for r in runs}) > 1  # wall times compare only within one CPU: name it per run
     header = (f"`{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`" if not mixed else
               "runs of several invocations (each run's command, commit and precision below and in the JSON)")
     lines = [
@@ -35,8 +40,10 @@ def table(results: dict, norms: bool = False) -> str:
         "",
         "| rule | seed | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
         + " | unsup. time (s) | dataset img/s | layer-pass img/s | eval time (s) | dead units per layer |"
-        + (" mean unit norm per layer |" if norms else "") + (" precision | commit |" if mixed else ""),
-        "|---|---|" + "---|" * n + "---|---|---|---|---|" + ("---|" if norms else "") + ("---|---|" if mixed else ""),
+        + (" mean unit norm per layer |" if norms else "") + (" precision | commit |" if mixed else "")
+        + (" CPU |" if several_cpus else ""),
+        "|---|---|" + "---|" * n + "---|---|---|---|---|" + ("---|" if norms else "") + ("---|---|" if mixed else "")
+        + ("---|" if several_cpus else ""),
     ]
     for r in runs:
         cells = layer_cells(r, depths, lambda l: f"{l['probe_top1']:.2f} ({l['knn_top1']:.2f})")
@@ -46,7 +53,8 @@ def table(results: dict, norms: bool = False) -> str:
                      f" | {r['unsup_images_per_second']:.0f} | {r['probe_seconds']:.0f} | {dead} |"
                      + (" " + "/".join(layer_cells(r, depths, lambda l: "-" if l.get("weight_norm_mean") is None
                                                    else f"{l['weight_norm_mean']:.2f}")) + " |" if norms else "")
-                     + (f" {provenance(r)[2]} | `{provenance(r)[1][:10]}` |" if mixed else ""))
+                     + (f" {provenance(r)[2]} | `{provenance(r)[1][:10]}` |" if mixed else "")
+                     + (f" {cpu(r)} |" if several_cpus else ""))
     if mixed:
         lines += ["", "Commands: " + "; ".join(sorted({f"`{provenance(r)[0]}`" for r in runs}))]
     return "\n".join(lines)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,8 @@ sys.path.insert(0, str(HERE.parent))
 
 import liouna_snn as ls  # noqa: E402
 from liouna_snn.data import load_dataset  # noqa: E402
-from liouna_snn.experiment import _git_commit, write_json_atomic  # noqa: E402
+from liouna_snn.experiment import write_json_atomic  # noqa: E402
+from liouna_snn.provenance import git_commit, machine  # noqa: E402
 from liouna_snn.training import TrainConfig, train_unsupervised  # noqa: E402
 
 RULES = {
@@ -162,8 +162,7 @@ def main(argv=None) -> int:
     runs = [measure(rule, train, bs, args, mean, std) for rule in args.rules for bs in args.batch_sizes]
     peak_after = round(matmul_gflops(torch.bfloat16), 1)
     results = {"experiment": "speed", "command": " ".join(["python", "experiments/speed.py"] + sys.argv[1:]),
-               "git_commit": _git_commit(), "torch": torch.__version__, "device": "cpu",
-               "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+               "git_commit": git_commit(), "torch": torch.__version__, **machine("cpu"),
                "dataset": args.dataset, "train_images": args.full_size, **peak,
                "bf16_matmul_gflop_per_second_after": peak_after, "runs": runs}
     write_json_atomic(results, Path(args.out))

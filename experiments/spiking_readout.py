@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,8 @@ import torch
 
 from liouna_snn.config import read_toml, reject_unknown, require
 from liouna_snn.evaluation import PROBE_DEFAULTS, probe_layers
-from liouna_snn.experiment import _git_commit, experiment_data, resolve_device, script_main, write_json_atomic
+from liouna_snn.provenance import git_commit, machine
+from liouna_snn.experiment import experiment_data, resolve_device, script_main, write_json_atomic
 from liouna_snn.export.trained import load_trained_network
 from liouna_snn.spiking import spiking_config
 from liouna_snn.training import recalibrate_norms
@@ -197,9 +197,8 @@ def run_readouts(args: argparse.Namespace, command: str) -> tuple[dict, str]:
     data = {"dataset": dataset, "train_images": len(train), "test_images": len(test)}
     out = Path(args.out)
     previous = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
-    results = {"experiment": cfg["name"], "command": command, "git_commit": _git_commit(), "torch": torch.__version__,
-               "device": str(dev), "cpu": platform.processor() or platform.machine(),
-               "threads": torch.get_num_threads(), "source": source, **data, "probe": probe,
+    results = {"experiment": cfg["name"], "command": command, "git_commit": git_commit(), "torch": torch.__version__,
+               **machine(dev), "source": source, **data, "probe": probe,
                "readouts": [r for r in previous.get("readouts", [])]}
     for entry in only:
         conditions = readout_conditions(entry, source, data, probe, depths, cfg["calibration_images"])

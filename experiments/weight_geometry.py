@@ -17,7 +17,8 @@ import argparse
 import os
 from pathlib import Path
 
-from liouna_snn.experiment import _git_commit, load_experiment, write_json_atomic
+from liouna_snn.experiment import load_experiment, write_json_atomic
+from liouna_snn.provenance import git_commit
 from liouna_snn.export.trained import load_trained_network, untrained_network
 
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     exp = load_experiment(args.experiment)
-    out = {"experiment": exp["name"], "git_commit": _git_commit(), "runs": [], "skipped": []}
+    out = {"experiment": exp["name"], "git_commit": git_commit(), "runs": [], "skipped": []}
     for run in exp["runs"]:
         label = run.get("label", run["rule"])
         for seed in run.get("seeds", [0]):

@@ -12,7 +12,7 @@ def _run(args) -> int:
     results = run_experiment(args.experiment, data_root=args.data_root, device=args.device,
                              results_dir=args.results_dir, checkpoint_dir=args.checkpoint_dir,
                              download=args.download, progress=not args.quiet, only_rules=args.rules,
-                             seeds=args.seeds, parallel=_parallel_options(args))
+                             seeds=args.seeds, parallel=_parallel_options(args), precision=args.precision)
     if args.parallel != "none":
         import torch.distributed as dist
 
@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
                                                  "(the other runs of an existing results file are kept)")
     run.add_argument("--seeds", type=int, nargs="+", help="only these seeds of each run, in place of its `seeds` "
                                                            "(the other records of an existing results file are kept)")
+    run.add_argument("--precision", choices=("auto", "bf16", "fp32"),  # liouna_snn.precision.PRECISIONS, without torch
+                     help="compute precision in place of the experiment's "
+                     "[unsupervised] precision (auto: bf16 where the device computes it natively, else fp32)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--parallel", choices=("none", "pipeline", "data", "pipeline+data"), default="none",
                      help="under torchrun: one pipeline stage (consecutive layers) per process, data-parallel "

@@ -54,8 +54,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -67,6 +65,7 @@ from .evaluation import PROBE_DEFAULTS, probe_layers
 from .config import read_toml, reject_unknown, require
 from .network import build_network, load_spec
 from .precision import PRECISIONS, resolve_precision
+from .provenance import git_commit, machine
 from .precision import compute_dtype as dtype_of
 from .rules import RuleConfig, rule_config
 from .spiking import SpikingConfig, spiking_config
@@ -277,14 +276,6 @@ def per_layer_rules(rule: str, options: dict, n_layers: int) -> list[RuleConfig]
     return configs
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def write_json_atomic(obj, path: Path) -> None:
     write_atomic(path, lambda f: f.write(json.dumps(obj, indent=2).encode()))
 
@@ -352,11 +343,13 @@ def script_main(prog: str, description: str, add_arguments, run, argv: list[str]
 def run_experiment(path: str | Path, *, data_root: str | None = None, device: str = "auto",
                    results_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                    download: bool = False, progress: bool = True, only_rules: list[str] | None = None,
-                   seeds: list[int] | None = None, parallel: dict | None = None) -> dict:
+                   seeds: list[int] | None = None, parallel: dict | None = None,
+                   precision: str | None = None) -> dict:
     """Run every ``[[runs]]`` entry of an experiment; write the results JSON and plots; return the results.
 
     ``only_rules``: only the runs with these labels or rule names, in that order; ``seeds``: only these seeds of
-    each run, in place of the runs' own ``seeds``.
+    each run, in place of the runs' own ``seeds``; ``precision`` (``"auto"``, ``"bf16"``, ``"fp32"``): in place of
+    the experiment's ``[unsupervised] precision``, e.g. fp32 on a bf16-capable machine to add seeds to fp32 runs.
 
     An existing results file keeps its records: each run replaces only the record of its own label, seed and
     compute precision. If that file holds runs on other data (dataset or image counts) and the whole experiment
@@ -385,7 +378,8 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     train, test, mean, std = experiment_data(data_cfg, dev, root=data_root, download=download)
 
     unsup = dict(exp.get("unsupervised", {}))
-    precision = resolve_precision(unsup.pop("precision", "auto"), dev)
+    configured = unsup.pop("precision", "auto")
+    precision = resolve_precision(configured if precision is None else precision, dev)
     compute_dtype = dtype_of(precision, dev)
     train_cfg = TrainConfig(**unsup)
     probe_cfg = {**PROBE_DEFAULTS, "layers": "all", **exp.get("probe", {})}
@@ -393,8 +387,7 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path(exp["_path"]).parent / "checkpoints" / name
 
     results = {"experiment": name, "command": " ".join(["liouna-snn"] + sys.argv[1:]) if sys.argv else None,
-               "git_commit": _git_commit(), "torch": torch.__version__, "device": str(dev),
-               "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+               "git_commit": git_commit(), "torch": torch.__version__, **machine(dev),
                "model": spec.get("name"), "train_images": len(train), "test_images": len(test),
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "runs": []}
@@ -500,7 +493,7 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
         "probe_seconds": round(probe_seconds, 1), "layers": layers,
         "probe_top1": max(l["probe_top1"] for l in layers),
         "rule_options": [dataclasses.asdict(r) for r in rules],
-        "command": command, "git_commit": git_commit,
+        "command": command, "git_commit": git_commit, **machine(device),
         **({"parallel": summary["layout"]} if parallel else {}),
         **({"reused_layers": {"layers": summary["reused_layers"], "checkpoint": donor}} if donor else {}),
     }

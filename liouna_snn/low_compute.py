@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -157,7 +156,8 @@ def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckp
 def run_low_compute(args: argparse.Namespace) -> dict:
     """Run every (budget, method) pair of ``args`` (see :func:`add_arguments`); write JSON, table and plot."""
     from .data import load_dataset
-    from .experiment import _git_commit, load_experiment, resolve_device, resolve_model, write_json_atomic
+    from .provenance import git_commit, machine
+    from .experiment import load_experiment, resolve_device, resolve_model, write_json_atomic
     from .network import load_spec
 
     _check(args)
@@ -176,9 +176,8 @@ def run_low_compute(args: argparse.Namespace) -> dict:
     exp = load_experiment(hebbian_path)
     spec = load_spec(resolve_model(exp["model"], exp["_path"]))
     command = " ".join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv else None
-    results = {"experiment": "low_compute", "command": command, "git_commit": _git_commit(), "torch": torch.__version__,
-               "device": str(device), "cpu": platform.processor() or platform.machine(),
-               "threads": torch.get_num_threads(), "dataset": args.dataset, "train_images": len(train),
+    results = {"experiment": "low_compute", "command": command, "git_commit": git_commit(), "torch": torch.__version__,
+               **machine(device), "dataset": args.dataset, "train_images": len(train),
                "test_images": len(test), "probe": {"epochs": args.probe_epochs, "layers": args.probe_layers},
                "runs": []}
     if out.with_suffix(".json").is_file():

@@ -167,6 +167,27 @@ def test_targets_compare_native_lif_at_the_target_T_with_rate_mode(rate_s, nativ
     assert [re.search(r"\*\*(.*)\*\*$", line).group(1) for line in lines] == verdicts
 
 
+def test_wall_times_of_another_machine_are_not_compared():
+    """A spiking run timed on another CPU keeps its accuracy verdict; its time is not divided by rate mode's."""
+    def run(mode, neuron, T, acc, seconds, cpu):
+        return {"mode": mode, "neuron": neuron, "time_steps": T, "unsup_seconds": seconds, "device": "cpu",
+                "cpu": cpu, "threads": 2, "spiking": None if mode == "rate" else {"neuron_params": {"threshold": 2.0}},
+                "layers": [{"layer": 3, "probe_top1": acc, "knn_top1": acc}]}
+
+    runs = [run("rate", "rate", 1, 70.0, 100.0, "x86_64"),
+            run("spiking", "native-lif", 8, 69.0, 50.0, "AMD EPYC, avx512_bf16, 2 cores")]
+    targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0,
+               "spiking": {"neuron_params": {"threshold": 2.0}}}
+    accuracy, time = driver.target_lines(runs, targets, depths=[3])
+    assert accuracy.endswith("(-1.00 points): **met**")
+    assert time.endswith("50.0 s on cpu (AMD EPYC, avx512_bf16, 2 cores), 2 threads vs 100.0 s on cpu (CPU not "
+                         "recorded), 2 threads, not comparable: **not measured**")
+    spiking_row = [line for line in driver.precision_table(runs, [3]) if line.startswith("| spiking")][0]
+    assert "| 50.0 | other machine |" in spiking_row
+    runs[1]["cpu"] = "x86_64"  # both unnamed (the same old machine): compared as before
+    assert driver.target_lines(runs, targets, depths=[3])[1].endswith("(0.50x): **met**")
+
+
 def test_unknown_neuron_is_an_error_listing_the_allowed_ones(tmp_path, capsys):
     config = _write_config(tmp_path)
     assert driver.main(["--config", str(config), "--out", str(tmp_path / "r"), "--neurons", "hodgkin-huxley"]) == 2

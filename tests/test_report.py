@@ -35,6 +35,16 @@ def test_runs_of_several_invocations_show_each_runs_precision_and_commit():
     assert lines[-1] == "Commands: `liouna-snn run new.toml`; `liouna-snn run old.toml`"
 
 
+def test_runs_timed_on_several_cpus_name_their_cpu():
+    old = _run("old", 60.0, cpu="x86_64")  # written before the CPU was named
+    text = report.table(_results([old, _run("new", 61.0, cpu="AMD EPYC, avx512_bf16, 2 cores")]))
+    lines = text.splitlines()
+    assert lines[2].endswith("| dead units per layer | CPU |")
+    assert lines[4].endswith("| not recorded |") and lines[5].endswith("| AMD EPYC, avx512_bf16, 2 cores |")
+    same = report.table(_results([_run("a", 60.0, cpu="x86_64"), _run("b", 61.0)]))
+    assert "CPU" not in same.splitlines()[2]
+
+
 def test_columns_follow_the_probed_depths_not_the_entry_count():
     """A run that probed only layer 2 fills the layer-2 column; a depth a run skipped shows '-'."""
     from liouna_snn.experiment import summary_table

@@ -238,6 +238,20 @@ def test_a_run_sharing_layer_1_with_another_takes_it_trained(tmp_path):
     assert len(learned["unit_init_cosines"]) == 8
 
 
+def test_the_precision_option_overrides_the_experiments_and_runs_record_their_machine(tmp_path):
+    from liouna_snn.provenance import machine
+
+    exp = _write_experiment(tmp_path)  # [unsupervised] sets no precision: "auto"
+    for precision in ("bf16", "fp32"):
+        results = run_experiment(exp, device="cpu", progress=False, only_rules=["random"], precision=precision)
+        assert results["unsupervised"]["precision"] == precision
+    # one record per precision, each with the machine its wall time was measured on
+    assert [r["precision"] for r in results["runs"]] == ["bf16", "fp32"]
+    assert all({k: r[k] for k in ("device", "cpu", "threads")} == machine("cpu") for r in results["runs"])
+    with pytest.raises(ValueError, match=r"unknown precision 'fp16'; allowed: auto, bf16, fp32"):
+        run_experiment(exp, device="cpu", progress=False, precision="fp16")
+
+
 def test_a_partial_rerun_keeps_the_other_runs_with_their_provenance(tmp_path):
     """--rules reruns one run; the others stay, with the command, commit and precision they ran under, also
     when an older file recorded those only at its top level (which the rerun rewrites)."""

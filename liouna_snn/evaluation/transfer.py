@@ -69,8 +69,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import platform
 import sys
 import tempfile
 import time
@@ -380,7 +378,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
     seed, transfer, precision) entry; a file of another image size is first moved aside (:func:`earlier_records`).
     """
     from ..precision import compute_dtype as dtype_of, resolve_precision
-    from ..experiment import (_git_commit, earlier_records, resolve_device, resolve_model, reuse_dirs, select_runs,
+    from ..provenance import git_commit, machine
+    from ..experiment import (earlier_records, resolve_device, resolve_model, reuse_dirs, select_runs,
                               write_json_atomic)
     from ..network import load_spec
     from ..spiking import spiking_config
@@ -409,9 +408,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
     results_dir = Path(results_dir) if results_dir else Path(exp["_path"]).parent / "results"
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path(exp["_path"]).parent / "checkpoints" / name
     command = " ".join(["liouna-snn"] + sys.argv[1:]) if sys.argv else None
-    results = {"experiment": name, "command": command, "git_commit": _git_commit(), "torch": torch.__version__,
-               "device": str(dev), "cpu": platform.processor() or platform.machine(),
-               "threads": torch.get_num_threads(), "model": spec.get("name"), "image_size": size,
+    results = {"experiment": name, "command": command, "git_commit": git_commit(), "torch": torch.__version__,
+               **machine(dev), "model": spec.get("name"), "image_size": size,
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "finetune": finetune_cfg, "runs": []}
     # each run below replaces its own (label, seed, transfer, precision) entry; the others stay

@@ -459,7 +459,6 @@ def import_nir(graph, *, dt: float | None = None, time_steps: int | None = None,
     pos = 0
     rule = rule or RuleConfig()
     while pos < len(chain):
-        i = len(layers) + 1
         name, node = chain[pos]
         if isinstance(node, nir.Flatten):
             pos += 1

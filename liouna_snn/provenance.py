@@ -1,0 +1,68 @@
+"""Where and from what a result was computed: the source commit and the machine.
+
+Wall times compare only between runs of one machine: :func:`machine` names it (device, CPU model and its
+fastest matrix/vector extension, cores, torch threads), so a results file says which times belong together.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+# x86 extensions that set a CPU's matmul speed, fastest first (Linux /proc/cpuinfo flag names)
+_SPEED_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
+
+
+def git_commit() -> str | None:
+    """The commit of this package's checkout, or ``None`` outside a git checkout."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The CPU as ``"<model name>, <fastest extension>, <n> cores"``, e.g. ``"AMD EPYC, avx512_bf16, 2 cores"``.
+
+    ``cpuinfo``: the text of ``/proc/cpuinfo`` (read when ``None``); where there is none (not Linux), the
+    model is :func:`platform.processor` (or the architecture) and the extension is left out."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
+    flags = set(fields.get("flags", "").split())
+    extension = next((f for f in _SPEED_FLAGS if f in flags), None)
+    return ", ".join(filter(None, (model, extension, f"{os.cpu_count()} cores")))
+
+
+def machine(device: torch.device | str) -> dict:
+    """``{"device", "cpu", "threads"}`` (and ``"gpu"``, its name, on a CUDA device): what a wall time ran on."""
+    device = torch.device(device)
+    record = {"device": str(device), "cpu": cpu_name(), "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(device)
+    return record
+
+
+def same_machine(a: dict, b: dict) -> bool:
+    """Whether two records (results or runs, with :func:`machine`'s keys) ran on one machine, so that their wall
+    times compare. Records written before the CPU was named (``cpu`` absent or just the architecture) compare
+    only with each other."""
+    def key(r: dict) -> tuple:
+        cpu = r.get("cpu")
+        named = cpu if cpu and "," in cpu else None
+        return r.get("device"), named, r.get("gpu"), r.get("threads")
+    return key(a) == key(b)
