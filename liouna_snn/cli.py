@@ -50,10 +50,13 @@ def _export(args) -> int:
     from .export import LOADER_FILE, WEIGHTS_FILE, export_plain, input_statistics, load_trained_network
 
     trained = load_trained_network(args.experiment, args.label, args.seed, checkpoint_dir=args.checkpoint_dir,
-                                   allow_unfinished=args.allow_unfinished, allow_spiking=args.format == "nir")
+                                   allow_unfinished=args.allow_unfinished, allow_spiking=args.format == "nir",
+                                   precision=args.precision)
     exp = trained.experiment
+    # the checkpoint of a second precision (<label>_seed<s>_<precision>.pt) exports beside the first, not over it
+    suffix = "" if trained.checkpoint.stem.endswith(f"seed{args.seed}") else f"_{args.precision}"
     out = Path(args.out) if args.out else (Path(exp["_path"]).parent / "exports" / exp["name"]
-                                           / f"{args.label}_seed{args.seed}")
+                                           / f"{args.label}_seed{args.seed}{suffix}")
     if args.format == "nir":
         return _export_nir(trained, out, args.approximate_reset)
     mean = std = None
@@ -148,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--no-input-stats", action="store_true", help="do not load the training set to record "
                                                                        "the input mean / std")
     export.add_argument("--allow-unfinished", action="store_true", help="export the checkpoint of an unfinished run")
+    export.add_argument("--precision", choices=("bf16", "fp32"), help="the network trained in this precision, where "
+                        "the run was trained in both (default: its first checkpoint, <label>_seed<s>.pt); the export "
+                        "folder then ends in _<precision>")
     export.add_argument("--format", choices=("plain", "nir"), default="plain",
                         help="plain: a PyTorch CNN (rate mode); nir: <out>/network.nir, a NIR graph of a spiking run")
     export.add_argument("--approximate-reset", action="store_true",

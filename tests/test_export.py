@@ -200,3 +200,27 @@ def test_cli_exports_a_trained_run(tmp_path, capsys):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert (model(x) - rebuilt(x)).abs().max() < 1e-5
+
+
+def test_cli_exports_the_network_of_the_chosen_precision_beside_the_first(tmp_path, capsys):
+    """A run trained in bf16 and in fp32 keeps two checkpoints; --precision picks one, into its own folder."""
+    exp = write_experiment(tmp_path)
+    spec = load_spec(tmp_path / "models" / "tiny.toml")
+    folder = tmp_path / "experiments" / "checkpoints" / "tiny_exp"
+    data = load_dataset("cifar10-mini", None, "train").subset(20)
+    nets = {}
+    for precision, dtype, name in (("bf16", torch.bfloat16, "sh_seed0.pt"), ("fp32", None, "sh_seed0_fp32.pt")):
+        nets[precision] = build_network(spec, [rule_config("softhebb", lr=0.05), rule_config("softhebb", lr=0.01)],
+                                        compute_dtype=dtype)
+        train_unsupervised(nets[precision], data, TrainConfig(batch_size=10), progress=False, checkpoint=folder / name)
+    for precision, name in (("bf16", "sh_seed0.pt"), ("fp32", "sh_seed0_fp32.pt"), (None, "sh_seed0.pt")):
+        trained = load_trained_network(exp, "sh", precision=precision)
+        assert trained.checkpoint == folder / name
+        assert torch.equal(trained.network.layers[0].weight, nets[precision or "bf16"].layers[0].weight)
+    assert main(["export", str(exp), "--label", "sh", "--precision", "fp32", "--no-input-stats"]) == 0
+    assert "sh_seed0_fp32.pt" in capsys.readouterr().out
+    assert (tmp_path / "experiments" / "exports" / "tiny_exp" / "sh_seed0_fp32" / "model.safetensors").is_file()
+    (folder / "sh_seed0_fp32.pt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint for run 'sh' seed 0 trained in fp32 at .*"
+                                                r"sh_seed0_fp32\.pt; train it first: .* --precision fp32"):
+        load_trained_network(exp, "sh", precision="fp32")

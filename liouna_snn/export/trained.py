@@ -43,13 +43,16 @@ def untrained_network(experiment: dict, label: str, seed: int = 0) -> LocalNetwo
 
 def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
                          checkpoint_dir: str | Path | None = None, allow_unfinished: bool = False,
-                         allow_spiking: bool = False) -> TrainedRun:
+                         allow_spiking: bool = False, precision: str | None = None) -> TrainedRun:
     """The network of run ``label`` / ``seed`` of an experiment TOML, with its checkpointed state, in eval mode.
 
     The network is rebuilt in float32 (``compute_dtype=None``) whatever precision it was trained in.
+    ``precision`` (``"bf16"``, ``"fp32"``) picks the network trained in that precision where the run was trained
+    in both (``<label>_seed<s>.pt`` and ``<label>_seed<s>_<precision>.pt``); ``None``: the first name.
 
     Raises:
-        FileNotFoundError: the checkpoint does not exist (the message names the path and the command to run).
+        FileNotFoundError: the checkpoint does not exist, or none of that ``precision`` (the message names the
+            path and the command to run).
         ValueError: no such run, a run in spiking mode (unless ``allow_spiking``: then the network runs in
             spiking mode, from the run's ``<label>_spiking_seed<s>.pt``), or a checkpoint of an unfinished run
             (unless ``allow_unfinished``).
@@ -61,12 +64,15 @@ def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
         raise ValueError(f"run {label!r} of {exp['_path']} runs in spiking mode (the [spiking] table or the run's own "
                          f"spiking table); only rate-mode networks export to a plain CNN: export it with --format nir, "
                          f"or train a rate-mode run (spiking = false)")
-    path = checkpoint_path(exp, label, seed, checkpoint_dir)
+    if precision not in (None, "bf16", "fp32"):
+        raise ValueError(f"unknown precision {precision!r}; allowed: bf16, fp32 (or None: the first checkpoint)")
+    path = checkpoint_path(exp, label, seed, checkpoint_dir, precision)
     if not path.is_file():
         seeds = run.get("seeds", [0])
         hint = "" if seed in seeds else f" (run {label!r} lists seeds {seeds}, not {seed})"
-        raise FileNotFoundError(f"no checkpoint for run {label!r} seed {seed} at {path}{hint}; train it first: "
-                                f"liouna-snn run {experiment}")
+        trained_in = f" trained in {precision}" if precision else ""
+        raise FileNotFoundError(f"no checkpoint for run {label!r} seed {seed}{trained_in} at {path}{hint}; train it "
+                                f"first: liouna-snn run {experiment}" + (f" --precision {precision}" if precision else ""))
     network = untrained_network(exp, label, seed)
     state = load_checkpoint(path)
     if not isinstance(state, dict) or "network" not in state:
