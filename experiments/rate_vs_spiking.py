@@ -614,20 +614,28 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
     def curve(r):
         return r["neuron"], neuron_variant(r), current_variant(r), precision_of(r)
 
+    machines = sorted({machine_name(r) for r in runs})  # wall times join into a line only within one machine
     for i, key in enumerate(sorted({curve(r) for r in spiking})):
         neuron, params, variant, precision = key
         # matched backends can coincide: shrinking markers keep each visible
         rs = sorted((r for r in spiking if curve(r) == key), key=lambda r: r["time_steps"])
-        steps = [r["time_steps"] for r in rs]
         name = ", ".join([neuron] + [params] * several_neurons + [variant] * bool(variant) + [precision] * several)
-        style = dict(color=f"C{i}", marker="os^Dv"[i % 5], markersize=10 - 1.5 * (i % 5), label=name)
-        acc_ax.plot(steps, [best_probe(r, depths) for r in rs], "-", **style)
-        time_ax.plot(steps, [r["unsup_seconds"] for r in rs], "-", **style)
+        style = dict(color=f"C{i}", marker="os^Dv"[i % 5], markersize=10 - 1.5 * (i % 5))
+        acc_ax.plot([r["time_steps"] for r in rs], [best_probe(r, depths) for r in rs], "-", label=name, **style)
+        for m, where in enumerate(machines):
+            timed = [r for r in rs if machine_name(r) == where]
+            if timed:
+                time_ax.plot([r["time_steps"] for r in timed], [r["unsup_seconds"] for r in timed],
+                             ("-", "--", ":")[m % 3], fillstyle=("full", "none", "bottom")[m % 3],
+                             label=name + (f" [machine {m + 1}]" if len(machines) > 1 else ""), **style)
     for j, r in enumerate(r for r in runs if r["mode"] == "rate"):
-        style = dict(color="k", linestyle=("--", ":", "-.")[j % 3],
-                     label="rate mode" + (f", {precision_of(r)}" if several else ""))
-        acc_ax.axhline(best_probe(r, depths), **style)
-        time_ax.axhline(r["unsup_seconds"], **style)
+        style = dict(color="k", linestyle=("--", ":", "-.")[j % 3])
+        label = "rate mode" + (f", {precision_of(r)}" if several else "")
+        acc_ax.axhline(best_probe(r, depths), label=label, **style)
+        time_ax.axhline(r["unsup_seconds"], label=label + (f" [machine {machines.index(machine_name(r)) + 1}]"
+                                                           if len(machines) > 1 else ""), **style)
+    if len(machines) > 1:
+        time_ax.set_title("; ".join(f"machine {m + 1}: {where}" for m, where in enumerate(machines)), fontsize=6)
     all_steps = sorted({r["time_steps"] for r in runs if r["mode"] == "spiking"})
     which = f"layer {depths[0]}" if len(depths) == 1 else f"best of layers {', '.join(map(str, depths))}"
     for ax, ylabel in ((acc_ax, f"linear probe top-1 (%), {which}"),
