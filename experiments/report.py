@@ -6,6 +6,7 @@
 
 Runs trained with several seeds also get a second table: mean ± std over the seeds.
 """
+import argparse
 import json
 import statistics
 import sys
@@ -121,16 +122,27 @@ def seed_table(results: dict) -> str | None:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    args = sys.argv[1:]
-    show_norms = "--norms" in args
-    for path in [a for a in args if a != "--norms"]:
-        with open(path) as f:
-            results = json.load(f)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", nargs="+", help="results JSON file(s), e.g. experiments/results/<name>.json")
+    parser.add_argument("--norms", action="store_true", help="add each layer's mean unit weight norm")
+    args = parser.parse_args(argv)
+    for path in args.results:
+        try:
+            with open(path) as f:
+                results = json.load(f)
+        except (OSError, json.JSONDecodeError) as err:
+            print(f"report: {path}: not a readable results JSON ({err})", file=sys.stderr)
+            return 2
         print(transfer_markdown(results) if "image_size" in results and results["runs"]
-              and "source_dataset" in results["runs"][0] else table(results, norms=show_norms))
+              and "source_dataset" in results["runs"][0] else table(results, norms=args.norms))
         print()
         seeds = seed_table(results)
         if seeds:
             print(seeds)
             print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -102,3 +102,9 @@ def test_transfer_results_render_one_row_per_source_target_run_and_seed():
     assert lines[4] == ("| cifar10 -> imagenette | hybrid | 0 | 51.00 (41.00) | 52.00 (42.00) | 2450 | "
                         "1-3: `cifar10_local_rules/hybrid_seed0.pt` | 612 | fp32 | `cccccccccc` |")
     assert lines[5] == "| imagenette -> cifar10 | random | 1 | 51.00 (41.00) | - | - | - | 30 | fp32 | `dddddddddd` |"
+
+
+def test_a_missing_results_file_is_a_clear_error(tmp_path, capsys):
+    missing = tmp_path / "nothing.json"
+    assert report.main([str(missing)]) == 2
+    assert f"report: {missing}: not a readable results JSON" in capsys.readouterr().err
