@@ -99,7 +99,8 @@ def _transfer(args) -> int:
 
     results = run_transfer(args.experiment, data_root=args.data_root, device=args.device,
                            results_dir=args.results_dir, checkpoint_dir=args.checkpoint_dir,
-                           progress=not args.quiet, only_rules=args.rules, only_transfers=args.transfers)
+                           progress=not args.quiet, only_rules=args.rules, only_transfers=args.transfers,
+                           precision=args.precision)
     print()
     print(transfer_table(results))
     return 0
@@ -171,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     transfer.add_argument("--transfers", nargs="+", metavar="SOURCE:TARGET",
                           help="only these [[transfers]], e.g. cifar10:imagenette (the source's dataset or experiment "
                                "file stem, the target's dataset); the file's other results are kept")
+    transfer.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+                          help="compute precision in place of the file's [unsupervised] precision and the "
+                          "end-to-end runs' own (auto: bf16 where the device computes it natively)")
     transfer.add_argument("--quiet", action="store_true", help="no progress bars")
     transfer.set_defaults(func=_transfer)
     low = sub.add_parser("low-compute", help="probe accuracy of Hebbian, blockwise SSL, end-to-end SSL and supervised "

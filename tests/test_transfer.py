@@ -346,3 +346,14 @@ def test_cli_transfer_runs_only_the_named_transfers_and_keeps_the_others(tmp_pat
         ("imagefolder:cifar10-mini", "bf16"), ("cifar10-mini:imagefolder", "fp32"), ("imagefolder:cifar10-mini", "fp32")]
     assert main(args + ["--transfers", "stl10:imagefolder"]) == 2
     assert "--transfers stl10:imagefolder: no transfer so named" in capsys.readouterr().err
+
+
+def test_cli_precision_replaces_the_files_and_the_end_to_end_runs_own(tmp_path, capsys):
+    path = write_experiment(tmp_path, rules=("random",), source_images=200, extra_runs=E2E_RUN)  # e2e: "fp32"
+    assert main(["transfer", str(path), "--quiet", "--results-dir", str(tmp_path / "r"),
+                 "--checkpoint-dir", str(tmp_path / "c"), "--precision", "bf16"]) == 0
+    results = json.loads((tmp_path / "r" / "tiny_transfer.json").read_text())
+    assert results["unsupervised"]["precision"] == "bf16"
+    assert {(r["label"], r["precision"]) for r in results["runs"]} == {("random", "bf16"), ("e2e-supervised", "bf16")}
+    e2e = next(r for r in results["runs"] if r["label"] == "e2e-supervised")
+    assert e2e["train_options"]["precision"] == "bf16"

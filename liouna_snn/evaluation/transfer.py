@@ -369,12 +369,13 @@ def _e2e_source_network(tr: dict, run: dict, label: str, seed: int, spec: dict, 
 def run_transfer(path: str | Path, *, data_root: str | Path | None = None, device: str = "auto",
                  results_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                  progress: bool = True, only_rules: list[str] | None = None,
-                 only_transfers: list[str] | None = None) -> dict:
+                 only_transfers: list[str] | None = None, precision: str | None = None) -> dict:
     """Run every transfer x run x seed of a transfer experiment; write ``<results>/<name>.json``; return it.
 
     ``data_root`` overrides every source and target ``root``; ``only_rules`` keeps the runs with these rule
     names or labels, ``only_transfers`` the ``[[transfers]]`` with these ``"SOURCE:TARGET"`` names
-    (:func:`transfer_name`). An existing results file keeps its entries: each run replaces only its own (label,
+    (:func:`transfer_name`); ``precision`` (``"auto"``, ``"bf16"``, ``"fp32"``) replaces the file's
+    ``[unsupervised] precision`` and the end-to-end runs' own. An existing results file keeps its entries: each run replaces only its own (label,
     seed, transfer, precision) entry; a file of another image size is first moved aside (:func:`earlier_records`).
     """
     from ..precision import compute_dtype as dtype_of, resolve_precision
@@ -397,7 +398,9 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
         spec = {**spec, "layers": spec["layers"][:exp["depth"]]}
     size = spec["input_size"]
     unsup = dict(exp.get("unsupervised", {}))
-    precision = resolve_precision(unsup.pop("precision", "auto"), dev)
+    override = precision  # an explicit choice applies to the end-to-end runs too
+    configured = unsup.pop("precision", "auto")
+    precision = resolve_precision(configured if override is None else override, dev)
     compute_dtype = dtype_of(precision, dev)
     train_cfg = TrainConfig(**unsup)
     probe_cfg = {**PROBE_DEFAULTS, **exp.get("probe", {})}
@@ -423,6 +426,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
         test = load_split(target, "test", size, data_root).to(dev)
         for run in selected:
             label = run.get("label", run["rule"])
+            if run["rule"] == E2E_RULE and override:
+                run = {**run, "options": {**run.get("options", {}), "precision": override}}
             for seed in run.get("seeds", [0]):
                 if run["rule"] == E2E_RULE:
                     net, source_name, mean, std, summary, extra = _e2e_source_network(
