@@ -47,7 +47,7 @@ from liouna_snn.experiment import (
 )
 from liouna_snn.network import load_spec
 from liouna_snn.neurons import NEURONS, LIFParameters, make_neuron
-from liouna_snn.provenance import git_commit, machine, same_machine
+from liouna_snn.provenance import git_commit, machine, machine_name, same_machine
 from liouna_snn.precision import PRECISIONS, resolve_precision
 from liouna_snn.precision import compute_dtype as dtype_of
 from liouna_snn.spiking import SpikingConfig, spiking_config
@@ -508,11 +508,6 @@ def target_lines(runs: list[dict], targets: dict, depths: list[int]) -> list[str
                       f"({times:.2f}x): **{'met' if times <= ratio else 'not met'}**"]
 
 
-def machine_name(record: dict) -> str:
-    """The machine a run's wall time was measured on, in words (``cpu`` is absent in runs before it was named)."""
-    cpu = record.get("cpu") if "," in (record.get("cpu") or "") else "CPU not recorded"
-    return f"{record.get('device', '?')} ({cpu}), {record.get('threads', '?')} threads"
-
 
 def per_layer_activity(record: dict, key: str, scale: float, spec: str) -> str:
     """One inference activity statistic of every layer, ``a/b/c`` (``-`` for a layer without a report,
@@ -559,8 +554,8 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
              f"test images, {u['schedule']} schedule, epochs = {u['epochs']}, batch {u['batch_size']}, probe "
              f"{results['probe']['epochs']} epochs. Accuracies: linear probe (k-NN) top-1 %; activity: inference firing "
              "rate (spikes per step) per layer, and the fraction of silent / saturated units. One table per compute "
-             "precision, and only between runs of one machine (device, CPU, threads). Each run's command, commit and machine "
-             "are in the JSON."]
+             "precision; wall times compare only within a table and only between runs of one machine (device, CPU, "
+             "threads). Each run's command, commit and machine are in the JSON."]
     for precision, group in by_precision(runs, u["precision"]).items():
         machines = sorted({machine_name(r) for r in group})
         commits = sorted({(r.get("git_commit") or "")[:10] for r in group})
@@ -600,7 +595,8 @@ def precision_table(runs: list[dict], depths: list[int]) -> list[str]:
 def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title: str = "") -> None:
     """Best probed-layer top-1 (%) and unsupervised time (s) against ``T``: a line per backend and neuron current,
     rate mode dashed; with runs of several precisions, each line names its precision (rate mode: one line style
-    per precision)."""
+    per precision). Times join into a line only within one machine (:func:`machine_name`): runs of several
+    machines get a line each, numbered in the time panel's title."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

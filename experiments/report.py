@@ -12,6 +12,7 @@ import statistics
 import sys
 
 from liouna_snn.experiment import layer_cells, probed_depths
+from liouna_snn.provenance import named_cpu
 
 
 def table(results: dict, norms: bool = False) -> str:
@@ -27,15 +28,16 @@ def table(results: dict, norms: bool = False) -> str:
 
     mixed = len({provenance(r) for r in runs}) > 1
 
-    def cpu(r):  # runs before the CPU was named record only the architecture
-        return r.get("cpu") if "," in (r.get("cpu") or "") else "not recorded"
+    def cpu(r):  # a run written before runs named their CPU does not take the file's (a later rerun's)
+        return named_cpu(r) or "not recorded"
 
     several_cpus = len({cpu(r) for r in runs}) > 1  # wall times compare only within one CPU: name it per run
     header = (f"`{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`" if not mixed else
               "runs of several invocations (each run's command, commit and precision below and in the JSON)")
     lines = [
         f"{header}, torch {results['torch']}, "
-        f"{results['device']} ({results.get('threads')} threads), {results['train_images']} train / "
+        f"{results['device']} ({'' if several_cpus or not named_cpu(runs[0]) else named_cpu(runs[0]) + ', '}"
+        f"{results.get('threads')} threads), {results['train_images']} train / "
         f"{results['test_images']} test images, {results['unsupervised']['schedule']} schedule, batch "
         f"{results['unsupervised']['batch_size']}" + ("" if mixed else f", {top_precision}"),
         "",
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with open(path) as f:
                 results = json.load(f)
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, ValueError) as err:  # (JSONDecodeError and UnicodeDecodeError are ValueErrors)
             print(f"report: {path}: not a readable results JSON ({err})", file=sys.stderr)
             return 2
         print(transfer_markdown(results) if "image_size" in results and results["runs"]

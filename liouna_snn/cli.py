@@ -153,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                        "the input mean / std")
     export.add_argument("--allow-unfinished", action="store_true", help="export the checkpoint of an unfinished run")
     export.add_argument("--precision", choices=("bf16", "fp32"), help="the network trained in this precision, where "
-                        "the run was trained in both (default: its first checkpoint, <label>_seed<s>.pt); the export "
-                        "folder then ends in _<precision>")
+                        "the run was trained in both (default: its first checkpoint, <label>_seed<s>.pt); the "
+                        "second precision's checkpoint (<label>_seed<s>_<precision>.pt) exports to "
+                        "<label>_seed<s>_<precision>/")
     export.add_argument("--format", choices=("plain", "nir"), default="plain",
                         help="plain: a PyTorch CNN (rate mode); nir: <out>/network.nir, a NIR graph of a spiking run")
     export.add_argument("--approximate-reset", action="store_true",

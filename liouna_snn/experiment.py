@@ -192,7 +192,12 @@ def checkpoint_path(experiment: dict, label: str, seed: int, checkpoint_dir: str
     unknown label."""
     folder = Path(checkpoint_dir) if checkpoint_dir else Path(experiment["_path"]).parent / "checkpoints" / experiment["name"]
     spiking = run_spiking(experiment, find_run(experiment, label)) is not None
-    first = folder / (f"{label}_spiking_seed{seed}.pt" if spiking else f"{label}_seed{seed}.pt")
+    return of_precision(folder / (f"{label}_spiking_seed{seed}.pt" if spiking else f"{label}_seed{seed}.pt"), precision)
+
+
+def of_precision(first: Path, precision: str | None) -> Path:
+    """The checkpoint ``first`` or, where that file holds a network trained in another compute ``precision``
+    (``"bf16"``, ``"fp32"``), ``<stem>_<precision>.pt`` beside it; ``precision=None``: ``first``."""
     if precision is None or checkpoint_precision(first) in (None, precision):
         return first
     return first.with_name(f"{first.stem}_{precision}.pt")

@@ -28,7 +28,8 @@ def git_commit() -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def cpu_name(cpuinfo: str | None = None) -> str:
-    """The CPU as ``"<model name>, <fastest extension>, <n> cores"``, e.g. ``"AMD EPYC, avx512_bf16, 2 cores"``.
+    """The CPU as ``"<model name>, <fastest extension>, <n> cores"``, e.g. ``"AMD EPYC, avx512_bf16, 2 cores"``
+    (``n``: the cores this process may run on).
 
     ``cpuinfo``: the text of ``/proc/cpuinfo`` (read when ``None``); where there is none (not Linux), the
     model is :func:`platform.processor` (or the architecture) and the extension is left out."""
@@ -43,9 +44,10 @@ def cpu_name(cpuinfo: str | None = None) -> str:
         if sep:
             fields.setdefault(key.strip(), value.strip())
     model = fields.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
-    flags = set(fields.get("flags", "").split())
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())  # x86 / ARM
     extension = next((f for f in _SPEED_FLAGS if f in flags), None)
-    return ", ".join(filter(None, (model, extension, f"{os.cpu_count()} cores")))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return ", ".join(filter(None, (model, extension, f"{cores} cores")))
 
 
 def machine(device: torch.device | str) -> dict:
@@ -57,12 +59,28 @@ def machine(device: torch.device | str) -> dict:
     return record
 
 
+def named_cpu(record: dict) -> str | None:
+    """The ``cpu`` of a record (results or run) as :func:`cpu_name` wrote it; ``None`` for records written
+    before (which hold only the architecture, e.g. ``"x86_64"``, or nothing)."""
+    cpu = record.get("cpu") or ""
+    return cpu if cpu.endswith(" cores") else None
+
+
+def machine_key(record: dict) -> tuple:
+    """What a record's wall time depends on: ``(device type, CPU, GPU, threads)``."""
+    device = record.get("device")
+    return (torch.device(device).type if device else None), named_cpu(record), record.get("gpu"), record.get("threads")
+
+
+def machine_name(record: dict) -> str:
+    """:func:`machine_key` in words, e.g. ``"cpu (AMD EPYC, avx2, 2 cores), 2 threads"``."""
+    device, cpu, gpu, threads = machine_key(record)
+    return (f"{device or '?'}" + (f" {gpu}" if gpu else "") + f" ({cpu or 'CPU not recorded'}), "
+            f"{threads if threads is not None else '?'} threads")
+
+
 def same_machine(a: dict, b: dict) -> bool:
     """Whether two records (results or runs, with :func:`machine`'s keys) ran on one machine, so that their wall
-    times compare. Records written before the CPU was named (``cpu`` absent or just the architecture) compare
-    only with each other."""
-    def key(r: dict) -> tuple:
-        cpu = r.get("cpu")
-        named = cpu if cpu and "," in cpu else None
-        return r.get("device"), named, r.get("gpu"), r.get("threads")
-    return key(a) == key(b)
+    times compare (:func:`machine_key`). Records written before the CPU was named compare only with each
+    other."""
+    return machine_key(a) == machine_key(b)

@@ -3,7 +3,10 @@ import os
 
 import pytest
 
-from liouna_snn.provenance import cpu_name, machine, same_machine
+from liouna_snn import provenance
+from liouna_snn.provenance import cpu_name, machine, machine_name, same_machine
+
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -17,17 +20,20 @@ model name\t: AMD EPYC 9B14
 
 @pytest.mark.parametrize("extra, extension", [("", "avx512_bf16"), ("amx_bf16 amx_tile", "amx_bf16")])
 def test_the_cpu_is_named_by_model_fastest_extension_and_cores(extra, extension):
-    assert cpu_name(CPUINFO.format(extra=extra)) == f"AMD EPYC 9B14, {extension}, {os.cpu_count()} cores"
+    assert cpu_name(CPUINFO.format(extra=extra)) == f"AMD EPYC 9B14, {extension}, {CORES} cores"
 
 
 def test_a_cpu_without_a_listed_extension_is_named_by_model_and_cores():
-    assert cpu_name("model name\t: Old CPU\nflags\t: fpu sse2\n") == f"Old CPU, {os.cpu_count()} cores"
+    assert cpu_name("model name\t: Old CPU\nflags\t: fpu sse2\n") == f"Old CPU, {CORES} cores"
 
 
-def test_the_machine_record_has_device_cpu_and_threads():
-    record = machine("cpu")
-    assert record["device"] == "cpu" and record["cpu"] == cpu_name() and record["threads"] >= 1
-    assert "gpu" not in record
+def test_the_machine_record_names_the_gpu_on_a_cuda_device(monkeypatch):
+    monkeypatch.setattr(provenance, "cpu_name", lambda: "AMD EPYC, avx2, 2 cores")
+    monkeypatch.setattr(provenance.torch.cuda, "get_device_name", lambda device: f"H100 ({device})")
+    assert machine("cpu") == {"device": "cpu", "cpu": "AMD EPYC, avx2, 2 cores", "threads": provenance.torch.get_num_threads()}
+    gpu = machine("cuda:0")
+    assert gpu["gpu"] == "H100 (cuda:0)" and gpu["device"] == "cuda:0"
+    assert machine_name(gpu) == f"cuda H100 (cuda:0) (AMD EPYC, avx2, 2 cores), {gpu['threads']} threads"
 
 
 def test_times_compare_only_within_one_machine():
@@ -39,3 +45,5 @@ def test_times_compare_only_within_one_machine():
     assert not same_machine(here, {**here, "cpu": "AMD EPYC, avx2, 2 cores"})
     assert not same_machine(here, {**here, "threads": 1})
     assert not same_machine({**here, "device": "cuda:0", "gpu": "H100"}, {**here, "device": "cuda:0", "gpu": "A100"})
+    assert same_machine({**here, "device": "cuda", "gpu": "H100"}, {**here, "device": "cuda:0", "gpu": "H100"})
+    assert machine_name(old) == "cpu (CPU not recorded), 2 threads"

@@ -42,7 +42,9 @@ def test_runs_timed_on_several_cpus_name_their_cpu():
     assert lines[2].endswith("| dead units per layer | CPU |")
     assert lines[4].endswith("| not recorded |") and lines[5].endswith("| AMD EPYC, avx512_bf16, 2 cores |")
     same = report.table(_results([_run("a", 60.0, cpu="x86_64"), _run("b", 61.0)]))
-    assert "CPU" not in same.splitlines()[2]
+    assert "CPU" not in same.splitlines()[2] and "cpu (2 threads)" in same.splitlines()[0]
+    one = report.table(_results([_run("a", 60.0, cpu="AMD EPYC, avx2, 2 cores")]))
+    assert "cpu (AMD EPYC, avx2, 2 cores, 2 threads)" in one.splitlines()[0]
 
 
 def test_columns_follow_the_probed_depths_not_the_entry_count():

@@ -357,3 +357,20 @@ def test_cli_precision_replaces_the_files_and_the_end_to_end_runs_own(tmp_path, 
     assert {(r["label"], r["precision"]) for r in results["runs"]} == {("random", "bf16"), ("e2e-supervised", "bf16")}
     e2e = next(r for r in results["runs"] if r["label"] == "e2e-supervised")
     assert e2e["train_options"]["precision"] == "bf16"
+
+
+def test_a_pre_training_in_another_precision_keeps_its_own_checkpoint_beside_the_first(tmp_path):
+    path = write_experiment(tmp_path, rules=("softhebb",), source_images=100)
+    kw = dict(progress=False, results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c")
+    first = run_transfer(path, precision="fp32", **kw)
+    second = run_transfer(path, precision="bf16", **kw)
+    names = sorted(p.name for p in (tmp_path / "c").glob("*.pt"))
+    assert names == ["cifar10-mini_softhebb_seed0.pt", "cifar10-mini_softhebb_seed0_bf16.pt"]
+    assert [(r["label"], r["precision"]) for r in second["runs"]] == [("softhebb", "fp32"), ("softhebb", "bf16")]
+    assert second["runs"][0]["layers"] == first["runs"][0]["layers"]  # the fp32 entry is kept as it was
+    assert second["runs"][1]["cpu"] == second["cpu"] and second["runs"][1]["device"] == "cpu"
+    # a rerun in bf16 resumes its own finished checkpoint: the same features and probe
+    again = run_transfer(path, precision="bf16", **kw)
+    assert ([(l["probe_top1"], l["knn_top1"]) for l in again["runs"][1]["layers"]]
+            == [(l["probe_top1"], l["knn_top1"]) for l in second["runs"][1]["layers"]])
+    assert again["runs"][1]["unsup_seconds"] == second["runs"][1]["unsup_seconds"]  # not trained again

@@ -283,7 +283,7 @@ def _source_network(exp: dict, tr: dict, run: dict, label: str, seed: int, spec:
 
     A pre-training on ``source.dataset`` takes its leading layers from the checkpoints in ``donor_dirs`` that
     share them (:func:`~liouna_snn.training.train_unsupervised`'s ``donors``)."""
-    from ..experiment import per_layer_rules, resolve_model
+    from ..experiment import of_precision, per_layer_rules, resolve_model
     from ..export import input_statistics, load_trained_network
     from ..network import build_network, load_spec
     from ..training import donor_name, train_unsupervised
@@ -311,11 +311,13 @@ def _source_network(exp: dict, tr: dict, run: dict, label: str, seed: int, spec:
     net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)
     cfg = dataclasses.replace(train_cfg, seed=seed)
     mode = "_spiking" if spiking is not None else ""
-    checkpoint = checkpoint_dir / f"{source['dataset']}_{label}{mode}_seed{seed}.pt"
+    # a pre-training of another compute precision keeps its own checkpoint (<...>_seed<s>_<precision>.pt)
+    checkpoint = of_precision(checkpoint_dir / f"{source['dataset']}_{label}{mode}_seed{seed}.pt",
+                              "fp32" if compute_dtype is None else "bf16")
     # this experiment's own pre-trainings on the same source, and every run of a reuse_from experiment
-    donors = [p for folder in donor_dirs
-              for p in sorted(folder.glob(f"{source['dataset']}_*_seed{seed}.pt" if folder == checkpoint_dir
-                                          else f"*_seed{seed}.pt")) if p != checkpoint]
+    prefix = {folder: f"{source['dataset']}_*" if folder == checkpoint_dir else "*" for folder in donor_dirs}
+    donors = [p for folder in donor_dirs for pattern in (f"_seed{seed}.pt", f"_seed{seed}_*.pt")
+              for p in sorted(folder.glob(prefix[folder] + pattern)) if p != checkpoint]
     summary = train_unsupervised(net, train.to(device), cfg, device=device,
                                  mean=None if mean is None else mean.to(device),
                                  std=None if std is None else std.to(device), progress=progress,
@@ -464,8 +466,8 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                     "probe_top1": max(layer["probe_top1"] for layer in layers), **extra,
                     **({"reused_layers": {"layers": summary["reused_layers"], "checkpoint": summary["reused_from"]}}
                        if summary and summary.get("reused_layers") else {}),
-                    "command": command, "git_commit": results["git_commit"],
-                    "precision": extra["train_options"].get("precision") if extra else precision,
+                    "command": command, "git_commit": results["git_commit"], **machine(dev),
+                    "precision": resolve_precision(extra["train_options"]["precision"], dev) if extra else precision,
                 }
                 if finetune_cfg["epochs"]:
                     entry["finetune"] = finetune_plain(

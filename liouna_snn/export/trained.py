@@ -15,6 +15,7 @@ import torch
 from ..experiment import checkpoint_path, find_run, load_experiment, per_layer_rules, resolve_model, run_spiking
 from ..network import LocalNetwork, build_network, load_spec
 from ..training import TrainConfig, load_checkpoint
+from ..training.checkpoint import checkpoint_precision
 from ..training.schedules import _phases
 
 
@@ -73,6 +74,9 @@ def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
         trained_in = f" trained in {precision}" if precision else ""
         raise FileNotFoundError(f"no checkpoint for run {label!r} seed {seed}{trained_in} at {path}{hint}; train it "
                                 f"first: liouna-snn run {experiment}" + (f" --precision {precision}" if precision else ""))
+    if precision is not None and checkpoint_precision(path) != precision:
+        raise ValueError(f"{path} does not record the precision it was trained in (it predates that record); "
+                         f"export it without --precision")
     network = untrained_network(exp, label, seed)
     state = load_checkpoint(path)
     if not isinstance(state, dict) or "network" not in state:
