@@ -257,13 +257,13 @@ def test_a_partial_rerun_keeps_the_other_runs_with_their_provenance(tmp_path):
     when an older file recorded those only at its top level (which the rerun rewrites)."""
     exp = _write_experiment(tmp_path)
     path = tmp_path / "experiments" / "results" / "tiny.json"
-    first = run_experiment(exp, device="cpu", progress=False)
+    first = run_experiment(exp, device="cpu", progress=False, precision="fp32")  # whatever "auto" picks here
     old = {**first, "command": "liouna-snn run tiny.toml (old)", "git_commit": "0" * 40,
            "unsupervised": {**first["unsupervised"], "precision": "bf16"},
            "runs": [{k: v for k, v in r.items() if k not in ("command", "git_commit", "precision")}
                     for r in first["runs"]]}
     path.write_text(json.dumps(old))
-    rerun = run_experiment(exp, device="cpu", progress=False, only_rules=["random"])
+    rerun = run_experiment(exp, device="cpu", progress=False, only_rules=["random"], precision="fp32")
     # the old bf16 record of "random" stays beside the new fp32 one: seeds and reruns compare within a precision
     assert [(r["label"], r["precision"]) for r in rerun["runs"]] == [("softhebb", "bf16"), ("random", "bf16"),
                                                                      ("random", "fp32")]
@@ -272,7 +272,7 @@ def test_a_partial_rerun_keeps_the_other_runs_with_their_provenance(tmp_path):
     assert kept["layers"] == old["runs"][0]["layers"] and kept_random["layers"] == old["runs"][1]["layers"]
     assert fresh["precision"] == rerun["unsupervised"]["precision"] and fresh["git_commit"] == rerun["git_commit"] != "0" * 40
     assert json.loads(path.read_text()) == json.loads(json.dumps(rerun))
-    again = run_experiment(exp, device="cpu", progress=False, only_rules=["random"])  # same precision: replaced
+    again = run_experiment(exp, device="cpu", progress=False, only_rules=["random"], precision="fp32")  # replaced
     assert [(r["label"], r["precision"]) for r in again["runs"]] == [(r["label"], r["precision"]) for r in rerun["runs"]]
 
 
@@ -338,8 +338,7 @@ def test_a_run_in_another_precision_gets_its_own_checkpoint_and_filter_plot(tmp_
     from liouna_snn.training.checkpoint import checkpoint_precision
 
     exp = _write_experiment(tmp_path)
-    first = run_experiment(exp, device="cpu", progress=False, only_rules=["softhebb"])
-    assert first["unsupervised"]["precision"] == "fp32"  # (this test assumes "auto" is fp32 here)
+    first = run_experiment(exp, device="cpu", progress=False, only_rules=["softhebb"], precision="fp32")
     ckpts = tmp_path / "experiments" / "checkpoints" / "tiny"
     state = torch.load(ckpts / "softhebb_seed0.pt", weights_only=False)
     for layer in state["network_identity"]["layers"]:
@@ -351,7 +350,7 @@ def test_a_run_in_another_precision_gets_its_own_checkpoint_and_filter_plot(tmp_
     assert checkpoint_path(loaded, "softhebb", 0, ckpts, "fp32") == ckpts / "softhebb_seed0_fp32.pt"
     assert checkpoint_path(loaded, "softhebb", 0, ckpts, "bf16") == ckpts / "softhebb_seed0.pt"
     assert checkpoint_path(loaded, "softhebb", 0, ckpts) == ckpts / "softhebb_seed0.pt"
-    again = run_experiment(exp, device="cpu", progress=False, only_rules=["softhebb"])
+    again = run_experiment(exp, device="cpu", progress=False, only_rules=["softhebb"], precision="fp32")
     assert (ckpts / "softhebb_seed0.pt").read_bytes() == before
     assert checkpoint_precision(ckpts / "softhebb_seed0_fp32.pt") == "fp32"
     accuracies = [[(layer["probe_top1"], layer["knn_top1"]) for layer in r["runs"][-1]["layers"]] for r in (first, again)]
