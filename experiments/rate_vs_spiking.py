@@ -601,7 +601,7 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(13, 4.2))
     spiking = [r for r in runs if r["mode"] == "spiking"]
     several = len({precision_of(r) for r in runs}) > 1
 
@@ -642,11 +642,11 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
         ax.set_xlabel("time steps T")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22))  # below: long names
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
