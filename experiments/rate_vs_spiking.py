@@ -402,8 +402,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                                              train_subset=args.train_subset, test_subset=args.test_subset)
 
     unsup = dict(exp.get("unsupervised", {}))
-    configured = unsup.pop("precision", "auto")
-    precision = resolve_precision(configured if args.precision is None else args.precision, device)
+    configured = unsup.pop("precision", "auto")  # (popped in any case: TrainConfig does not take it)
+    precision = resolve_precision(args.precision or configured, device)
     compute_dtype = dtype_of(precision, device)
     train_cfg = TrainConfig(**unsup)
     probe_cfg = {**PROBE_DEFAULTS, **exp.get("probe", {}), "layers": depths}
@@ -506,7 +506,6 @@ def target_lines(runs: list[dict], targets: dict, depths: list[int]) -> list[str
     times = spk["unsup_seconds"] / max(rate["unsup_seconds"], 1e-9)
     return [accuracy, f"- Time target: {time_goal}: {spk['unsup_seconds']:.1f} s vs {rate['unsup_seconds']:.1f} s "
                       f"({times:.2f}x): **{'met' if times <= ratio else 'not met'}**"]
-
 
 
 def per_layer_activity(record: dict, key: str, scale: float, spec: str) -> str:

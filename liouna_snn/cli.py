@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+PRECISIONS = ("auto", "bf16", "fp32")  # liouna_snn.precision.PRECISIONS, without importing torch for --help
+
 
 def _run(args) -> int:
     from .experiment import run_experiment, summary_table
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  "(the other runs of an existing results file are kept)")
     run.add_argument("--seeds", type=int, nargs="+", help="only these seeds of each run, in place of its `seeds` "
                                                            "(the other records of an existing results file are kept)")
-    run.add_argument("--precision", choices=("auto", "bf16", "fp32"),  # liouna_snn.precision.PRECISIONS, without torch
+    run.add_argument("--precision", choices=PRECISIONS,
                      help="compute precision in place of the experiment's "
                      "[unsupervised] precision (auto: bf16 where the device computes it natively, else fp32)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     transfer.add_argument("--transfers", nargs="+", metavar="SOURCE:TARGET",
                           help="only these [[transfers]], e.g. cifar10:imagenette (the source's dataset or experiment "
                                "file stem, the target's dataset); the file's other results are kept")
-    transfer.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+    transfer.add_argument("--precision", choices=PRECISIONS,
                           help="compute precision in place of the file's [unsupervised] precision and the "
                           "end-to-end runs' own (auto: bf16 where the device computes it natively)")
     transfer.add_argument("--quiet", action="store_true", help="no progress bars")

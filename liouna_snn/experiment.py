@@ -383,8 +383,8 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
     train, test, mean, std = experiment_data(data_cfg, dev, root=data_root, download=download)
 
     unsup = dict(exp.get("unsupervised", {}))
-    configured = unsup.pop("precision", "auto")
-    precision = resolve_precision(configured if precision is None else precision, dev)
+    configured = unsup.pop("precision", "auto")  # (popped in any case: TrainConfig does not take it)
+    precision = resolve_precision(precision or configured, dev)
     compute_dtype = dtype_of(precision, dev)
     train_cfg = TrainConfig(**unsup)
     probe_cfg = {**PROBE_DEFAULTS, "layers": "all", **exp.get("probe", {})}

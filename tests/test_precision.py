@@ -45,3 +45,9 @@ def test_features_are_stored_in_the_storage_dtype(monkeypatch):
         monkeypatch.setattr(features, "storage_dtype", lambda device, fast=fast: torch.bfloat16 if fast else torch.float32)
         f, y = extract_features(model, train, 1, progress=False)
         assert f.dtype == dtype and f.shape == (20, 3 * 32 * 32) and len(y) == 20
+
+
+def test_the_command_lines_choices_are_the_library_precisions():
+    from liouna_snn import cli
+
+    assert cli.PRECISIONS == precision.PRECISIONS
