@@ -136,6 +136,21 @@ def load_config(path: str | Path) -> dict:
     return cfg
 
 
+def parse_neuron_overrides(overrides: list[str] | None) -> dict:
+    """``["threshold=2", "reset=subtract"]`` as ``{"threshold": 2.0, "reset": "subtract"}`` (numbers become floats,
+    anything else stays a string); a malformed entry is a ``ValueError`` naming it."""
+    changes = {}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"--neuron-param {item!r}: give KEY=VALUE, e.g. threshold=2 or beta=1")
+        try:
+            changes[key.strip()] = float(value)
+        except ValueError:
+            changes[key.strip()] = value.strip()
+    return changes
+
+
 def with_neuron_params(cfg: dict, overrides: list[str] | None, neurons: list[str]) -> dict:
     """``cfg`` with the ``[neuron_params]`` of the backends ``neurons`` (those this invocation runs; the others
     are dropped) and of the target neuron updated by ``overrides`` (``["threshold=2", "beta=1"]``, the same value
@@ -145,15 +160,7 @@ def with_neuron_params(cfg: dict, overrides: list[str] | None, neurons: list[str
     those backends cannot take (Norse cannot run ``beta=1``), is a ``ValueError`` naming it."""
     if not overrides:
         return cfg
-    changes = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise ValueError(f"--neuron-param {item!r}: give KEY=VALUE, e.g. threshold=2 or beta=1")
-        try:
-            changes[key.strip()] = float(value)
-        except ValueError:
-            changes[key.strip()] = value.strip()
+    changes = parse_neuron_overrides(overrides)
     chosen = set(neurons) | {cfg["targets"]["neuron"]}
     params = {name: {**p, **changes} for name, p in cfg["neuron_params"].items() if name in chosen}
     check_matched_neurons(params, f"--neuron-param {' '.join(overrides)}")
@@ -199,16 +206,24 @@ def probe_depths(values: list | str, n_layers: int, where: str) -> list[int]:
 # --- one comparison: which runs, with which conditions ----------------------------------------------------
 
 def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition: str = "none",
-              current_norm: str = "none", beta: float = LIFParameters.beta) -> str:
+              current_norm: str = "none", beta: float = LIFParameters.beta, overrides: dict | None = None,
+              initial_membrane: str = "rest") -> str:
     """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition and the current divided by its
-    standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current``; a leak other than the default
+    standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current`` (``-uniform-membrane`` when the membranes
+    start uniformly below threshold); a leak other than the default
     ``beta`` adds ``-beta1`` (so the labels of runs with the default leak stay what they were; the
-    ``integrate-and-fire`` backend has no other beta and no suffix)."""
+    ``integrate-and-fire`` backend has no other beta and no suffix). The neuron parameters set on the command line
+    (``overrides``, from ``--neuron-param``; beta aside) add one suffix each, ``-threshold2`` or ``-reset-subtract``,
+    so a run with parameters other than its config's never shares a label with the config's own run."""
     if neuron is None:
         return f"{rule}-rate"
     suffix = "" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition"
     suffix += "" if current_norm == "none" else f"-{current_norm}-current"
+    suffix += "" if initial_membrane == "rest" else f"-{initial_membrane}-membrane"
     suffix += "" if beta == LIFParameters.beta or neuron == "integrate-and-fire" else f"-beta{beta:g}"
+    for key, value in sorted((overrides or {}).items()):
+        if key != "beta":
+            suffix += f"-{key}{value:g}" if isinstance(value, float) else f"-{key}-{value}"
     return f"{rule}-{neuron}-T{time_steps}{suffix}"
 
 
@@ -229,6 +244,8 @@ def current_variant(record: dict) -> str:
         words.append(f"{spiking['lateral_inhibition']} inhibition")
     if spiking["current_norm"] != "none":
         words.append(f"current / {spiking['current_norm']}")
+    if spiking["initial_membrane"] != "rest":
+        words.append(f"{spiking['initial_membrane']} initial membrane")
     return ", ".join(words)
 
 
@@ -308,7 +325,7 @@ def digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
 
 
-NEWER_SPIKING_OPTIONS = {"current_norm": "none"}
+NEWER_SPIKING_OPTIONS = {"current_norm": "none", "initial_membrane": "rest"}
 """Spiking options added after this benchmark's first checkpoints, with the default that they did not record."""
 
 
@@ -440,7 +457,9 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                       "probe": {k: v for k, v in probe_cfg.items() if k != "layers"}}
         label = run_label(run["rule"], neuron, T, *(("none", "none") if spiking is None else
                                                     (spiking.lateral_inhibition, spiking.current_norm,
-                                                     lif_parameters(neuron, spiking.neuron_params).beta)))
+                                                     lif_parameters(neuron, spiking.neuron_params).beta,
+                                                     parse_neuron_overrides(args.neuron_param),
+                                                     spiking.initial_membrane)))
         key = run_key({"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else
                       {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"]})
         same = [r for r in results["runs"] if r.get("conditions") and scope_key(r) == scope

@@ -16,7 +16,8 @@ from torch import nn
 
 from .rules import ConvGeometry, LocalRule, RuleConfig
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
-from .spiking import CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, neuron_current, spike_counts
+from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, initial_membranes,
+                      neuron_current, spike_counts)
 
 ACTIVITY_PHASES = ("learning", "inference")
 
@@ -113,7 +114,7 @@ class PlasticLayer(nn.Module):
             if self.spiking is not None:
                 x_steps, x_pre = self._presynaptic(x, learning=False)
                 u_steps, u = self._spiking_drive(x_steps, x_pre)
-                counts, _ = self._spike_counts(u_steps, u)
+                counts, _ = self._spike_counts(u_steps, u, initial_membrane=self._initial_membrane(u))
                 self._record_activity(counts, "inference")
                 return self._pool(counts / self.spiking.time_steps)
             return self._pool(self.activation(self._drive(self.norm(x))))
@@ -193,7 +194,8 @@ class PlasticLayer(nn.Module):
                                 cfg.trace_decay)
 
         acc = tracker(u_steps, u) if online and visible is None else None
-        counts, gain = self._spike_counts(u_steps, u, on_step=acc)
+        v0 = self._initial_membrane(u, generator)
+        counts, gain = self._spike_counts(u_steps, u, on_step=acc, initial_membrane=v0)
         self._record_activity(counts, "learning")
         y = counts / T
         if learns:
@@ -202,7 +204,7 @@ class PlasticLayer(nn.Module):
             else:  # the masked input drives its own run of the neurons (as rate mode recomputes the drive)
                 u_v_steps, u_v = self._spiking_drive(x_steps, x_pre, visible)
                 acc = tracker(u_v_steps, u_v) if online else None
-                y_v = self._spike_counts(u_v_steps, u_v, on_step=acc, gain=gain)[0] / T
+                y_v = self._spike_counts(u_v_steps, u_v, on_step=acc, gain=gain, initial_membrane=v0)[0] / T
             dw = acc.result() if online else delta(x_pre, u_v, y_v)
             self.rule.apply(self.weight, dw, progress)
             winners = u_v.argmax(dim=1).flatten()
@@ -257,18 +259,28 @@ class PlasticLayer(nn.Module):
         u_steps = self._drive(xs.flatten(0, 1)).unflatten(0, xs.shape[:2])  # all T steps in one convolution
         return u_steps, u_steps.mean(dim=0)
 
+    def _initial_membrane(self, u: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """The membranes' starting potentials for drive ``u`` (``(B, K, ...)``): ``None`` (rest) unless the config
+        asks for ``uniform`` ones, drawn with ``generator`` (else the device's default generator)."""
+        if self.spiking.initial_membrane == "rest":
+            return None
+        return initial_membranes(self.neuron, u.shape, u.device, u.dtype, generator)
+
     def _spike_counts(self, u_steps: torch.Tensor | None, u: torch.Tensor, on_step=None,
-                      gain: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                      gain: torch.Tensor | None = None,
+                      initial_membrane: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Spike counts of the layer's neurons driven by ``u`` (or ``u_steps``), after lateral inhibition, and the
         gain applied with ``current_norm = "std"`` (``None`` otherwise). A given ``gain`` is used as it is (the
-        masked run of a learning step keeps the unmasked run's gain, as a fixed threshold would)."""
+        masked run of a learning step keeps the unmasked run's gain, as a fixed threshold would, and its
+        ``initial_membrane``)."""
         per_step = u_steps is not None
         current = neuron_current(u_steps if per_step else u, self.spiking.lateral_inhibition,
                                  channel_dim=2 if per_step else 1)
         if self.current_scale is not None:
             gain = self.current_scale.gain(current) if gain is None else gain
             current = current * gain
-        return spike_counts(self.neuron, current, self.spiking.time_steps, per_step=per_step, on_step=on_step), gain
+        return spike_counts(self.neuron, current, self.spiking.time_steps, per_step=per_step, on_step=on_step,
+                            initial_membrane=initial_membrane), gain
 
     def _record_activity(self, counts: torch.Tensor, phase: str) -> None:
         dims = [0] + list(range(2, counts.dim()))

@@ -17,7 +17,8 @@ One frozen record, :class:`SpikingConfig`, switches a layer (or a whole network,
 2. **Neurons.** The layer's neuron (:func:`liouna_snn.neurons.make_neuron`, built once per layer) is
    driven by ``u`` (or ``u_t``) for ``T`` steps, less the mean drive of the layer's units at the same
    position with ``lateral_inhibition = "mean"`` (rate mode's triangle competition as an inhibitory
-   current); the layer's output is the firing rate ``y = count / T`` after pooling, so the next layer
+   current), from rest or, with ``initial_membrane = "uniform"``, from membranes drawn uniformly below
+   threshold for every input; the layer's output is the firing rate ``y = count / T`` after pooling, so the next layer
    receives rates in [0, 1]. Probes use these rates as features. The rule sees the synaptic drive ``u``.
 3. **Plasticity.** ``rate``: after the ``T`` steps the rule of the rule document (section 2) is applied
    to rates, ``dW = LocalRule.delta(x, u, y)`` with ``x = mean_t`` of the normalised presynaptic input,
@@ -46,13 +47,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .neurons import NEURONS, Neuron, bernoulli_rate, make_neuron, poisson_rate
+from .neurons import NEURONS, LIFParameters, Neuron, bernoulli_rate, make_neuron, poisson_rate
 from .neurons.backends import NORSE_DT
 
 ENCODERS = ("constant-current", "bernoulli", "poisson")
 PLASTICITIES = ("rate", "online")
 LATERAL_INHIBITIONS = ("none", "mean")
 CURRENT_NORMS = ("none", "std")
+INITIAL_MEMBRANES = ("rest", "uniform")
 ENCODER_PARAMS: dict[str, dict[str, float]] = {
     "constant-current": {},
     "bernoulli": {},
@@ -89,6 +91,11 @@ class SpikingConfig:
             gain, so ``threshold`` is in units of that standard deviation and the firing does not depend on
             the scale of the weights; batch statistic while learning and in ``train()``, a running estimate
             in ``eval()``; see :class:`CurrentScale`). Default ``none``.
+        initial_membrane: where the membranes start for each input: ``rest`` (0) or ``uniform`` (drawn
+            independently for every unit, position and input, uniform between the reset potential and the
+            threshold; see :func:`initial_membranes`). With ``uniform`` an integrate-and-fire neuron's expected
+            count is exactly ``T * I / threshold`` for currents ``0 <= I <= threshold``: no current is too weak to
+            fire now and then, where from rest ``I < threshold / T`` never fires. Default ``rest``.
     """
 
     neuron: str = "native-lif"
@@ -100,6 +107,7 @@ class SpikingConfig:
     trace_decay: float = 0.9
     lateral_inhibition: str = "none"
     current_norm: str = "none"
+    initial_membrane: str = "rest"
 
     def __post_init__(self):
         def allowed(name, value, options):
@@ -111,6 +119,7 @@ class SpikingConfig:
         allowed("plasticity", self.plasticity, PLASTICITIES)
         allowed("lateral_inhibition", self.lateral_inhibition, LATERAL_INHIBITIONS)
         allowed("current_norm", self.current_norm, CURRENT_NORMS)
+        allowed("initial_membrane", self.initial_membrane, INITIAL_MEMBRANES)
         T = self.time_steps
         if isinstance(T, bool) or not isinstance(T, int) or T < 1:
             raise ValueError(f"spiking option time_steps={T!r} must be a positive integer (the number of steps T)")
@@ -287,9 +296,30 @@ class Trace:
 
 
 @torch.no_grad()
+def initial_membranes(neuron: Neuron, shape: torch.Size | tuple[int, ...], device: torch.device | str,
+                      dtype: torch.dtype, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Membrane potentials ``(shape)`` drawn uniformly in ``[v_reset, threshold)`` of ``neuron`` (``[0, threshold)``
+    for a subtractive reset), independently per element: the ``uniform`` initial membrane of :class:`SpikingConfig`.
+
+    Each neuron thus starts somewhere in the range its membrane sweeps between spikes, as if the previous input
+    had left it there. ``generator`` may live on another device than ``device`` (e.g. a CPU generator for
+    deterministic runs): the draws are made there and moved. Needs a neuron with LIF parameters (``neuron.p``).
+    """
+    p = getattr(neuron, "p", None)
+    if not isinstance(p, LIFParameters):
+        raise ValueError(f"initial_membrane = 'uniform' needs a neuron with a threshold and a reset (LIFParameters "
+                         f"as .p); {type(neuron).__name__} has none")
+    low = p.v_reset if p.reset == "zero" else 0.0
+    where = device if generator is None else generator.device
+    v = torch.rand(shape, generator=generator, device=where, dtype=torch.float32)
+    return (v * (p.threshold - low) + low).to(device=device, dtype=dtype)
+
+
+@torch.no_grad()
 def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: bool = False,
-                 on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
-    """Spike count of every unit over ``T`` steps of ``neuron``, from rest.
+                 on_step: Callable[[int, torch.Tensor], None] | None = None,
+                 initial_membrane: torch.Tensor | None = None) -> torch.Tensor:
+    """Spike count of every unit over ``T`` steps of ``neuron``, from rest or from ``initial_membrane``.
 
     Args:
         neuron: a :class:`liouna_snn.neurons.Neuron`.
@@ -298,11 +328,19 @@ def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: boo
         per_step: whether ``current`` has a leading time dimension.
         on_step: called as ``on_step(t, spikes)`` after every step (e.g. online plasticity); ``spikes`` is
             overwritten by the next step, so copy what must outlive the call.
+        initial_membrane: the membranes at the start, shaped like one step's current (e.g. from
+            :func:`initial_membranes`); ``None`` starts from rest. Not modified.
 
     Returns the counts, shaped like one step's current (values 0..T, ``current``'s dtype).
     """
     shape = current.shape[1:] if per_step else current.shape
-    state = neuron.init_state(shape, current.device, current.dtype)
+    if initial_membrane is None:
+        state = neuron.init_state(shape, current.device, current.dtype)
+    else:
+        if initial_membrane.shape != shape:
+            raise ValueError(f"spike_counts: initial_membrane has shape {tuple(initial_membrane.shape)}, but one "
+                             f"step's current has shape {tuple(shape)}")
+        state = neuron.membrane_state(initial_membrane.to(current.dtype, copy=True))
     count = torch.zeros(shape, device=current.device, dtype=current.dtype)
     spikes = torch.empty_like(count)  # one buffer, overwritten by every step
     for t in range(T):

@@ -302,3 +302,21 @@ def test_current_norm_is_folded_into_the_synapse_and_round_trips():
     out = net(images(3))
     assert 0.02 < float(out.mean()) < 0.98
     assert torch.equal(back(images(3)), out)
+
+
+def test_uniform_initial_membranes_are_recorded_in_the_graph_and_restored(tmp_path):
+    """NIR neurons have no initial state: the graph's metadata says the membranes start uniformly below threshold,
+    and the import runs them so (same draws, same spikes)."""
+    cfg = SpikingConfig(neuron="native-lif", neuron_params=ZERO_LIF, time_steps=6, initial_membrane="uniform")
+    net = ls.build_network(POOLED, ls.rule_config("softhebb"), spiking=cfg).eval()
+    path = tmp_path / "net.nir"
+    nir.write(path, export_nir(net))
+    graph = nir.read(path)
+    assert graph.metadata["initial_membrane"] in ("uniform", b"uniform")
+    back = import_nir(graph)
+    assert [layer.spiking.initial_membrane for layer in back.layers] == ["uniform", "uniform"]
+    torch.manual_seed(5)
+    out = net(images(3))
+    torch.manual_seed(5)
+    assert torch.equal(back(images(3)), out)
+    assert "initial_membrane" not in export_nir(trained(POOLED)).metadata  # the default, rest, is not written

@@ -246,6 +246,13 @@ def test_runs_differing_in_their_neuron_parameters_get_their_own_label_key_row_a
         "liouna-native-lif-T8-mean-inhibition-std-current"  # the default leak keeps the labels runs already have
     assert driver.run_label("liouna", "native-lif", 8, "mean", "std", beta=1.0) == \
         "liouna-native-lif-T8-mean-inhibition-std-current-beta1"
+    # --neuron-param overrides name themselves: threshold 2 does not take the config's threshold-3 label
+    overrides = driver.parse_neuron_overrides(["threshold=2", "reset=subtract", "beta=1"])
+    assert overrides == {"threshold": 2.0, "reset": "subtract", "beta": 1.0}
+    assert driver.run_label("liouna", "native-lif", 8, "mean", "std", beta=1.0, overrides=overrides) == \
+        "liouna-native-lif-T8-mean-inhibition-std-current-beta1-reset-subtract-threshold2"
+    with pytest.raises(ValueError, match=r"--neuron-param 'threshold': give KEY=VALUE"):
+        driver.parse_neuron_overrides(["threshold"])
     current = {"lateral_inhibition": "mean", "current_norm": "std"}
     leaky = {"mode": "spiking", "neuron": "native-lif", "time_steps": 8,
              "spiking": {**current, "neuron_params": {"beta": 0.9, "threshold": 3.0, "reset": "zero"}}}

@@ -12,7 +12,7 @@ from liouna_snn.export import load_trained_network
 from liouna_snn.neurons import bernoulli_rate, make_neuron, rates, run
 from liouna_snn.network import LocalNetwork
 from liouna_snn.rules import ConvGeometry, RuleConfig
-from liouna_snn.spiking import SpikingConfig, Trace, spiking_config
+from liouna_snn.spiking import SpikingConfig, Trace, initial_membranes, spike_counts, spiking_config
 
 from .test_network import SMALL_SPEC
 from .conftest import SMALL_SPEC_TOML
@@ -454,3 +454,68 @@ def test_with_spiking_keeps_the_current_gain_between_two_normalising_modes():
         assert float(b.spike_counts_inference.sum()) == 0  # activity counts start afresh
     plain = net.with_spiking(SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4))
     assert all(layer.current_scale is None for layer in plain.layers)
+
+
+# --- membranes that start uniformly below threshold ------------------------------------------------------
+
+def test_uniform_initial_membranes_make_integrate_and_fire_counts_unbiased():
+    """From rest, an integrate-and-fire neuron counts floor(T * I / threshold) spikes: at T = 4, a current of
+    0.2 thresholds never fires. From membranes uniform in [0, threshold) the count is floor(U + T * I / threshold),
+    whose mean is exactly T * I / threshold: the spike count estimates the rate-mode activation without bias."""
+    neuron = make_neuron("integrate-and-fire", threshold=2.0)
+    T, n = 4, 200_000
+    levels = torch.tensor([0.0, 0.1, 0.4, 0.75, 1.3, 1.9])  # currents I (threshold 2)
+    current = levels.repeat(n, 1)
+    from_rest = spike_counts(neuron, current, T)
+    assert torch.equal(from_rest[0], torch.floor(T * levels / 2.0))  # every sample alike
+    g = torch.Generator().manual_seed(0)
+    v0 = initial_membranes(neuron, current.shape, "cpu", torch.float32, g)
+    assert float(v0.min()) >= 0.0 and float(v0.max()) < 2.0 and abs(float(v0.mean()) - 1.0) < 0.01
+    counts = spike_counts(neuron, current, T, initial_membrane=v0)
+    assert torch.equal(v0, initial_membranes(neuron, current.shape, "cpu", torch.float32,
+                                             torch.Generator().manual_seed(0)))  # not modified, reproducible
+    expected = T * levels / 2.0
+    # The count is floor(U + a) with U uniform: one of two neighbouring integers, standard error < 0.5 / sqrt(n).
+    assert torch.allclose(counts.mean(dim=0), expected, atol=5 * 0.5 / n ** 0.5)
+    assert torch.all((counts - expected).abs() < 1)
+    assert from_rest.mean(dim=0)[1] == 0 and counts.mean(dim=0)[1] > 0.15  # the weak current fires now and then
+
+
+def test_uniform_initial_membranes_start_every_backend_alike():
+    """The same initial membranes give identical spike trains on every backend with a reset to zero, and on the
+    leaky neurons they land in [v_reset, threshold)."""
+    current = torch.randn(6, 40, generator=torch.Generator().manual_seed(1)) * 0.6 + 0.25
+    counts = {}
+    for name, params in [("native-lif", {"reset": "zero"}), ("snntorch-leaky", {"reset": "zero"}),
+                         ("norse-lif", {}), ("norse-lifbox", {})]:
+        neuron = make_neuron(name, beta=0.9, threshold=1.0, **params)
+        v0 = initial_membranes(neuron, current.shape, "cpu", torch.float64, torch.Generator().manual_seed(2))
+        counts[name] = spike_counts(neuron, current.double(), 10, initial_membrane=v0)
+    assert counts["native-lif"].sum() > 0
+    for name, c in counts.items():
+        assert torch.equal(c, counts["native-lif"]), name
+    assert not torch.equal(counts["native-lif"], spike_counts(make_neuron("native-lif", reset="zero"),
+                                                              current.double(), 10))
+    low = initial_membranes(make_neuron("native-lif", reset="zero", v_reset=-0.5), (1000,), "cpu", torch.float32)
+    assert float(low.min()) >= -0.5 and float(low.min()) < -0.4 and float(low.max()) < 1.0
+
+
+def test_a_uniform_membrane_layer_learns_reproducibly_and_errors_are_clear():
+    cfg = SpikingConfig("native-lif", {"beta": 0.9, "threshold": 1.0}, time_steps=4, initial_membrane="uniform")
+    x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        net = build_network(SMALL_SPEC, rule_config("liouna", init_radius=3.0, lr=0.05), spiking=cfg)
+        net.learn_layer(0, x, 0.0, generator=torch.Generator().manual_seed(3))
+        weights.append(net.layers[0].weight.clone())
+    assert torch.equal(weights[0], weights[1])
+    torch.manual_seed(0)
+    rest = build_network(SMALL_SPEC, rule_config("liouna", init_radius=3.0, lr=0.05),
+                         spiking=SpikingConfig("native-lif", {"beta": 0.9, "threshold": 1.0}, time_steps=4))
+    rest.learn_layer(0, x, 0.0, generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(rest.layers[0].weight, weights[0])
+    with pytest.raises(ValueError, match=r"initial_membrane='random' is not allowed; choose one of: rest, uniform"):
+        SpikingConfig(initial_membrane="random")
+    with pytest.raises(ValueError, match=r"initial_membrane has shape \(2,\), but one step's current has shape \(3,\)"):
+        spike_counts(make_neuron("native-lif"), torch.zeros(3), 2, initial_membrane=torch.zeros(2))

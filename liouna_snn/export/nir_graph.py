@@ -211,7 +211,8 @@ def export_nir(network: nn.Module, *, dt: float = NIR_DT, input_shape: tuple[int
             (recording the true reset in metadata) instead of raising.
 
     Returns the graph; ``nir.write("net.nir", graph)`` saves it. Graph metadata: ``format``, ``version``,
-    ``dt``, ``time_steps``, ``encoder``, ``input_shape``.
+    ``dt``, ``time_steps``, ``encoder``, ``input_shape``, and ``initial_membrane`` when the neurons do not start at
+    rest (NIR has no initial state: other tools start them at rest; :func:`import_nir` restores it).
 
     Raises:
         ValueError: a layer or module NIR cannot represent (the message names the layer and what is supported).
@@ -285,9 +286,14 @@ def export_nir(network: nn.Module, *, dt: float = NIR_DT, input_shape: tuple[int
         if (cfg.time_steps, cfg.encoder) != (first.time_steps, first.encoder):
             raise ValueError(f"layer {i}: runs T = {cfg.time_steps} with encoder {cfg.encoder!r}, layer 1 T = "
                              f"{first.time_steps} with {first.encoder!r}; a NIR graph has one time base")
+        if cfg.initial_membrane != first.initial_membrane:
+            raise ValueError(f"layer {i}: initial_membrane {cfg.initial_membrane!r}, layer 1 "
+                             f"{first.initial_membrane!r}; a NIR graph records one for all its neurons")
     spec = getattr(network, "spec", None) or {}
     metadata = {"format": FORMAT, "version": FORMAT_VERSION, "dt": float(dt), "time_steps": first.time_steps,
                 "encoder": first.encoder, "input_shape": np.array(first_shape), "name": spec.get("name") or "network"}
+    if first.initial_membrane != "rest":  # NIR neurons start at rest; other tools run them from there
+        metadata["initial_membrane"] = first.initial_membrane
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=False)
 
 
@@ -449,6 +455,7 @@ def import_nir(graph, *, dt: float | None = None, time_steps: int | None = None,
     dt = float(dt if dt is not None else gmeta.get("dt", NIR_DT))
     T = int(time_steps if time_steps is not None else gmeta.get("time_steps", 8))
     encoder = encoder or gmeta.get("encoder", "constant-current")
+    initial_membrane = str(gmeta.get("initial_membrane", "rest"))
     inputs = [n for n in graph.nodes.values() if isinstance(n, nir.Input)]
     shape = tuple(int(s) for s in np.asarray(inputs[0].input_type["input"]).ravel()) if inputs else None
     if "input_shape" in gmeta:
@@ -514,7 +521,8 @@ def import_nir(graph, *, dt: float | None = None, time_steps: int | None = None,
         if "liouna_snn_weight" in synapse_meta:  # the node holds the effective weight; the learned W is in the metadata
             w = np.asarray(synapse_meta["liouna_snn_weight"])
         cfg = SpikingConfig(neuron=neuron, neuron_params=params, time_steps=T, encoder=encoder,
-                            lateral_inhibition=inhibition, current_norm=current_norm)
+                            lateral_inhibition=inhibition, current_norm=current_norm,
+                            initial_membrane=initial_membrane)
         if norm_node is not None:
             channels = int(w.shape[1])
             bn, norm_kind = _bn_from_node(norm_node[1], channels, conv, f"node {norm_node[0]!r}")

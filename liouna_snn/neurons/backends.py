@@ -137,6 +137,9 @@ class SnnTorchLeaky(Neuron):
     def init_state(self, shape, device=None, dtype=None) -> torch.Tensor:
         return torch.zeros(shape, device=device, dtype=dtype)
 
+    def membrane_state(self, v: torch.Tensor) -> torch.Tensor:
+        return v  # snnTorch's mem, before reset: below threshold, no reset is owed
+
     def step(self, current: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         spikes, mem = self.leaky(current, state)
         return spikes.to(mem.dtype), mem  # snnTorch's spikes are always float32
@@ -183,6 +186,11 @@ class NorseLIF(Neuron):
         return LIFFeedForwardState(v=torch.zeros(shape, device=device, dtype=dtype),
                                    i=torch.zeros(shape, device=device, dtype=dtype))
 
+    def membrane_state(self, v: torch.Tensor):
+        from norse.torch.functional.lif import LIFFeedForwardState
+
+        return LIFFeedForwardState(v=v, i=torch.zeros_like(v))  # Norse's v is in our units (v_th = threshold)
+
     def step(self, current: torch.Tensor, state):
         return self.cell(current * self.input_scale, state)
 
@@ -223,6 +231,11 @@ class NorseLIFBox(Neuron):
         from norse.torch.functional.lif_box import LIFBoxFeedForwardState
 
         return LIFBoxFeedForwardState(v=torch.zeros(shape, device=device, dtype=dtype))
+
+    def membrane_state(self, v: torch.Tensor):
+        from norse.torch.functional.lif_box import LIFBoxFeedForwardState
+
+        return LIFBoxFeedForwardState(v=v)
 
     def step(self, current: torch.Tensor, state):
         return self.cell(current * self.input_scale, state)

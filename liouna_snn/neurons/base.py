@@ -44,6 +44,12 @@ class Neuron(nn.Module, abc.ABC):
     def step(self, current: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Advance one time step: ``(spikes, new_state)``. Must not modify ``state``."""
 
+    def membrane_state(self, v: torch.Tensor) -> State:
+        """The state with every membrane at ``v`` (shaped like the current, in the threshold's units, below the
+        threshold) and nothing fired yet: a run that starts away from rest. The state may hold ``v`` itself."""
+        raise NotImplementedError(f"{type(self).__name__} cannot start from given membrane potentials: implement "
+                                  "membrane_state(v) to use initial_membrane = 'uniform'")
+
     def step_(self, current: torch.Tensor, state: State, out: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """Like :meth:`step`, but free to overwrite ``state`` (the caller owns it and drops it) and, when given,
         to write the spikes into ``out`` (a tensor shaped and typed like the current) and return it."""

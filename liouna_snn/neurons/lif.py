@@ -145,6 +145,9 @@ class NativeLIF(Neuron):
     def init_state(self, shape, device=None, dtype=None) -> torch.Tensor:
         return torch.zeros(shape, device=device, dtype=dtype)
 
+    def membrane_state(self, v: torch.Tensor) -> torch.Tensor:
+        return v  # the membrane before reset; below threshold, no reset is owed
+
     def step(self, current: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return lif_step(current, state, self.p)
 
