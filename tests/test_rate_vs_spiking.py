@@ -226,9 +226,12 @@ def test_runs_differing_in_their_neurons_current_get_their_own_label_key_and_tar
     plain = {"mode": "spiking", "neuron": "native-lif", "time_steps": 8, "spiking": {"lateral_inhibition": "none"}}
     normed = {**plain, "spiking": {"lateral_inhibition": "none", "current_norm": "std"}}
     both = {**plain, "spiking": {"lateral_inhibition": "mean", "current_norm": "std"}}
-    assert [driver.current_variant(r) for r in (plain, normed, both)] == ["", "current / std",
-                                                                          "mean inhibition, current / std"]
-    assert len({driver.run_key(r) for r in (plain, normed, both)}) == 3
+    dithered = {**plain, "spiking": {"lateral_inhibition": "mean", "current_norm": "std", "initial_membrane": "uniform"}}
+    assert [driver.current_variant(r) for r in (plain, normed, both, dithered)] == [
+        "", "current / std", "mean inhibition, current / std", "mean inhibition, current / std, uniform initial membrane"]
+    assert len({driver.run_key(r) for r in (plain, normed, both, dithered)}) == 4
+    assert (driver.run_label("liouna", "integrate-and-fire", 8, "mean", "std", initial_membrane="uniform")
+            == "liouna-integrate-and-fire-T8-mean-inhibition-std-current-uniform-membrane")
     rate = {"mode": "rate", "neuron": "rate", "time_steps": 1, "unsup_seconds": 10.0,
             "layers": [{"layer": 1, "probe_top1": 70.0}]}
     runs = [rate] + [{**r, "unsup_seconds": 20.0, "layers": [{"layer": 1, "probe_top1": p}]}
