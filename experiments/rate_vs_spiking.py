@@ -39,19 +39,20 @@ from pathlib import Path
 import torch
 
 from liouna_snn.config import read_toml, reject_unknown, require
-from liouna_snn.evaluation import PROBE_DEFAULTS
+from liouna_snn.evaluation import PROBE_DEFAULTS, read_out
 from liouna_snn.experiment import (
     experiment_data, load_experiment, per_layer_rules, resolve_device, resolve_model, script_main,
     train_and_probe_run,
     write_json_atomic,
 )
-from liouna_snn.network import load_spec
+from liouna_snn.network import LocalNetwork, build_network, load_spec
 from liouna_snn.neurons import NEURONS, LIFParameters, make_neuron
 from liouna_snn.provenance import git_commit, machine, machine_name, same_machine
 from liouna_snn.precision import PRECISIONS, resolve_precision
 from liouna_snn.precision import compute_dtype as dtype_of
 from liouna_snn.spiking import SpikingConfig, spiking_config
-from liouna_snn.training import TrainConfig
+from liouna_snn.training import TrainConfig, load_checkpoint, schedule_phases
+from liouna_snn.training.checkpoint import check_identity
 
 EXPERIMENTS = Path(__file__).resolve().parent
 DEFAULT_CONFIG = EXPERIMENTS / "rate_vs_spiking.toml"
@@ -62,6 +63,7 @@ CONFIG_KEYS = {"name", "description", "base_experiment", "run", "seed", "neurons
                "spiking", "neuron_params", "targets"}
 TARGET_KEYS = {"neuron", "time_steps", "max_accuracy_drop", "max_time_ratio"}
 PER_RUN_SPIKING_KEYS = {"neuron", "neuron_params", "time_steps"}  # set by the driver for each run
+RATE_READOUT_CALIBRATION_IMAGES = 10_000  # the batch-norm statistics of a rate read-out are recomputed on these
 SHARED_SPIKING_KEYS = {f.name for f in dataclasses.fields(SpikingConfig)} - PER_RUN_SPIKING_KEYS
 
 
@@ -386,6 +388,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-dir", help=f"where run checkpoints go (default: {DEFAULT_CHECKPOINTS}, or "
                                                  "OUT's folder/checkpoints when --out is given)")
     parser.add_argument("--rerun", action="store_true", help="redo runs already in the results file")
+    parser.add_argument("--rate-readout", action="store_true",
+                        help="also read every spiking run's trained weights out in rate mode and probe them (from "
+                             "its checkpoint when the run is already in the results): what learning on spikes cost "
+                             "the weights, apart from what the spiking read-out costs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--report", action="store_true", help="train nothing: rewrite the table and plot from the "
                                                               "results JSON")
@@ -464,14 +470,25 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                       {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"]})
         same = [r for r in results["runs"] if r.get("conditions") and scope_key(r) == scope
                 and run_key(r) == key]
-        if same and is_done(same[-1], conditions, depths) and not args.rerun:
-            print(f"{label}: already in {json_path}, skipped", flush=True)
-            continue
         checkpoint = ckpt_dir / f"{label}_{digest(as_json(checkpoint_conditions(training)))}.pt"
-        if args.rerun:
-            checkpoint.unlink(missing_ok=True)
         # Spike encoders need pixels in [0, 1]; each layer's batch-norm then normalises after encoding.
         standardise = spiking is None or not spiking.encodes_spikes
+        evaluation = dict(train=train, test=test, depths=depths, probe_cfg=probe_cfg, device=device,
+                          mean=mean if standardise else None, std=std if standardise else None, seed=seed,
+                          progress=not args.quiet, label=label)
+        if same and is_done(same[-1], conditions, depths) and not args.rerun:
+            print(f"{label}: already in {json_path}, skipped", flush=True)
+            if args.rate_readout and spiking is not None and not has_rate_readout(same[-1], depths):
+                net = finished_network(spec, rules, seed, compute_dtype, spiking, checkpoint)
+                if net is None:
+                    print(f"{label}: no finished checkpoint at {checkpoint} to read out in rate mode; retrain it "
+                          f"with --rerun", flush=True)
+                else:
+                    add_rate_readout(same[-1], net, **evaluation)
+                    write_json_atomic(results, json_path)
+            continue
+        if args.rerun:
+            checkpoint.unlink(missing_ok=True)
         net, record = train_and_probe_run(
             spec, run["rule"], rules, label=label, seed=seed, dataset=dataset, train=train, test=test,
             mean=mean if standardise else None, std=std if standardise else None, train_cfg=train_cfg,
@@ -481,6 +498,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         if spiking is not None:
             record["layer_activity"] = [{"layer": i, **(layer.activity() or {})}
                                         for i, layer in enumerate(net.layers, start=1)]
+            if args.rate_readout:
+                add_rate_readout(record, net, **evaluation)
         results["runs"] = [r for r in results["runs"] if r not in same] + [record]
         write_json_atomic(results, json_path)
         print(f"{label}: best probe {best_probe(record, depths):.2f} %, unsupervised {record['unsup_seconds']:.1f} s",
@@ -494,6 +513,46 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     plot_rate_vs_spiking(shown, depths, out.with_suffix(".png"),
                          title=f"{cfg['name']}: {dataset}, {len(train)} train / {len(test)} test images, {device}")
     return results, table
+
+
+def finished_network(spec: dict, rules: list, seed: int, compute_dtype, spiking: SpikingConfig | None,
+                     checkpoint: Path) -> LocalNetwork | None:
+    """The network a finished run left in ``checkpoint``, in eval mode; ``None`` when there is no checkpoint or its
+    run did not finish. A checkpoint of another network is a ``ValueError`` naming the difference."""
+    state = load_checkpoint(checkpoint)
+    if state is None:
+        return None
+    net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)
+    check_identity(state, net, checkpoint, "retrain it with --rerun")
+    config = state.get("config") or {}
+    if state.get("phase", 0) < len(schedule_phases(len(net), config.get("schedule", "greedy"), config.get("epochs", 1))):
+        return None
+    net.load_state_dict(state["network"])
+    return net.eval()
+
+
+def has_rate_readout(record: dict, depths: list[int]) -> bool:
+    """Whether ``record`` holds a rate read-out of its weights probed at every depth of ``depths``."""
+    readout = record.get("rate_readout")
+    return readout is not None and set(depths) <= {layer["layer"] for layer in readout["layers"]}
+
+
+def add_rate_readout(record: dict, net: LocalNetwork, *, train, test, depths: list[int], probe_cfg: dict, device,
+                     mean, std, seed: int, progress: bool, label: str) -> None:
+    """Read a spiking run's trained weights out in rate mode (norms recalibrated on
+    :data:`RATE_READOUT_CALIBRATION_IMAGES` training images), probe them at ``depths`` with the run's probe and
+    store the accuracies as ``record["rate_readout"]``. Beside the run's own probe it separates what learning on
+    spikes cost the weights from what reading them out through spikes costs."""
+    readout = read_out(net, None, train, test, depths, calibration_images=RATE_READOUT_CALIBRATION_IMAGES,
+                       device=device, mean=mean, std=std, seed=seed, progress=progress,
+                       label=f"{label} rate read-out", **{k: v for k, v in probe_cfg.items() if k != "layers"})
+    keep = ("layer", "probe_top1", "knn_top1", "probe_train_top1")
+    record["rate_readout"] = {
+        "calibration_images": RATE_READOUT_CALIBRATION_IMAGES, "probe_top1": readout["probe_top1"],
+        "layers": [{k: layer[k] for k in keep if k in layer} for layer in readout["layers"]],
+        "calibration_seconds": readout["calibration_seconds"], "probe_seconds": readout["probe_seconds"]}
+    if progress:
+        print(f"{label}: its weights read out in rate mode: best probe {readout['probe_top1']:.2f} %", flush=True)
 
 
 # --- report ----------------------------------------------------------------------------------------------
@@ -592,10 +651,12 @@ def precision_table(runs: list[dict], depths: list[int]) -> list[str]:
     order = sorted(runs, key=lambda r: (r["mode"] != "rate", r["neuron"], neuron_variant(r), current_variant(r),
                                         r["time_steps"]))
     rate = next((r for r in order if r["mode"] == "rate"), None)
+    readouts = any(has_rate_readout(r, depths) for r in order)  # the column only where some run has one
     lines = ["| mode | neuron | neuron parameters | current | T | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
-             + " | best probe | vs rate (points) | unsup. time (s) | vs rate time | firing rate per layer "
-               "| silent % | saturated % |",
-             "|---|---|---|---|---|" + "---|" * len(depths) + "---|---|---|---|---|---|---|"]
+             + " | best probe | vs rate (points) | "
+             + ("its weights read out in rate mode: best probe (vs rate) | " if readouts else "")
+             + "unsup. time (s) | vs rate time | firing rate per layer | silent % | saturated % |",
+             "|---|---|---|---|---|" + "---|" * len(depths) + "---|---|" + "---|" * readouts + "---|---|---|---|---|"]
     for r in order:
         by_depth = {layer["layer"]: layer for layer in r["layers"]}
         cells = [f"{by_depth[d]['probe_top1']:.2f} ({by_depth[d]['knn_top1']:.2f})" for d in depths]
@@ -605,8 +666,13 @@ def precision_table(runs: list[dict], depths: list[int]) -> list[str]:
                    f"{r['unsup_seconds'] / max(rate['unsup_seconds'], 1e-9):.2f}x")
         activity = [per_layer_activity(r, key, scale, spec) for key, scale, spec in
                     (("firing_rate_mean", 1, ".3f"), ("silent_fraction", 100, ".0f"), ("saturated_fraction", 100, ".0f"))]
+        readout = ""
+        if has_rate_readout(r, depths):
+            rate_read = max(layer["probe_top1"] for layer in r["rate_readout"]["layers"] if layer["layer"] in depths)
+            readout = f"{rate_read:.2f}" + (f" ({rate_read - best_probe(rate, depths):+.2f})" if rate else "")
         lines.append(f"| {r['mode']} | {r['neuron']} | {neuron_variant(r)} | {current_variant(r)} | {r['time_steps']} | " + " | ".join(cells)
-                     + f" | {best:.2f} | {vs_acc} | {r['unsup_seconds']:.1f} | {vs_time} | " + " | ".join(activity) + " |")
+                     + f" | {best:.2f} | {vs_acc} | " + (f"{readout} | " if readouts else "")
+                     + f"{r['unsup_seconds']:.1f} | {vs_time} | " + " | ".join(activity) + " |")
     return lines
 
 

@@ -34,18 +34,17 @@ import argparse
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from liouna_snn.config import read_toml, reject_unknown, require
-from liouna_snn.evaluation import PROBE_DEFAULTS, probe_layers
+from liouna_snn.evaluation import PROBE_DEFAULTS
+from liouna_snn.evaluation import read_out as evaluation_read_out
 from liouna_snn.provenance import git_commit, machine
 from liouna_snn.experiment import experiment_data, resolve_device, script_main, write_json_atomic
 from liouna_snn.export.trained import load_trained_network
 from liouna_snn.spiking import spiking_config
-from liouna_snn.training import recalibrate_norms
 
 EXPERIMENTS = Path(__file__).resolve().parent
 DEFAULT_CONFIG = EXPERIMENTS / "spiking_readout.toml"
@@ -146,28 +145,10 @@ def readout_conditions(entry: dict, source: dict, data: dict, probe: dict, depth
 def read_out(network, entry: dict, train, test, depths: list[int], probe: dict, calibration_images: int, *,
              device, mean, std, seed: int, progress: bool) -> dict:
     """One read-out: the network in the entry's mode, norms recalibrated, the depths probed; its record."""
-    spiking = entry["_spiking"]
-    net = network.with_spiking(spiking).to(device)
-    t0 = time.perf_counter()
-    recalibrate_norms(net, train, device=device, mean=mean, std=std, max_images=calibration_images,
-                      progress=progress, description=f"{entry['label']} recalibrating norms")
-    calibration_seconds = time.perf_counter() - t0
-    for layer in net.layers:
-        layer.reset_activity()
-    t0 = time.perf_counter()
-    layers = probe_layers(net, train, test, depths, device=device, mean=mean, std=std, seed=seed, progress=progress,
-                          label=entry["label"], **probe)
-    probe_seconds = time.perf_counter() - t0
-    record = {"label": entry["label"], "mode": "rate" if spiking is None else "spiking",
-              "neuron": "rate" if spiking is None else spiking.neuron,
-              "time_steps": 1 if spiking is None else spiking.time_steps,
-              "spiking": None if spiking is None else spiking.to_dict(),
-              "layers": layers, "probe_top1": max(layer["probe_top1"] for layer in layers),
-              "calibration_seconds": round(calibration_seconds, 1), "probe_seconds": round(probe_seconds, 1)}
-    if spiking is not None:
-        record["activity"] = [{"layer": i + 1, **(layer.activity() or {}).get("inference", {})}
-                              for i, layer in enumerate(net.layers)]
-    return record
+    record = evaluation_read_out(network, entry["_spiking"], train, test, depths, calibration_images=calibration_images,
+                                 device=device, mean=mean, std=std, seed=seed, progress=progress,
+                                 label=entry["label"], **probe)
+    return {"label": entry["label"], **record}
 
 
 def run_readouts(args: argparse.Namespace, command: str) -> tuple[dict, str]:

@@ -351,3 +351,41 @@ def test_run_keys_tell_apart_every_spiking_option_and_parameter_value_but_not_it
     config = _write_config(tmp_path, MATCHED.replace("threshold = 1.0", "threshold = 1"))
     assert {p["threshold"] for p in driver.load_config(config)["neuron_params"].values()} == {1.0}
     assert all(isinstance(p["threshold"], float) for p in driver.load_config(config)["neuron_params"].values())
+
+
+def test_rate_readout_reads_a_spiking_runs_weights_out_in_rate_mode_now_or_from_its_checkpoint(tmp_path, capsys):
+    """--rate-readout probes a spiking run's trained weights in rate mode: right after training, and for a run
+    already in the results from its checkpoint; the table shows it beside the run's own probe."""
+    config = _write_config(tmp_path)
+    out = tmp_path / "results" / "rvs"
+    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet", "--neurons", "native-lif",
+            "--probe-layers", "3"]
+    assert driver.main(args + ["--time-steps", "2"]) == 0
+    assert driver.main(args + ["--time-steps", "4", "--rate-readout"]) == 0
+    runs = {(r["neuron"], r["time_steps"]): r for r in json.loads(out.with_suffix(".json").read_text())["runs"]}
+    assert "rate_readout" not in runs["native-lif", 2] and "rate_readout" not in runs["rate", 1]
+    readout = runs["native-lif", 4]["rate_readout"]
+    assert [layer["layer"] for layer in readout["layers"]] == [3] and 0 <= readout["probe_top1"] <= 100
+    assert readout["calibration_images"] == driver.RATE_READOUT_CALIBRATION_IMAGES
+
+    capsys.readouterr()
+    assert driver.main(args + ["--time-steps", "2", "4", "--rate-readout"]) == 0  # T = 2 from its checkpoint
+    printed = capsys.readouterr().out
+    assert printed.count("skipped") == 3 and printed.count("read out in rate mode: best probe") == 1
+    after = {(r["neuron"], r["time_steps"]): r for r in json.loads(out.with_suffix(".json").read_text())["runs"]}
+    assert after["native-lif", 4]["rate_readout"] == readout  # not redone
+    from_checkpoint = after["native-lif", 2]["rate_readout"]
+    rate = after["rate", 1]["layers"][0]["probe_top1"]
+    table = out.with_suffix(".md").read_text()
+    assert "its weights read out in rate mode: best probe (vs rate)" in table
+    assert f"| {from_checkpoint['probe_top1']:.2f} ({from_checkpoint['probe_top1'] - rate:+.2f}) |" in table
+
+    # Without a checkpoint there is nothing to read out: said, not an error.
+    for path in (tmp_path / "results" / "checkpoints").glob("*T2*"):
+        path.unlink()
+    data = json.loads(out.with_suffix(".json").read_text())
+    del next(r for r in data["runs"] if r["time_steps"] == 2)["rate_readout"]
+    out.with_suffix(".json").write_text(json.dumps(data))
+    capsys.readouterr()
+    assert driver.main(args + ["--time-steps", "2", "--rate-readout"]) == 0
+    assert "no finished checkpoint at" in capsys.readouterr().out

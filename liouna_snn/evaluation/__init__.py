@@ -3,6 +3,7 @@ from .features import extract_features, features_by_depth
 from .knn import knn_top1
 from .layers import PROBE_DEFAULTS, probe_layers
 from .probe import linear_probe, standardize_
+from .readout import read_out
 
 __all__ = ["PROBE_DEFAULTS", "extract_features", "features_by_depth", "knn_top1", "linear_probe", "probe_layers",
-           "standardize_"]
+           "read_out", "standardize_"]
