@@ -368,7 +368,9 @@ def best_probe(record: dict, depths: list[int]) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="benchmark TOML (default: %(default)s)")
     parser.add_argument("--neurons", nargs="+", help=f"spiking backends to run (default: the config's; allowed: "
-                                                     f"{', '.join(NEURONS)}); the rate run always takes part")
+                                                     f"{', '.join(NEURONS)}); the rate run always takes part, and "
+                                                     "'--neurons rate' runs it alone (e.g. with --rerun, to time "
+                                                     "rate mode on this machine)")
     parser.add_argument("--time-steps", type=int, nargs="+", help="values of T (default: the config's)")
     parser.add_argument("--neuron-param", action="append", metavar="KEY=VALUE",
                         help="set a neuron parameter on every backend, e.g. threshold=2 (repeatable); the runs are "
@@ -402,6 +404,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     markdown and plot; return ``(results, table)``."""
     cfg = load_config(args.config)
     neurons = args.neurons or cfg["neurons"]
+    rate_only = neurons == ["rate"]  # "--neurons rate": the rate run alone (it takes part in every invocation)
+    neurons = [] if rate_only else [n for n in neurons if n != "rate"]
     check_neuron_names(neurons, "--neurons")
     missing = [n for n in neurons if n not in cfg["neuron_params"]]
     if missing:

@@ -389,3 +389,18 @@ def test_rate_readout_reads_a_spiking_runs_weights_out_in_rate_mode_now_or_from_
     capsys.readouterr()
     assert driver.main(args + ["--time-steps", "2", "--rate-readout"]) == 0
     assert "no finished checkpoint at" in capsys.readouterr().out
+
+
+def test_neurons_rate_runs_the_rate_run_alone(tmp_path, capsys):
+    config = _write_config(tmp_path)
+    out = tmp_path / "results" / "rvs"
+    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet", "--probe-layers", "3"]
+    assert driver.main(args + ["--neurons", "rate"]) == 0
+    runs = json.loads(out.with_suffix(".json").read_text())["runs"]
+    assert [(r["mode"], r["neuron"]) for r in runs] == [("rate", "rate")]
+    capsys.readouterr()
+    assert driver.main(args + ["--neurons", "rate", "--rerun"]) == 0  # retrained (e.g. to time it on this machine)
+    assert "skipped" not in capsys.readouterr().out
+    assert len(json.loads(out.with_suffix(".json").read_text())["runs"]) == 1
+    assert driver.main(args + ["--neurons", "rate", "native-lif", "--time-steps", "2"]) == 0  # rate is implied
+    assert sorted(r["neuron"] for r in json.loads(out.with_suffix(".json").read_text())["runs"]) == ["native-lif", "rate"]
