@@ -611,19 +611,21 @@ def by_precision(runs: list[dict], first: str) -> dict[str, list[dict]]:
 
 
 def target_variants(runs: list[dict], targets: dict) -> list[dict]:
-    """``targets`` once per neuron (parameters) and spiking options among ``runs``' spiking runs of the target
-    backend and ``T`` (the configured variant alone when there is none), so every measured variant gets its
-    verdict; the configured variant comes first."""
-    def variant(spiking: dict) -> tuple:
-        return run_key({"mode": "spiking", "neuron": targets["neuron"], "time_steps": targets["time_steps"],
-                        "spiking": spiking})
+    """``targets`` once per backend, neuron (parameters) and spiking options among ``runs``' spiking runs at the
+    target ``T`` (the configured variant alone when there is none), so every variant measured at that ``T`` gets
+    its verdict: the configured variant first, then the other variants of the target backend, then the other
+    backends (e.g. ``integrate-and-fire`` beside ``native-lif``)."""
+    def variant(neuron: str, spiking: dict) -> tuple:
+        return run_key({"mode": "spiking", "neuron": neuron, "time_steps": targets["time_steps"], "spiking": spiking})
 
-    configured = variant(targets["spiking"])
+    configured = variant(targets["neuron"], targets["spiking"])
     variants = {}
     for r in runs:
-        if (r["mode"], r["neuron"], r["time_steps"]) == ("spiking", targets["neuron"], targets["time_steps"]):
-            variants[variant(r.get("spiking") or {})] = {**targets, "spiking": r.get("spiking") or {}}
-    return sorted(variants.values(), key=lambda t: variant(t["spiking"]) != configured) or [targets]
+        if r["mode"] == "spiking" and r["time_steps"] == targets["time_steps"]:
+            spiking = r.get("spiking") or {}
+            variants[variant(r["neuron"], spiking)] = {**targets, "neuron": r["neuron"], "spiking": spiking}
+    return sorted(variants.values(), key=lambda t: (variant(t["neuron"], t["spiking"]) != configured,
+                                                    t["neuron"] != targets["neuron"], t["neuron"])) or [targets]
 
 
 def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:

@@ -134,9 +134,12 @@ def test_driver_end_to_end_writes_schema_table_and_plot_and_skips_finished_runs(
     assert "| 400.0 | 4.00x |" in second
     time_lines = [line for line in second.splitlines() if line.startswith("- Time target")]
     assert len(time_lines) == 1 and "400.0 s vs 100.0 s (4.00x): **not met**" in time_lines[0]
-    # Both measured currents of the target neuron get their verdicts in the first table, the configured one first.
+    # Both measured currents of the target neuron get their verdicts in the first table, the configured one first,
+    # then the other backend measured at the target T.
     assert [line.split(" at T = ")[0] for line in first.splitlines() if line.startswith("- Accuracy target")] == [
-        "- Accuracy target: native-lif (beta 0.9, threshold 1, reset zero; mean inhibition)", "- Accuracy target: native-lif (beta 0.9, threshold 1, reset zero)"]
+        "- Accuracy target: native-lif (beta 0.9, threshold 1, reset zero; mean inhibition)",
+        "- Accuracy target: native-lif (beta 0.9, threshold 1, reset zero)",
+        "- Accuracy target: snntorch-leaky (beta 0.9, threshold 1, reset zero)"]
 
 
 def test_report_without_results_is_an_error_naming_the_missing_file(tmp_path, capsys):
@@ -287,6 +290,16 @@ def test_runs_differing_in_their_neuron_parameters_get_their_own_label_key_row_a
     rows = [line for line in driver.precision_table(runs, [3]) if line.startswith("| spiking")]
     assert [row.split(" | ")[2] for row in rows] == ["beta 0.9, threshold 3, reset zero",
                                                      "beta 1 (integrate-and-fire), threshold 3, reset zero"]
+    # Other backends measured at the target T get their verdicts after the target backend's; other T do not.
+    other_backend = {**leak_free, "neuron": "integrate-and-fire", "spiking": {**current, "neuron_params": {"threshold": 3.0}},
+                     "unsup_seconds": 20.0, "layers": [{"layer": 3, "probe_top1": 68.5, "knn_top1": 58.5}]}
+    other_T = {**other_backend, "time_steps": 4}
+    verdicts = [line for t in driver.target_variants(runs + [other_backend, other_T], targets)
+                for line in driver.target_lines(runs + [other_backend, other_T], t, [3])
+                if line.startswith("- Accuracy target")]
+    assert len(verdicts) == 3 and verdicts[2].startswith("- Accuracy target: integrate-and-fire (beta 1 (integrate-and-fire), "
+                                                          "threshold 3, reset subtract; mean inhibition, current / std) at T = 8")
+    assert "68.50 % vs 70.00 %" in verdicts[2] and verdicts[2].endswith("**met**")
 
 
 def test_records_of_neurons_this_install_cannot_build_are_still_shown_and_kept_apart():
