@@ -51,8 +51,9 @@ from liouna_snn.provenance import git_commit, machine, machine_name, same_machin
 from liouna_snn.precision import PRECISIONS, resolve_precision
 from liouna_snn.precision import compute_dtype as dtype_of
 from liouna_snn.spiking import SpikingConfig, spiking_config
-from liouna_snn.training import TrainConfig, load_checkpoint, schedule_phases
+from liouna_snn.training import TrainConfig, load_checkpoint
 from liouna_snn.training.checkpoint import check_identity
+from liouna_snn.training.schedules import unfinished_phases
 
 EXPERIMENTS = Path(__file__).resolve().parent
 DEFAULT_CONFIG = EXPERIMENTS / "rate_vs_spiking.toml"
@@ -528,8 +529,7 @@ def finished_network(spec: dict, rules: list, seed: int, compute_dtype, spiking:
         return None
     net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)
     check_identity(state, net, checkpoint, "retrain it with --rerun")
-    config = state.get("config") or {}
-    if state.get("phase", 0) < len(schedule_phases(len(net), config.get("schedule", "greedy"), config.get("epochs", 1))):
+    if unfinished_phases(state, net) is not None:
         return None
     net.load_state_dict(state["network"])
     return net.eval()

@@ -470,3 +470,13 @@ def test_layer_reuse_says_why_a_donor_stops_short(tiny_data, tmp_path, capsys):
     train_unsupervised(other_lr, tiny_data, config, donors=[donor_file], description="other-lr")
     assert "other-lr: 1 of 3 layers taken from 1 checkpoint(s) (donor_seed0.pt: layer 2 differs in: rule.lr)" in \
         capsys.readouterr().out
+
+
+def test_unfinished_phases_names_the_phase_a_checkpoint_stopped_at():
+    from liouna_snn.training.schedules import unfinished_phases
+
+    net = build_network(SMALL_SPEC, rule_config("softhebb"))
+    config = {"schedule": "greedy", "epochs": 1, "batch_size": 10}
+    assert unfinished_phases({"config": config, "phase": 1}, net) == (1, len(net))
+    assert unfinished_phases({"config": config, "phase": len(net)}, net) is None
+    assert unfinished_phases({"network": {}}, net) is None  # too old to record its phase

@@ -14,9 +14,9 @@ import torch
 
 from ..experiment import checkpoint_path, find_run, load_experiment, per_layer_rules, resolve_model, run_spiking
 from ..network import LocalNetwork, build_network, load_spec
-from ..training import TrainConfig, load_checkpoint
+from ..training import load_checkpoint
 from ..training.checkpoint import checkpoint_precision
-from ..training.schedules import _phases
+from ..training.schedules import unfinished_phases
 
 
 class TrainedRun(NamedTuple):
@@ -86,11 +86,10 @@ def load_trained_network(experiment: str | Path, label: str, seed: int = 0, *,
     except RuntimeError as err:
         raise ValueError(f"{path} does not fit the network of {exp['_path']} (model {exp['model']!r}, run "
                          f"{label!r}); was the spec changed after training? {err}") from None
-    if "config" in state and "phase" in state and not allow_unfinished:
-        total = len(_phases(network, TrainConfig(**state["config"])))
-        if state["phase"] < total:
-            raise ValueError(f"{path} is from an unfinished run (phase {state['phase']} of {total}); finish it with "
-                             f"liouna-snn run {experiment}, or export it anyway with --allow-unfinished")
+    unfinished = unfinished_phases(state, network)
+    if unfinished is not None and not allow_unfinished:
+        raise ValueError(f"{path} is from an unfinished run (phase {unfinished[0]} of {unfinished[1]}); finish it "
+                         f"with liouna-snn run {experiment}, or export it anyway with --allow-unfinished")
     network.eval()
     return TrainedRun(network, exp, label, seed, path)
 

@@ -97,6 +97,15 @@ def _phases(network: LocalNetwork, config: TrainConfig) -> list[tuple[list[int],
     return schedule_phases(len(network), config.schedule, config.epochs)
 
 
+def unfinished_phases(state: dict, network: LocalNetwork) -> tuple[int, int] | None:
+    """``(phase, total)`` when checkpoint ``state`` holds a run that stopped before the last phase of its schedule,
+    else ``None`` (finished, or a checkpoint too old to record its phase and schedule)."""
+    if "config" not in state or "phase" not in state:
+        return None
+    total = len(_phases(network, TrainConfig(**state["config"])))
+    return (state["phase"], total) if state["phase"] < total else None
+
+
 def epoch_generator(seed: int, phase: int) -> torch.Generator:
     """The CPU generator that shuffles phase ``phase`` of a run seeded ``seed``."""
     return torch.Generator().manual_seed(seed * 1_000_003 + phase)
