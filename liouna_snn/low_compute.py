@@ -11,9 +11,10 @@ Methods (``label`` -> results ``rule``):
 ========================== ======================= ==================================================
 label                      rule                    what
 ========================== ======================= ==================================================
-``liouna``, ``softhebb``   same                    the 3-layer Hebbian net via ``train_unsupervised``
-                                                   with the rule options of the Hebbian experiment
-                                                   (``experiments/cifar10_local_rules.toml``); its
+``liouna``, ``softhebb``,  same, or the run's       the 3-layer Hebbian net via ``train_unsupervised``
+any run label of the       rule                    with the rule options of that run of the Hebbian
+Hebbian experiment                                 experiment (``experiments/cifar10_local_rules.toml``,
+                                                   e.g. ``softhebb-L1+liouna-column-mask75``); its
                                                    schedule, at most its epochs, budget split per layer
 ``blockwise-barlow-twins`` same                    ResNet stages, each with its own head + BT loss
 ``blockwise-vicreg``       same                    ... VICReg
@@ -25,7 +26,9 @@ label                      rule                    what
 ========================== ======================= ==================================================
 
 The backprop methods run for up to ``--max-epochs`` epochs (normally the budget stops them first);
-their learning-rate schedule follows the fraction of the budget spent. Results: the project's schema
+their learning-rate schedule follows the fraction of the budget spent. Every method computes in one
+precision (``--precision``; ``auto``: bf16 where the device computes it natively), so the budgets buy
+comparable arithmetic. Results: the project's schema
 plus ``budget_seconds``, ``model``, ``stopped_by`` and the training options, in
 ``<out>.json``; a markdown table ``<out>.md`` (best-layer probe top-1 per method and budget) and
 ``<out>.png`` (accuracy vs. budget). Runs already in the results file are skipped (``--rerun`` redoes
@@ -59,7 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's command-line options (shared by ``experiments/low_compute.py`` and ``liouna-snn low-compute``)."""
     parser.add_argument("--budgets", type=float, nargs="+", default=list(DEFAULT_BUDGETS),
                         help="training budgets in seconds (default: 120 300 600 1200 2400)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), help=f"methods to run (default all: {', '.join(METHODS)})")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS),
+                        help=f"methods to run, in this order (default all: {', '.join(METHODS)}); any run label of "
+                             "the Hebbian experiment is a Hebbian method too")
+    parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                        help="precision of every method, the Hebbian experiment's own setting overridden "
+                             "(default auto: bf16 where the device computes it natively)")
     parser.add_argument("--dataset", default="cifar10", help="dataset name (default cifar10; cifar10-mini needs no files)")
     parser.add_argument("--data-root", default=None, help="folder holding the dataset's standard layout")
     parser.add_argument("--train-subset", type=int, default=None, help="use only the first N training images")
@@ -70,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-epochs", type=int, default=1000, help="epoch cap of the backprop methods (default 1000)")
     parser.add_argument("--feature-pool", type=int, default=1, help="ResNet probe features: adaptive average pool "
                                                                      "to PxP per stage (default 1: global)")
-    parser.add_argument("--hebbian-experiment", default=None, help="experiment TOML whose rule options, model, schedule "
-                                                                   "and precision the Hebbian methods use (default "
+    parser.add_argument("--hebbian-experiment", default=None, help="experiment TOML whose runs, model and schedule "
+                                                                   "the Hebbian methods use (default "
                                                                    "experiments/cifar10_local_rules.toml)")
     parser.add_argument("--probe-epochs", type=int, default=50, help="linear-probe epochs (default 50)")
     parser.add_argument("--probe-layers", choices=("all", "last"), default="all", help="probe every layer or the last")
@@ -83,10 +91,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _check(args) -> None:
-    unknown = sorted(set(args.methods) - set(METHODS))
+def hebbian_labels(exp: dict) -> tuple[str, ...]:
+    """The Hebbian methods an experiment offers: ``liouna``, ``softhebb`` and every run's label or rule."""
+    return tuple(dict.fromkeys(HEBBIAN + tuple(r.get("label", r["rule"]) for r in exp["runs"])))
+
+
+def _check(args, hebbian: tuple[str, ...]) -> None:
+    unknown = [m for m in args.methods if m not in hebbian and m not in BACKPROP]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; allowed: {', '.join(METHODS)}")
+        raise ValueError(f"unknown method(s) {unknown}; allowed: {', '.join(tuple(BACKPROP) + hebbian)}")
     bad = [b for b in args.budgets if not b > 0]
     if bad:
         raise ValueError(f"budgets must be positive numbers of seconds, got {bad}")
@@ -107,7 +120,8 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
         raise ValueError(f"the Hebbian experiment {exp['_path']} has no run with rule or label {label!r}")
     options = runs[0].get("options", {})
     unsup = dict(exp.get("unsupervised", {}))
-    precision = resolve_precision(unsup.pop("precision", "auto"), device)
+    unsup.pop("precision", None)
+    precision = resolve_precision(args.precision, device)
     compute_dtype = dtype_of(precision, device)
     cfg = TrainConfig(**{**unsup, "seed": args.seed, "max_seconds": budget})
     net = build_network(spec, per_layer_rules(runs[0]["rule"], options, len(spec["layers"])), seed=args.seed,
@@ -120,6 +134,7 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
     full = num_batches(len(train), cfg.batch_size, drop_last=True) * cfg.batch_size * passes
     stopped = "budget" if summary["images"] < full else "epochs"
     extra = {"model": spec.get("name"), "schedule": cfg.schedule, "batch_size": cfg.batch_size, "stopped_by": stopped,
+             "precision": precision,
              "train_options": {**dataclasses.asdict(cfg), "precision": precision,
                                "rule_options": options}}
     return runs[0]["rule"], summary, layers, extra
@@ -128,12 +143,13 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
 def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckpt, depths):
     from .blockwise import SUPERVISED_SGD, BlockwiseConfig, build_resnet_model, build_spec_model, train_blockwise
     from .evaluation import probe_layers
+    from .precision import resolve_precision
 
     mode, loss, model_kind = BACKPROP[label]
     sgd = dict(SUPERVISED_SGD) if mode == "supervised" else {}
     cfg = BlockwiseConfig(mode=mode, loss=loss, epochs=args.max_epochs, batch_size=args.batch_size, max_seconds=budget,
                           seed=args.seed, feature_pool=None if model_kind == "spec" else args.feature_pool,
-                          head_channels=None, **sgd)
+                          head_channels=None, precision=args.precision, **sgd)
     classes = len(train.classes)
     if model_kind == "spec":
         model = build_spec_model(spec, cfg, num_classes=classes)
@@ -147,7 +163,8 @@ def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckp
     layers = probe_layers(model, train, test, depths(len(model.backbone)), device=device, mean=mean, std=std,
                           seed=args.seed, progress=not args.quiet, label=label, epochs=args.probe_epochs)
     extra = {"model": name, "schedule": cfg.schedule, "batch_size": cfg.batch_size,
-             "stopped_by": summary["stopped_by"], "final_losses": [round(v, 4) for v in summary["final_losses"]],
+             "stopped_by": summary["stopped_by"], "precision": resolve_precision(args.precision, device),
+             "final_losses": [round(v, 4) for v in summary["final_losses"]],
              "train_options": cfg.to_dict()}
     rule = "e2e-supervised" if mode == "supervised" else label
     return rule, summary, layers, extra
@@ -159,8 +176,13 @@ def run_low_compute(args: argparse.Namespace) -> dict:
     from .provenance import git_commit, machine
     from .experiment import load_experiment, resolve_device, resolve_model, write_json_atomic
     from .network import load_spec
+    from .precision import resolve_precision
 
-    _check(args)
+    hebbian_path = Path(args.hebbian_experiment or Path(__file__).resolve().parent.parent / "experiments"
+                        / "cifar10_local_rules.toml")
+    exp = load_experiment(hebbian_path)
+    hebbian = hebbian_labels(exp)
+    _check(args, hebbian)
     device = resolve_device(args.device)
     out = Path(args.out)
     train = load_dataset(args.dataset, args.data_root, "train")
@@ -171,9 +193,6 @@ def run_low_compute(args: argparse.Namespace) -> dict:
         test = test.subset(args.test_subset)
     train, test = train.to(device), test.to(device)
     mean, std = (t.to(device) for t in train.channel_stats())
-    hebbian_path = Path(args.hebbian_experiment or Path(__file__).resolve().parent.parent / "experiments"
-                        / "cifar10_local_rules.toml")
-    exp = load_experiment(hebbian_path)
     spec = load_spec(resolve_model(exp["model"], exp["_path"]))
     command = " ".join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv else None
     results = {"experiment": "low_compute", "command": command, "git_commit": git_commit(), "torch": torch.__version__,
@@ -186,22 +205,23 @@ def run_low_compute(args: argparse.Namespace) -> dict:
     def depths(n):
         return list(range(1, n + 1)) if args.probe_layers == "all" else [n]
 
+    precision = resolve_precision(args.precision, device)
     for budget in args.budgets:
         for label in args.methods:
-            key = (label, float(budget), args.seed, args.dataset)
-            done = [r for r in results["runs"] if (r["label"], r["budget_seconds"], r["seed"], r["dataset"]) == key]
+            key = (label, float(budget), args.seed, args.dataset, precision)
+            done = [r for r in results["runs"] if run_key(r) == key]
             if done and not args.rerun:
-                print(f"{label} {budget:g}s seed {args.seed}: already in {out.with_suffix('.json')}, skipped")
+                print(f"{label} {budget:g}s seed {args.seed} {precision}: already in {out.with_suffix('.json')}, skipped")
                 continue
-            ckpt = Path(args.checkpoint_dir) / f"{label}_{args.dataset}_{budget:g}s_seed{args.seed}.pt"
+            ckpt = Path(args.checkpoint_dir) / f"{label}_{args.dataset}_{budget:g}s_seed{args.seed}_{precision}.pt"
             if args.rerun:
                 ckpt.unlink(missing_ok=True)
-            run = _hebbian_run if label in HEBBIAN else _backprop_run
-            other = (exp,) if label in HEBBIAN else ()
+            is_hebbian = label in hebbian and label not in BACKPROP
+            run = _hebbian_run if is_hebbian else _backprop_run
+            other = (exp,) if is_hebbian else ()
             rule, summary, layers, extra = run(label, *other, spec, train, test, mean, std, budget, args, device,
                                                ckpt, depths)
-            results["runs"] = [r for r in results["runs"]
-                               if (r["label"], r["budget_seconds"], r["seed"], r["dataset"]) != key]
+            results["runs"] = [r for r in results["runs"] if run_key(r) != key]
             results["runs"].append({
                 "label": label, "dataset": args.dataset, "rule": rule, "mode": "rate", "neuron": "rate",
                 "time_steps": 1, "seed": args.seed, "budget_seconds": float(budget),
@@ -221,15 +241,25 @@ def run_low_compute(args: argparse.Namespace) -> dict:
     return results
 
 
+def run_key(run: dict) -> tuple:
+    """What makes two low-compute runs the same run: method label, budget, seed, dataset and precision."""
+    return run["label"], run["budget_seconds"], run["seed"], run["dataset"], run.get("precision")
+
+
+def _labels(runs: list[dict]) -> list[str]:
+    """The methods present in ``runs``: the built-in ones in :data:`METHODS` order, then other Hebbian labels."""
+    present = list(dict.fromkeys(r["label"] for r in runs))
+    return [m for m in METHODS if m in present] + [m for m in present if m not in METHODS]
+
+
 def budget_table(results: dict) -> str:
     """Markdown: one row per method, one column per budget, cells 'best-layer probe top-1 (epochs)'."""
     runs = results["runs"]
     if not runs:
         return "(no runs)"
     budgets = sorted({r["budget_seconds"] for r in runs})
-    labels = [m for m in METHODS if any(r["label"] == m for r in runs)]
     rows = ["| method | " + " | ".join(f"{b / 60:g} min" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
-    for label in labels:
+    for label in _labels(runs):
         cells = []
         for b in budgets:
             rs = [r for r in runs if r["label"] == label and r["budget_seconds"] == b]
@@ -245,7 +275,7 @@ def plot_budget_accuracy(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label in METHODS:
+    for label in _labels(results["runs"]):
         rs = sorted((r for r in results["runs"] if r["label"] == label), key=lambda r: r["budget_seconds"])
         if rs:
             ax.plot([r["budget_seconds"] / 60 for r in rs], [r["probe_top1"] for r in rs], marker="o", label=label)

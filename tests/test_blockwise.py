@@ -251,19 +251,33 @@ def test_low_compute_benchmark_end_to_end(tmp_path):
     import json
     from liouna_snn.cli import main
     out = tmp_path / "low_compute"
+    hybrid = "softhebb-L1+liouna-column-mask75"   # a run label of experiments/cifar10_local_rules.toml
     rc = main(["low-compute", "--budgets", "0.5", "--methods", "softhebb", "blockwise-simclr", "e2e-supervised-3layer",
-               "--dataset", "cifar10-mini", "--train-subset", "64", "--test-subset", "32", "--width", "4",
+               hybrid, "--dataset", "cifar10-mini", "--train-subset", "64", "--test-subset", "32", "--width", "4",
                "--batch-size", "16", "--probe-epochs", "1", "--probe-layers", "last", "--out", str(out),
-               "--checkpoint-dir", str(tmp_path / "ckpt"), "--quiet"])
+               "--checkpoint-dir", str(tmp_path / "ckpt"), "--quiet", "--precision", "fp32"])
     assert rc == 0
     results = json.loads(out.with_suffix(".json").read_text())
     runs = {r["label"]: r for r in results["runs"]}
-    assert set(runs) == {"softhebb", "blockwise-simclr", "e2e-supervised-3layer"}
-    assert runs["e2e-supervised-3layer"]["rule"] == "e2e-supervised"
+    assert set(runs) == {"softhebb", "blockwise-simclr", "e2e-supervised-3layer", hybrid}
+    assert runs["e2e-supervised-3layer"]["rule"] == "e2e-supervised" and runs[hybrid]["rule"] == "liouna"
+    assert runs[hybrid]["train_options"]["rule_options"]["mask_ratio"] == [0.0, 0.75, 0.75]
+    assert {r["precision"] for r in runs.values()} == {"fp32"}
+    assert runs["blockwise-simclr"]["train_options"]["precision"] == "fp32"
     for r in runs.values():
         assert {"dataset", "rule", "mode", "neuron", "time_steps", "seed", "epochs", "unsup_seconds",
                 "unsup_images_per_second", "probe_seconds", "layers", "probe_top1", "budget_seconds"} <= set(r)
         assert r["budget_seconds"] == 0.5 and r["mode"] == "rate" and r["time_steps"] == 1
         assert len(r["layers"]) == 1 and {"layer", "probe_top1", "knn_top1"} <= set(r["layers"][0])
     assert runs["blockwise-simclr"]["layers"][0]["layer"] == 4
-    assert "| softhebb |" in out.with_suffix(".md").read_text() and out.with_suffix(".png").is_file()
+    table = out.with_suffix(".md").read_text()
+    assert "| softhebb |" in table and f"| {hybrid} |" in table and out.with_suffix(".png").is_file()
+
+
+def test_low_compute_names_the_allowed_methods(tmp_path, capsys):
+    from liouna_snn.cli import main
+    rc = main(["low-compute", "--budgets", "1", "--methods", "hebbian-magic", "--dataset", "cifar10-mini",
+               "--out", str(tmp_path / "lc"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "hebbian-magic" in err
+    assert "e2e-barlow-twins" in err and "softhebb-L1+liouna-column-mask75" in err
