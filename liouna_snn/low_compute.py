@@ -76,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=64, help="ResNet base width (64 = torchvision's)")
     parser.add_argument("--batch-size", type=int, default=128, help="batch size of the backprop methods (default 128)")
     parser.add_argument("--max-epochs", type=int, default=1000, help="epoch cap of the backprop methods (default 1000)")
+    parser.add_argument("--head-channels", type=int, default=None,
+                        help="channels of the blockwise stage heads' 1x1 conv (default: the last stage's, 512 for "
+                             "ResNet-18, as Siddiqui et al.; fewer make early-stage heads much cheaper)")
     parser.add_argument("--feature-pool", type=int, default=1, help="ResNet probe features: adaptive average pool "
                                                                      "to PxP per stage (default 1: global)")
     parser.add_argument("--hebbian-experiment", default=None, help="experiment TOML whose runs, model and schedule "
@@ -105,6 +108,8 @@ def _check(args, hebbian: tuple[str, ...]) -> None:
         raise ValueError(f"budgets must be positive numbers of seconds, got {bad}")
     if args.probe_epochs < 1 or args.batch_size < 2 or args.max_epochs < 1:
         raise ValueError("--probe-epochs and --max-epochs must be >= 1 and --batch-size >= 2")
+    if args.head_channels is not None and args.head_channels < 1:
+        raise ValueError(f"--head-channels must be a positive number of channels, got {args.head_channels}")
 
 
 def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device, ckpt, depths):
@@ -130,11 +135,11 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
                                  progress=not args.quiet, description=f"{label} {budget:g}s")
     layers = probe_layers(net, train, test, depths(len(net)), device=device, mean=mean, std=std, seed=args.seed,
                           progress=not args.quiet, label=label, epochs=args.probe_epochs)
-    passes = cfg.epochs * (len(net) if cfg.schedule == "greedy" else 1)
-    full = num_batches(len(train), cfg.batch_size, drop_last=True) * cfg.batch_size * passes
+    per_epoch = len(net) if cfg.schedule == "greedy" else 1   # a greedy epoch passes the data once per layer
+    full = num_batches(len(train), cfg.batch_size, drop_last=True) * cfg.batch_size * per_epoch * cfg.epochs
     stopped = "budget" if summary["images"] < full else "epochs"
     extra = {"model": spec.get("name"), "schedule": cfg.schedule, "batch_size": cfg.batch_size, "stopped_by": stopped,
-             "precision": precision,
+             "precision": precision, "passes_per_epoch": per_epoch,
              "train_options": {**dataclasses.asdict(cfg), "precision": precision,
                                "rule_options": options}}
     return runs[0]["rule"], summary, layers, extra
@@ -149,7 +154,7 @@ def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckp
     sgd = dict(SUPERVISED_SGD) if mode == "supervised" else {}
     cfg = BlockwiseConfig(mode=mode, loss=loss, epochs=args.max_epochs, batch_size=args.batch_size, max_seconds=budget,
                           seed=args.seed, feature_pool=None if model_kind == "spec" else args.feature_pool,
-                          head_channels=None, precision=args.precision, **sgd)
+                          head_channels=args.head_channels, precision=args.precision, **sgd)
     classes = len(train.classes)
     if model_kind == "spec":
         model = build_spec_model(spec, cfg, num_classes=classes)
@@ -162,7 +167,8 @@ def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckp
                               progress=not args.quiet, description=f"{label} {budget:g}s")
     layers = probe_layers(model, train, test, depths(len(model.backbone)), device=device, mean=mean, std=std,
                           seed=args.seed, progress=not args.quiet, label=label, epochs=args.probe_epochs)
-    extra = {"model": name, "schedule": cfg.schedule, "batch_size": cfg.batch_size,
+    per_epoch = len(model.backbone) if cfg.mode == "blockwise" and cfg.schedule == "greedy" else 1
+    extra = {"model": name, "schedule": cfg.schedule, "batch_size": cfg.batch_size, "passes_per_epoch": per_epoch,
              "stopped_by": summary["stopped_by"], "precision": resolve_precision(args.precision, device),
              "final_losses": [round(v, 4) for v in summary["final_losses"]],
              "train_options": cfg.to_dict()}
@@ -207,7 +213,8 @@ def run_low_compute(args: argparse.Namespace) -> dict:
 
     precision = resolve_precision(args.precision, device)
     for budget in args.budgets:
-        for label in args.methods:
+        for method in args.methods:
+            label = record_label(method, args)
             key = (label, float(budget), args.seed, args.dataset, precision)
             done = [r for r in results["runs"] if run_key(r) == key]
             if done and not args.rerun:
@@ -216,16 +223,16 @@ def run_low_compute(args: argparse.Namespace) -> dict:
             ckpt = Path(args.checkpoint_dir) / f"{label}_{args.dataset}_{budget:g}s_seed{args.seed}_{precision}.pt"
             if args.rerun:
                 ckpt.unlink(missing_ok=True)
-            is_hebbian = label in hebbian and label not in BACKPROP
+            is_hebbian = method in hebbian and method not in BACKPROP
             run = _hebbian_run if is_hebbian else _backprop_run
             other = (exp,) if is_hebbian else ()
-            rule, summary, layers, extra = run(label, *other, spec, train, test, mean, std, budget, args, device,
+            rule, summary, layers, extra = run(method, *other, spec, train, test, mean, std, budget, args, device,
                                                ckpt, depths)
             results["runs"] = [r for r in results["runs"] if run_key(r) != key]
             results["runs"].append({
                 "label": label, "dataset": args.dataset, "rule": rule, "mode": "rate", "neuron": "rate",
                 "time_steps": 1, "seed": args.seed, "budget_seconds": float(budget),
-                "epochs": round(summary["images"] / len(train), 3),
+                "epochs": round(summary["images"] / len(train) / extra["passes_per_epoch"], 3),
                 "unsup_seconds": round(summary["seconds"], 1),
                 "unsup_images_per_second": round(summary["images_per_second"], 1),
                 "probe_seconds": round(sum(l["eval_seconds"] for l in layers), 1), "layers": layers,
@@ -241,6 +248,17 @@ def run_low_compute(args: argparse.Namespace) -> dict:
     return results
 
 
+def record_label(method: str, args: argparse.Namespace) -> str:
+    """The label a method's run is recorded under: the method, plus ``-head{N}`` for blockwise runs whose stage
+    heads are not the default width, so they do not replace the default runs."""
+    blockwise = method in BACKPROP and BACKPROP[method][0] == "blockwise"
+    return f"{method}-head{args.head_channels}" if blockwise and args.head_channels else method
+
+
+def _method(label: str) -> str:
+    return label.rsplit("-head", 1)[0] if label.rsplit("-head", 1)[0] in BACKPROP else label
+
+
 def run_key(run: dict) -> tuple:
     """What makes two low-compute runs the same run: method label, budget, seed, dataset and precision."""
     return run["label"], run["budget_seconds"], run["seed"], run["dataset"], run.get("precision")
@@ -249,7 +267,8 @@ def run_key(run: dict) -> tuple:
 def _labels(runs: list[dict]) -> list[str]:
     """The methods present in ``runs``: the built-in ones in :data:`METHODS` order, then other Hebbian labels."""
     present = list(dict.fromkeys(r["label"] for r in runs))
-    return [m for m in METHODS if m in present] + [m for m in present if m not in METHODS]
+    order = {m: i for i, m in enumerate(METHODS)}
+    return sorted(present, key=lambda l: (order.get(_method(l), len(METHODS)), l))
 
 
 def budget_table(results: dict) -> str:

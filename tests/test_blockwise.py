@@ -264,6 +264,8 @@ def test_low_compute_benchmark_end_to_end(tmp_path):
     assert runs[hybrid]["train_options"]["rule_options"]["mask_ratio"] == [0.0, 0.75, 0.75]
     assert {r["precision"] for r in runs.values()} == {"fp32"}
     assert runs["blockwise-simclr"]["train_options"]["precision"] == "fp32"
+    # epochs count passes over the data per layer: a greedy 3-layer epoch passes it three times
+    assert runs["softhebb"]["passes_per_epoch"] == 3 and 0 < runs["softhebb"]["epochs"] <= 1
     for r in runs.values():
         assert {"dataset", "rule", "mode", "neuron", "time_steps", "seed", "epochs", "unsup_seconds",
                 "unsup_images_per_second", "probe_seconds", "layers", "probe_top1", "budget_seconds"} <= set(r)
@@ -272,6 +274,18 @@ def test_low_compute_benchmark_end_to_end(tmp_path):
     assert runs["blockwise-simclr"]["layers"][0]["layer"] == 4
     table = out.with_suffix(".md").read_text()
     assert "| softhebb |" in table and f"| {hybrid} |" in table and out.with_suffix(".png").is_file()
+    # narrower blockwise heads are a run of their own, listed beside the default one
+    rc = main(["low-compute", "--budgets", "0.5", "--methods", "blockwise-simclr", "--head-channels", "8",
+               "--dataset", "cifar10-mini", "--train-subset", "64", "--test-subset", "32", "--width", "4",
+               "--batch-size", "16", "--probe-epochs", "1", "--probe-layers", "last", "--out", str(out),
+               "--checkpoint-dir", str(tmp_path / "ckpt"), "--quiet", "--precision", "fp32"])
+    results = json.loads(out.with_suffix(".json").read_text())
+    labels = [r["label"] for r in results["runs"]]
+    assert rc == 0 and len(labels) == 5 and "blockwise-simclr" in labels
+    narrow = next(r for r in results["runs"] if r["label"] == "blockwise-simclr-head8")
+    assert narrow["train_options"]["head_channels"] == 8
+    rows = [line.split("|")[1].strip() for line in out.with_suffix(".md").read_text().splitlines()[2:]]
+    assert rows.index("blockwise-simclr-head8") == rows.index("blockwise-simclr") + 1
 
 
 def test_low_compute_names_the_allowed_methods(tmp_path, capsys):

@@ -209,10 +209,10 @@ def test_e2e_supervised_defaults_are_the_low_compute_baseline_and_augment_false_
     from liouna_snn.evaluation.transfer import e2e_config
 
     cfg = e2e_config({}, seed=3)
-    # low_compute.py's e2e-supervised-3layer: SGD 0.1 per 256 images, weight decay 5e-4, its default batch 128,
-    # crop + flip, precision "auto", whole flattened layer outputs as features
-    assert (cfg.mode, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.precision, cfg.feature_pool,
-            cfg.seed) == ("supervised", "sgd", 0.1, 5e-4, 128, "auto", None, 3)
+    # low_compute.py's e2e-supervised-3layer: SGD 0.1 per 256 images, weight decay 5e-4, gradient norm clipped to 1,
+    # its default batch 128, crop + flip, precision "auto", whole flattened layer outputs as features
+    assert (cfg.mode, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.grad_clip, cfg.batch_size, cfg.precision,
+            cfg.feature_pool, cfg.seed) == ("supervised", "sgd", 0.1, 5e-4, 1.0, 128, "auto", None, 3)
     assert cfg.views == SUPERVISED_AUGMENT and cfg.max_seconds is None
     x = torch.rand(4, 3, 16, 16)
     plain = e2e_config({"augment": False, "max_seconds": 60}, seed=0)
