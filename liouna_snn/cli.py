@@ -109,10 +109,9 @@ def _transfer(args) -> int:
 
 
 def _low_compute(args) -> int:
-    from .low_compute import budget_table, run_low_compute
+    from .low_compute import print_report, run_low_compute
 
-    results = run_low_compute(args)
-    print(budget_table(results))
+    print_report(run_low_compute(args))
     return 0
 
 

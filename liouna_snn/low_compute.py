@@ -91,6 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="experiments/results/low_compute", help="results path without suffix")
     parser.add_argument("--checkpoint-dir", default="experiments/checkpoints/low_compute")
     parser.add_argument("--rerun", action="store_true", help="redo runs already in the results file")
+    parser.add_argument("--report", action="store_true", help="train nothing: re-render the table and plot of the "
+                                                              "results file and print them")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -184,13 +186,20 @@ def run_low_compute(args: argparse.Namespace) -> dict:
     from .network import load_spec
     from .precision import resolve_precision
 
+    out = Path(args.out)
+    if args.report:
+        if not out.with_suffix(".json").is_file():
+            raise FileNotFoundError(f"no results file {out.with_suffix('.json')} to report; run the benchmark first "
+                                    f"or point --out at its path without suffix")
+        results = json.loads(out.with_suffix(".json").read_text())
+        write_report(results, out)
+        return results
     hebbian_path = Path(args.hebbian_experiment or Path(__file__).resolve().parent.parent / "experiments"
                         / "cifar10_local_rules.toml")
     exp = load_experiment(hebbian_path)
     hebbian = hebbian_labels(exp)
     _check(args, hebbian)
     device = resolve_device(args.device)
-    out = Path(args.out)
     train = load_dataset(args.dataset, args.data_root, "train")
     test = load_dataset(args.dataset, args.data_root, "test")
     if args.train_subset:
@@ -242,10 +251,14 @@ def run_low_compute(args: argparse.Namespace) -> dict:
             if not args.quiet:
                 print(f"{label} {budget:g}s: best probe {results['runs'][-1]['probe_top1']:.2f} % "
                       f"({summary['images_per_second']:.0f} img/s, {results['runs'][-1]['epochs']} epochs)", flush=True)
-    table = budget_table(results)
-    out.with_suffix(".md").write_text(table + "\n")
-    plot_budget_accuracy(results, out.with_suffix(".png"))
+    write_report(results, out)
     return results
+
+
+def write_report(results: dict, out: Path) -> None:
+    """``<out>.md`` (:func:`budget_table` and :func:`run_table`) and ``<out>.png`` (:func:`plot_budget_accuracy`)."""
+    out.with_suffix(".md").write_text(budget_table(results) + "\n\n" + run_table(results) + "\n")
+    plot_budget_accuracy(results, out.with_suffix(".png"))
 
 
 def record_label(method: str, args: argparse.Namespace) -> str:
@@ -287,6 +300,23 @@ def budget_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def run_table(results: dict) -> str:
+    """Markdown: one row per run (budget, then method order) with what it did in its budget and how it probes."""
+    runs = results["runs"]
+    if not runs:
+        return "(no runs)"
+    order = {label: i for i, label in enumerate(_labels(runs))}
+    rows = ["| budget | method | model | epochs | stopped by | train img/s | best layer: probe (k-NN) | probe s "
+            "| precision | commit |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(runs, key=lambda r: (r["budget_seconds"], order[r["label"]])):
+        best = max(r["layers"], key=lambda l: l["probe_top1"])
+        rows.append(f"| {r['budget_seconds'] / 60:g} min | {r['label']} | {r.get('model')} | {r['epochs']:g} "
+                    f"| {r.get('stopped_by')} | {r['unsup_images_per_second']:.0f} "
+                    f"| {best['layer']}: {best['probe_top1']:.2f} ({best['knn_top1']:.2f}) | {r['probe_seconds']:.0f} "
+                    f"| {r.get('precision', '-')} | `{(r.get('git_commit') or '-')[:10]}` |")
+    return "\n".join(rows)
+
+
 def plot_budget_accuracy(results: dict, path: Path) -> None:
     """Best-layer probe top-1 vs. training budget (minutes, log scale), one line per method."""
     import matplotlib
@@ -319,5 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"low_compute: error: {err}", file=sys.stderr)
         return 2
-    print(budget_table(results))
+    print_report(results)
     return 0
+
+
+def print_report(results: dict) -> None:
+    print(budget_table(results))
+    print()
+    print(run_table(results))

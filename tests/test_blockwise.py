@@ -284,8 +284,14 @@ def test_low_compute_benchmark_end_to_end(tmp_path):
     assert rc == 0 and len(labels) == 5 and "blockwise-simclr" in labels
     narrow = next(r for r in results["runs"] if r["label"] == "blockwise-simclr-head8")
     assert narrow["train_options"]["head_channels"] == 8
-    rows = [line.split("|")[1].strip() for line in out.with_suffix(".md").read_text().splitlines()[2:]]
+    budget_rows = out.with_suffix(".md").read_text().split("\n\n")[0].splitlines()[2:]
+    rows = [line.split("|")[1].strip() for line in budget_rows]
     assert rows.index("blockwise-simclr-head8") == rows.index("blockwise-simclr") + 1
+    # --report re-renders from the JSON alone, training nothing
+    out.with_suffix(".md").unlink()
+    assert main(["low-compute", "--report", "--out", str(out)]) == 0
+    table = out.with_suffix(".md").read_text()
+    assert "| budget | method | model | epochs | stopped by |" in table and "| 0.00833333 min | blockwise-simclr-head8 |" in table
 
 
 def test_low_compute_names_the_allowed_methods(tmp_path, capsys):
@@ -295,3 +301,5 @@ def test_low_compute_names_the_allowed_methods(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "hebbian-magic" in err
     assert "e2e-barlow-twins" in err and "softhebb-L1+liouna-column-mask75" in err
+    assert main(["low-compute", "--report", "--out", str(tmp_path / "nothing")]) == 2
+    assert "no results file" in capsys.readouterr().err
