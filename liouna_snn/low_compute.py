@@ -141,7 +141,7 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
     full = num_batches(len(train), cfg.batch_size, drop_last=True) * cfg.batch_size * per_epoch * cfg.epochs
     stopped = "budget" if summary["images"] < full else "epochs"
     extra = {"model": spec.get("name"), "schedule": cfg.schedule, "batch_size": cfg.batch_size, "stopped_by": stopped,
-             "precision": precision, "passes_per_epoch": per_epoch,
+             "passes_per_epoch": per_epoch,
              "train_options": {**dataclasses.asdict(cfg), "precision": precision,
                                "rule_options": options}}
     return runs[0]["rule"], summary, layers, extra
@@ -150,7 +150,6 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
 def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckpt, depths):
     from .blockwise import SUPERVISED_SGD, BlockwiseConfig, build_resnet_model, build_spec_model, train_blockwise
     from .evaluation import probe_layers
-    from .precision import resolve_precision
 
     mode, loss, model_kind = BACKPROP[label]
     sgd = dict(SUPERVISED_SGD) if mode == "supervised" else {}
@@ -171,8 +170,7 @@ def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckp
                           seed=args.seed, progress=not args.quiet, label=label, epochs=args.probe_epochs)
     per_epoch = len(model.backbone) if cfg.mode == "blockwise" and cfg.schedule == "greedy" else 1
     extra = {"model": name, "schedule": cfg.schedule, "batch_size": cfg.batch_size, "passes_per_epoch": per_epoch,
-             "stopped_by": summary["stopped_by"], "precision": resolve_precision(args.precision, device),
-             "final_losses": [round(v, 4) for v in summary["final_losses"]],
+             "stopped_by": summary["stopped_by"], "final_losses": [round(v, 4) for v in summary["final_losses"]],
              "train_options": cfg.to_dict()}
     rule = "e2e-supervised" if mode == "supervised" else label
     return rule, summary, layers, extra
@@ -240,7 +238,7 @@ def run_low_compute(args: argparse.Namespace) -> dict:
             results["runs"] = [r for r in results["runs"] if run_key(r) != key]
             results["runs"].append({
                 "label": label, "dataset": args.dataset, "rule": rule, "mode": "rate", "neuron": "rate",
-                "time_steps": 1, "seed": args.seed, "budget_seconds": float(budget),
+                "time_steps": 1, "seed": args.seed, "budget_seconds": float(budget), "precision": precision,
                 "epochs": round(summary["images"] / len(train) / extra["passes_per_epoch"], 3),
                 "unsup_seconds": round(summary["seconds"], 1),
                 "unsup_images_per_second": round(summary["images_per_second"], 1),
@@ -269,7 +267,9 @@ def record_label(method: str, args: argparse.Namespace) -> str:
 
 
 def _method(label: str) -> str:
-    return label.rsplit("-head", 1)[0] if label.rsplit("-head", 1)[0] in BACKPROP else label
+    """The method a recorded label runs (:func:`record_label` undone)."""
+    base = label.rsplit("-head", 1)[0]
+    return base if base in BACKPROP else label
 
 
 def run_key(run: dict) -> tuple:
