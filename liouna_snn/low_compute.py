@@ -31,14 +31,17 @@ precision (``--precision``; ``auto``: bf16 where the device computes it natively
 comparable arithmetic. Results: the project's schema
 plus ``budget_seconds``, ``model``, ``stopped_by`` and the training options, in
 ``<out>.json``; a markdown table ``<out>.md`` (best-layer probe top-1 per method and budget) and
-``<out>.png`` (accuracy vs. budget). Runs already in the results file are skipped (``--rerun`` redoes
-them), and an interrupted run resumes from its checkpoint.
+``<out>.png`` (accuracy vs. budget). A backprop run whose options differ from the defaults is recorded
+under its own label (``blockwise-barlow-twins-head128``, ``e2e-simclr-w32-bs256``: :func:`record_label`).
+Runs already in the results file (same label, budget, seed, dataset, precision, image counts and probe
+epochs) are skipped (``--rerun`` redoes them), and an interrupted run resumes from its checkpoint.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -213,7 +216,7 @@ def run_low_compute(args: argparse.Namespace) -> dict:
                "test_images": len(test), "probe": {"epochs": args.probe_epochs, "layers": args.probe_layers},
                "runs": []}
     if out.with_suffix(".json").is_file():
-        results["runs"] = json.loads(out.with_suffix(".json").read_text()).get("runs", [])
+        results["runs"] = _with_data_fields(json.loads(out.with_suffix(".json").read_text()))
 
     def depths(n):
         return list(range(1, n + 1)) if args.probe_layers == "all" else [n]
@@ -222,12 +225,14 @@ def run_low_compute(args: argparse.Namespace) -> dict:
     for budget in args.budgets:
         for method in args.methods:
             label = record_label(method, args)
-            key = (label, float(budget), args.seed, args.dataset, precision)
+            key = (label, float(budget), args.seed, args.dataset, precision, len(train), len(test), args.probe_epochs)
             done = [r for r in results["runs"] if run_key(r) == key]
             if done and not args.rerun:
                 print(f"{label} {budget:g}s seed {args.seed} {precision}: already in {out.with_suffix('.json')}, skipped")
                 continue
-            ckpt = Path(args.checkpoint_dir) / f"{label}_{args.dataset}_{budget:g}s_seed{args.seed}_{precision}.pt"
+            subset = f"_train{len(train)}" if args.train_subset else ""
+            ckpt = (Path(args.checkpoint_dir)
+                    / f"{label}_{args.dataset}{subset}_{budget:g}s_seed{args.seed}_{precision}.pt")
             if args.rerun:
                 ckpt.unlink(missing_ok=True)
             is_hebbian = method in hebbian and method not in BACKPROP
@@ -239,6 +244,7 @@ def run_low_compute(args: argparse.Namespace) -> dict:
             results["runs"].append({
                 "label": label, "dataset": args.dataset, "rule": rule, "mode": "rate", "neuron": "rate",
                 "time_steps": 1, "seed": args.seed, "budget_seconds": float(budget), "precision": precision,
+                "train_images": len(train), "test_images": len(test), "probe_epochs": args.probe_epochs,
                 "epochs": round(summary["images"] / len(train) / extra["passes_per_epoch"], 3),
                 "unsup_seconds": round(summary["seconds"], 1),
                 "unsup_images_per_second": round(summary["images_per_second"], 1),
@@ -259,22 +265,49 @@ def write_report(results: dict, out: Path) -> None:
     plot_budget_accuracy(results, out.with_suffix(".png"))
 
 
+# Options of the backprop methods that make a run another run than the default one: (option, default, label
+# suffix, which methods it applies to). A run with a non-default value is recorded under its own label.
+_LABEL_OPTIONS = (("arch", "resnet18", "-{}", "resnet"), ("width", 64, "-w{}", "resnet"),
+                  ("feature_pool", 1, "-pool{}", "resnet"), ("head_channels", None, "-head{}", "blockwise"),
+                  ("batch_size", 128, "-bs{}", "backprop"), ("max_epochs", 1000, "-ep{}", "backprop"))
+_LABEL_SUFFIXES = re.compile(r"(-resnet\d+|-w\d+|-pool\d+|-head\d+|-bs\d+|-ep\d+)+$")
+
+
 def record_label(method: str, args: argparse.Namespace) -> str:
-    """The label a method's run is recorded under: the method, plus ``-head{N}`` for blockwise runs whose stage
-    heads are not the default width, so they do not replace the default runs."""
-    blockwise = method in BACKPROP and BACKPROP[method][0] == "blockwise"
-    return f"{method}-head{args.head_channels}" if blockwise and args.head_channels else method
+    """The label a method's run is recorded under: the method, plus a suffix per backprop option that is not
+    its default (``-resnet50``, ``-w{width}``, ``-pool{P}``, ``-head{N}`` for blockwise heads, ``-bs{B}``,
+    ``-ep{E}``), so such runs do not replace (or get skipped as) the default runs. Hebbian methods take
+    their options from the Hebbian experiment and keep their label."""
+    if method not in BACKPROP:
+        return method
+    mode, _, model = BACKPROP[method]
+    label = method
+    for option, default, suffix, applies in _LABEL_OPTIONS:
+        value = getattr(args, option)
+        if value != default and applies in ("backprop", mode, model):
+            label += suffix.format(value)
+    return label
 
 
 def _method(label: str) -> str:
     """The method a recorded label runs (:func:`record_label` undone)."""
-    base = label.rsplit("-head", 1)[0]
+    base = _LABEL_SUFFIXES.sub("", label)
     return base if base in BACKPROP else label
 
 
 def run_key(run: dict) -> tuple:
-    """What makes two low-compute runs the same run: method label, budget, seed, dataset and precision."""
-    return run["label"], run["budget_seconds"], run["seed"], run["dataset"], run.get("precision")
+    """What makes two low-compute runs the same run: method label, budget, seed, dataset, precision, the
+    numbers of training and test images and the probe's epochs."""
+    return (run["label"], run["budget_seconds"], run["seed"], run["dataset"], run.get("precision"),
+            run.get("train_images"), run.get("test_images"), run.get("probe_epochs"))
+
+
+def _with_data_fields(results: dict) -> list[dict]:
+    """The runs of a results file, each with ``train_images``, ``test_images`` and ``probe_epochs`` (runs
+    recorded before these were per run take the file's own values, which described them when written)."""
+    file_values = {"train_images": results.get("train_images"), "test_images": results.get("test_images"),
+                   "probe_epochs": results.get("probe", {}).get("epochs")}
+    return [{**file_values, **run} for run in results.get("runs", [])]
 
 
 def _labels(runs: list[dict]) -> list[str]:

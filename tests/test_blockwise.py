@@ -259,7 +259,9 @@ def test_low_compute_benchmark_end_to_end(tmp_path):
     assert rc == 0
     results = json.loads(out.with_suffix(".json").read_text())
     runs = {r["label"]: r for r in results["runs"]}
-    assert set(runs) == {"softhebb", "blockwise-simclr", "e2e-supervised-3layer", hybrid}
+    # backprop runs with non-default options are recorded under labels naming them (width 4, batch 16)
+    assert set(runs) == {"softhebb", "blockwise-simclr-w4-bs16", "e2e-supervised-3layer-bs16", hybrid}
+    runs["blockwise-simclr"], runs["e2e-supervised-3layer"] = runs["blockwise-simclr-w4-bs16"], runs["e2e-supervised-3layer-bs16"]
     assert runs["e2e-supervised-3layer"]["rule"] == "e2e-supervised" and runs[hybrid]["rule"] == "liouna"
     assert runs[hybrid]["train_options"]["rule_options"]["mask_ratio"] == [0.0, 0.75, 0.75]
     assert {r["precision"] for r in runs.values()} == {"fp32"}
@@ -267,6 +269,7 @@ def test_low_compute_benchmark_end_to_end(tmp_path):
     # epochs count passes over the data per layer: a greedy 3-layer epoch passes it three times
     assert runs["softhebb"]["passes_per_epoch"] == 3 and 0 < runs["softhebb"]["epochs"] <= 1
     for r in runs.values():
+        assert (r["train_images"], r["test_images"], r["probe_epochs"]) == (64, 32, 1)
         assert {"dataset", "rule", "mode", "neuron", "time_steps", "seed", "epochs", "unsup_seconds",
                 "unsup_images_per_second", "probe_seconds", "layers", "probe_top1", "budget_seconds"} <= set(r)
         assert r["budget_seconds"] == 0.5 and r["mode"] == "rate" and r["time_steps"] == 1
@@ -281,17 +284,41 @@ def test_low_compute_benchmark_end_to_end(tmp_path):
                "--checkpoint-dir", str(tmp_path / "ckpt"), "--quiet", "--precision", "fp32"])
     results = json.loads(out.with_suffix(".json").read_text())
     labels = [r["label"] for r in results["runs"]]
-    assert rc == 0 and len(labels) == 5 and "blockwise-simclr" in labels
-    narrow = next(r for r in results["runs"] if r["label"] == "blockwise-simclr-head8")
+    assert rc == 0 and len(labels) == 5 and "blockwise-simclr-w4-bs16" in labels
+    narrow = next(r for r in results["runs"] if r["label"] == "blockwise-simclr-w4-head8-bs16")
     assert narrow["train_options"]["head_channels"] == 8
     budget_rows = out.with_suffix(".md").read_text().split("\n\n")[0].splitlines()[2:]
     rows = [line.split("|")[1].strip() for line in budget_rows]
-    assert rows.index("blockwise-simclr-head8") == rows.index("blockwise-simclr") + 1
+    assert rows.index("blockwise-simclr-w4-head8-bs16") == rows.index("blockwise-simclr-w4-bs16") + 1
     # --report re-renders from the JSON alone, training nothing
     out.with_suffix(".md").unlink()
     assert main(["low-compute", "--report", "--out", str(out)]) == 0
     table = out.with_suffix(".md").read_text()
-    assert "| budget | method | model | epochs | stopped by |" in table and "| 0.00833333 min | blockwise-simclr-head8 |" in table
+    assert "| budget | method | model | epochs | stopped by |" in table and "| 0.00833333 min | blockwise-simclr-w4-head8-bs16 |" in table
+
+
+def test_low_compute_labels_name_non_default_options_and_runs_key_on_their_data():
+    import argparse
+    from liouna_snn import low_compute as lc
+    parser = argparse.ArgumentParser()
+    lc.add_arguments(parser)
+    defaults = parser.parse_args([])
+    assert [lc.record_label(m, defaults) for m in ("e2e-simclr", "blockwise-vicreg", "softhebb")] == \
+        ["e2e-simclr", "blockwise-vicreg", "softhebb"]
+    custom = parser.parse_args(["--arch", "resnet50", "--width", "32", "--feature-pool", "2", "--head-channels",
+                                "128", "--batch-size", "256", "--max-epochs", "5"])
+    assert lc.record_label("blockwise-vicreg", custom) == "blockwise-vicreg-resnet50-w32-pool2-head128-bs256-ep5"
+    assert lc.record_label("e2e-simclr", custom) == "e2e-simclr-resnet50-w32-pool2-bs256-ep5"   # no stage heads
+    assert lc.record_label("e2e-supervised-3layer", custom) == "e2e-supervised-3layer-bs256-ep5"  # not a ResNet
+    assert lc.record_label("softhebb", custom) == "softhebb"   # Hebbian options come from the experiment
+    for method in ("blockwise-vicreg", "e2e-simclr", "e2e-supervised-3layer"):
+        assert lc._method(lc.record_label(method, custom)) == method
+    # runs recorded before image counts and probe epochs were per run take the file's values; other counts differ
+    old = {"train_images": 50000, "test_images": 10000, "probe": {"epochs": 50},
+           "runs": [{"label": "softhebb", "budget_seconds": 600.0, "seed": 0, "dataset": "cifar10", "precision": "bf16"}]}
+    (run,) = lc._with_data_fields(old)
+    assert lc.run_key(run) == ("softhebb", 600.0, 0, "cifar10", "bf16", 50000, 10000, 50)
+    assert lc.run_key({**run, "train_images": 5000}) != lc.run_key(run)
 
 
 def test_low_compute_names_the_allowed_methods(tmp_path, capsys):

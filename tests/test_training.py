@@ -480,3 +480,20 @@ def test_unfinished_phases_names_the_phase_a_checkpoint_stopped_at():
     assert unfinished_phases({"config": config, "phase": 1}, net) == (1, len(net))
     assert unfinished_phases({"config": config, "phase": len(net)}, net) is None
     assert unfinished_phases({"network": {}}, net) is None  # too old to record its phase
+
+
+def test_training_bar_counts_budget_seconds_not_steps(capsys):
+    from liouna_snn.training import TrainingBar
+    bar = TrainingBar(1_000_000, 0, 60.0, 12.0, progress=True, description="run")
+    bar.step(30.4)
+    bar.step(75.0)           # past the budget: the bar stops at its total
+    bar.close()
+    shown = capsys.readouterr().err.replace("\r", "\n")
+    assert "60/60 s of budget" in shown and "100%" in shown
+    assert "1000000" not in shown        # the epochs' steps are not what the bar counts
+
+    steps = TrainingBar(40, 10, None, 0.0, progress=True, description="run")
+    steps.step(1.0)
+    steps.close()
+    shown = capsys.readouterr().err.replace("\r", "\n")
+    assert "11/40" in shown and "s of budget" not in shown

@@ -16,7 +16,8 @@ Three modes share one loop (:func:`train_blockwise`):
 The loop reuses the Hebbian trainer's machinery: its phase schedule and budget split
 (:func:`liouna_snn.training.schedule_phases`, :func:`~liouna_snn.training.phase_deadlines`), its
 seeded epoch order (:func:`~liouna_snn.training.epoch_generator` + :func:`liouna_snn.data.iterate_batches`),
-atomic checkpoints and mid-epoch resumption (:func:`~liouna_snn.training.save_atomic`), a tqdm bar
+atomic checkpoints and mid-epoch resumption (:func:`~liouna_snn.training.save_atomic`), its progress bar
+(:class:`~liouna_snn.training.TrainingBar`: steps, or seconds of a budget)
 with images/s; the model's ``forward(x, depth)`` gives probe features to
 :func:`liouna_snn.evaluation.probe_layers`. SGD or LARS, linear warm-up then cosine decay over the
 run's progress (steps, or seconds of a wall-clock budget, whichever is further along). Forward passes
@@ -33,12 +34,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data import ImageTensors, iterate_batches, num_batches
 from ..data.augment import Augment
 from ..precision import PRECISIONS, resolve_precision
-from ..training import check_budget, epoch_generator, load_checkpoint, phase_deadlines, save_atomic, schedule_phases
+from ..training import (TrainingBar, check_budget, epoch_generator, load_checkpoint, phase_deadlines, save_atomic,
+                        schedule_phases)
 from .losses import LOSSES, make_loss
 from .optim import OPTIMIZERS, make_optimizer, warmup_cosine
 from .resnet import Projector, ResNetBackbone, StageHead
@@ -310,8 +311,8 @@ def train_blockwise(model: BlockwiseModel, data: ImageTensors, *, device: str | 
                          "config": cfg.to_dict(), "augment_generator": aug_gen.get_state(),
                          "noise_generator": noise_gen.get_state()}, checkpoint)
 
-    bar = tqdm(total=len(phases) * per_epoch, initial=start_phase * per_epoch + start_batch, disable=not progress,
-               desc=description, unit="step", dynamic_ncols=True)
+    bar = TrainingBar(len(phases) * per_epoch, start_phase * per_epoch + start_batch, cfg.max_seconds, elapsed,
+                      progress=progress, description=description)
     final_losses, stopped_by = [], "epochs"
     for p in range(start_phase, len(phases)):
         learning, epoch = phases[p]
@@ -348,8 +349,8 @@ def train_blockwise(model: BlockwiseModel, data: ImageTensors, *, device: str | 
             b += 1
             steps += 1
             images += x01.shape[0]
-            bar.update(1)
             now = time.perf_counter()
+            bar.step(elapsed + now - t0)
             if b % 10 == 0:
                 bar.set_postfix(img_s=f"{images / max(elapsed + now - t0, 1e-9):.0f}",
                                 loss="/".join(f"{v:.3g}" for v in final_losses))

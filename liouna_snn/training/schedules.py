@@ -22,6 +22,7 @@ from ..data import ImageTensors, iterate_batches, num_batches
 from ..network import LocalNetwork
 from ..spiking import CurrentScale
 from .checkpoint import check_identity, load_checkpoint, save_atomic
+from .progress import TrainingBar
 
 SCHEDULES = ("greedy", "simultaneous")
 
@@ -275,8 +276,8 @@ def train_unsupervised(
 
     total_steps = len(phases) * per_epoch
     deadlines = phase_deadlines(phases, config.max_seconds)
-    bar = tqdm(total=total_steps, initial=start_phase * per_epoch + start_batch, disable=not progress,
-               desc=description, unit="step", dynamic_ncols=True)
+    bar = TrainingBar(total_steps, start_phase * per_epoch + start_batch, config.max_seconds, elapsed,
+                      progress=progress, description=description)
     for p in range(start_phase, len(phases)):
         learning, epoch = phases[p]
         top = max(learning)
@@ -300,8 +301,8 @@ def train_unsupervised(
                     h = network.layers[i](network._layer_input(i, h))
             b += 1
             images += x.shape[0]
-            bar.update(1)
             now = time.perf_counter()
+            bar.step(elapsed + now - t0)
             if b % 20 == 0:
                 bar.set_postfix(img_s=f"{images / (elapsed + now - t0):.0f}", layer="+".join(str(i + 1) for i in learning))
             if checkpoint and b % config.checkpoint_every == 0 and b < per_epoch:
