@@ -186,7 +186,7 @@ def test_e2e_supervised_baseline_is_trained_with_source_labels_then_probed_like_
     # (untrained, or with a tiny lr, it sits near 10 %), and its weights moved away from their seeded initialisation.
     majority = 100.0 * torch.bincount(source.labels).max().item() / len(source)
     assert e2e["source_train_top1"] > majority + 10, (e2e["source_train_top1"], majority)
-    checkpoint = tmp_path / "ckpt" / "cifar10-mini_e2e-supervised_seed0.pt"
+    checkpoint = tmp_path / "ckpt" / "cifar10-mini_e2e-supervised_seed0_fp32.pt"   # named by its precision
     state = load_checkpoint(checkpoint)
     assert state["config"]["mode"] == "supervised" and state["steps"] == 400 // 16
     spec = load_spec(tmp_path / "tiny.toml")

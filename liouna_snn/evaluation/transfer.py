@@ -43,8 +43,8 @@ Per transfer, run and seed:
    (:class:`~liouna_snn.blockwise.SpecConvNet` of the model spec) plus a linear classifier on its last
    layer, trained with the source's labels by :func:`~liouna_snn.blockwise.train_blockwise` (mode
    ``supervised``, :func:`~liouna_snn.blockwise.supervised_config`: the low-compute comparison's
-   ``e2e-supervised-3layer``; same checkpoint path, resumed mid-epoch); the classifier is then dropped
-   and the frozen layers are probed like the Hebbian ones. It needs ``source = { dataset = ... }``.
+   ``e2e-supervised-3layer``; checkpoint ``<source>_<label>_seed<s>_<precision>.pt``, resumed mid-epoch); the
+   classifier is then dropped and the frozen layers are probed like the Hebbian ones. It needs ``source = { dataset = ... }``.
 2. **Resolution.** Every dataset is loaded at the network's input size ``S`` (the spec's
    ``input_size``): tensor datasets are resized (shorter side to ``S``, bilinear, antialiased) and
    centre-cropped (:func:`liouna_snn.data.resize_center_crop`), ImageFolder trees are decoded that way.
@@ -353,14 +353,17 @@ def _e2e_source_network(tr: dict, run: dict, label: str, seed: int, spec: dict, 
     time) and the results fields ``train_options``, ``stopped_by`` and ``source_train_top1`` (%).
     """
     from ..blockwise import build_spec_model, train_blockwise
+    from ..precision import resolve_precision
 
     source = tr["source"]
     cfg = e2e_config(run.get("options", {}), seed=seed)
     train = load_split(source, "train", image_size, data_root).to(device)
     mean, std = (t.to(device) for t in train.channel_stats())
     model = build_spec_model(spec, cfg, num_classes=len(train.classes))
+    # named by the resolved precision: a bf16 and an fp32 baseline keep their own checkpoints
+    precision = resolve_precision(cfg.precision, device)
     summary = train_blockwise(model, train, device=device, mean=mean, std=std, progress=progress,
-                              checkpoint=checkpoint_dir / f"{source['dataset']}_{label}_seed{seed}.pt",
+                              checkpoint=checkpoint_dir / f"{source['dataset']}_{label}_seed{seed}_{precision}.pt",
                               description=f"{source['dataset']} {label} seed {seed}")
     model.requires_grad_(False)
     fields = {"train_options": cfg.to_dict(), "stopped_by": summary["stopped_by"],
