@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from liouna_snn.config import read_toml, reject_unknown, require
-from liouna_snn.evaluation import PROBE_DEFAULTS, read_out
+from liouna_snn.evaluation import PROBE_DEFAULTS, probe_depths, read_out
 from liouna_snn.experiment import (
     experiment_data, load_experiment, per_layer_rules, resolve_device, resolve_model, script_main,
     train_and_probe_run,
@@ -191,19 +191,6 @@ def base_run(exp: dict, run: str) -> dict:
             return entry
     labels = [entry.get("label", entry["rule"]) for entry in exp["runs"]]
     raise ValueError(f"the base experiment {exp['_path']} has no run {run!r}; its runs: {', '.join(labels)}")
-
-
-def probe_depths(values: list | str, n_layers: int, where: str) -> list[int]:
-    """1-based depths from ``"all"`` / ``["all"]`` or a list of integers in ``1..n_layers``."""
-    if values == "all" or values == ["all"]:
-        return list(range(1, n_layers + 1))
-    try:
-        depths = sorted({int(v) for v in values})
-    except (TypeError, ValueError):
-        depths = []
-    if not depths or not all(1 <= d <= n_layers for d in depths):
-        raise ValueError(f"{where}: probe layers must be 'all' or depths in 1..{n_layers}, got {values!r}")
-    return depths
 
 
 # --- one comparison: which runs, with which conditions ----------------------------------------------------

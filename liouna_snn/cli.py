@@ -102,7 +102,7 @@ def _transfer(args) -> int:
     results = run_transfer(args.experiment, data_root=args.data_root, device=args.device,
                            results_dir=args.results_dir, checkpoint_dir=args.checkpoint_dir,
                            progress=not args.quiet, only_rules=args.rules, only_transfers=args.transfers,
-                           precision=args.precision)
+                           precision=args.precision, layers=args.probe_layers)
     print()
     print(transfer_table(results))
     return 0
@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     transfer.add_argument("--precision", choices=PRECISIONS,
                           help="compute precision in place of the file's [unsupervised] precision and the "
                           "end-to-end runs' own (auto: bf16 where the device computes it natively)")
+    transfer.add_argument("--probe-layers", nargs="+", metavar="LAYER",
+                          help="'all' or 1-based depths to probe, e.g. 3, in place of the file's [probe] layers")
     transfer.add_argument("--quiet", action="store_true", help="no progress bars")
     transfer.set_defaults(func=_transfer)
     low = sub.add_parser("low-compute", help="probe accuracy of Hebbian, blockwise SSL, end-to-end SSL and supervised "

@@ -374,3 +374,30 @@ def test_a_pre_training_in_another_precision_keeps_its_own_checkpoint_beside_the
     assert ([(l["probe_top1"], l["knn_top1"]) for l in again["runs"][1]["layers"]]
             == [(l["probe_top1"], l["knn_top1"]) for l in second["runs"][1]["layers"]])
     assert again["runs"][1]["unsup_seconds"] == second["runs"][1]["unsup_seconds"]  # not trained again
+
+
+def test_cli_probe_layers_replaces_the_files_and_a_depth_past_the_last_layer_is_an_error(tmp_path, capsys):
+    path = write_experiment(tmp_path, rules=("random",))
+    args = ["transfer", str(path), "--quiet", "--results-dir", str(tmp_path / "r"), "--checkpoint-dir",
+            str(tmp_path / "c")]
+    assert main(args + ["--probe-layers", "2"]) == 0
+    written = json.loads((tmp_path / "r" / "tiny_transfer.json").read_text())
+    assert [layer["layer"] for layer in written["runs"][0]["layers"]] == [2]
+    assert written["probe"]["layers"] == ["2"] and written["runs"][0]["probe_top1"] == written["runs"][0]["layers"][0]["probe_top1"]
+    assert main(args + ["--probe-layers", "3"]) == 2
+    assert "--probe-layers: probe layers must be 'all' or depths in 1..2, got ['3']" in capsys.readouterr().err
+    path.write_text(path.read_text().replace("knn_k = 3", "knn_k = 3\nlayers = [0, 1]"))
+    with pytest.raises(ValueError, match=r"\[probe\] layers: probe layers must be 'all' or depths in 1\.\.2"):
+        run_transfer(path, progress=False, results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c")
+
+
+def test_a_budgeted_e2e_baseline_records_the_passes_it_made(tmp_path):
+    budgeted = E2E_RUN.replace('rule = "e2e-supervised"', 'label = "e2e-budget"\nrule = "e2e-supervised"').replace(
+        "epochs = 1,", "epochs = 3, max_seconds = 1e-6,")
+    path = write_experiment(tmp_path, rules=(), source_images=400, extra_runs=budgeted)
+    results = run_transfer(path, progress=False, results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c")
+    (run,) = results["runs"]
+    assert run["label"] == "e2e-budget" and run["stopped_by"] == "budget"
+    assert run["train_options"]["epochs"] == 3
+    # stopped after its first batches: a fraction of one pass over the 400 source images, in batches of 16
+    assert 0 < run["epochs"] < 1 and round(run["epochs"] * 400) % 16 == 0

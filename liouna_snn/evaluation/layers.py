@@ -13,6 +13,23 @@ PROBE_DEFAULTS = {"epochs": 50, "batch_size": 64, "lr": 1e-3, "dropout": 0.5, "s
                   "knn_temperature": 0.07, "feature_batch_size": 250}
 
 
+def probe_depths(values: list | str, n_layers: int, where: str) -> list[int]:
+    """1-based depths, ascending, from ``"all"`` / ``["all"]`` or integers in ``1..n_layers`` (strings allowed).
+
+    ``where`` names the option in the error raised for anything else (an empty list, 0, a depth past the last
+    layer, a word other than ``all``).
+    """
+    if values == "all" or values == ["all"]:
+        return list(range(1, n_layers + 1))
+    try:
+        depths = sorted({int(v) for v in values})
+    except (TypeError, ValueError):
+        depths = []
+    if not depths or not all(1 <= d <= n_layers for d in depths):
+        raise ValueError(f"{where}: probe layers must be 'all' or depths in 1..{n_layers}, got {values!r}")
+    return depths
+
+
 def probe_layers(model, train: ImageTensors, test: ImageTensors, depths: list[int], *, device="cpu", mean=None,
                  std=None, seed: int = 0, progress: bool = True, label: str = "", **options) -> list[dict]:
     """Probe ``model(x, depth)``'s flattened features at every depth of ``depths`` (1-based), shallowest first.

@@ -81,7 +81,7 @@ from torch import nn
 from ..blockwise import SUPERVISED_SGD
 from ..config import read_toml, reject_unknown, require
 from ..data import ImageTensors, iterate_batches, load_dataset
-from .layers import PROBE_DEFAULTS as LAYER_PROBE_DEFAULTS, probe_layers
+from .layers import PROBE_DEFAULTS as LAYER_PROBE_DEFAULTS, probe_depths, probe_layers
 
 TOP_KEYS = {"name", "description", "model", "depth", "unsupervised", "probe", "finetune", "transfers", "runs", "device",
             "spiking", "reuse_from"}
@@ -350,7 +350,9 @@ def _e2e_source_network(tr: dict, run: dict, label: str, seed: int, spec: dict, 
     :class:`~liouna_snn.blockwise.BlockwiseModel` in eval mode (``model(x, depth)``: layer ``depth``'s
     flattened output, float32), the source's per-channel ``mean`` / ``std`` ((C,), [0, 1] units; the
     network is trained and probed with them), :func:`train_blockwise`'s summary (``seconds``: training
-    time) and the results fields ``train_options``, ``stopped_by`` and ``source_train_top1`` (%).
+    time) and the results fields ``train_options``, ``stopped_by``, ``epochs_trained`` (passes over the
+    source's train split actually made: fewer than ``epochs`` where ``max_seconds`` stopped it) and
+    ``source_train_top1`` (%).
     """
     from ..blockwise import build_spec_model, train_blockwise
     from ..precision import resolve_precision
@@ -367,6 +369,8 @@ def _e2e_source_network(tr: dict, run: dict, label: str, seed: int, spec: dict, 
                               description=f"{source['dataset']} {label} seed {seed}")
     model.requires_grad_(False)
     fields = {"train_options": cfg.to_dict(), "stopped_by": summary["stopped_by"],
+              # an epoch passes len(train) // batch_size full batches (the last, partial one is dropped)
+              "epochs_trained": round(summary["images"] / (len(train) // cfg.batch_size * cfg.batch_size), 3),
               "source_train_top1": round(classifier_top1(model, train, mean=mean, std=std, device=device), 2)}
     return model, source["dataset"], mean, std, summary, fields
 
@@ -374,13 +378,15 @@ def _e2e_source_network(tr: dict, run: dict, label: str, seed: int, spec: dict, 
 def run_transfer(path: str | Path, *, data_root: str | Path | None = None, device: str = "auto",
                  results_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                  progress: bool = True, only_rules: list[str] | None = None,
-                 only_transfers: list[str] | None = None, precision: str | None = None) -> dict:
+                 only_transfers: list[str] | None = None, precision: str | None = None,
+                 layers: list | str | None = None) -> dict:
     """Run every transfer x run x seed of a transfer experiment; write ``<results>/<name>.json``; return it.
 
     ``data_root`` overrides every source and target ``root``; ``only_rules`` keeps the runs with these rule
     names or labels, ``only_transfers`` the ``[[transfers]]`` with these ``"SOURCE:TARGET"`` names
     (:func:`transfer_name`); ``precision`` (``"auto"``, ``"bf16"``, ``"fp32"``) replaces the file's
-    ``[unsupervised] precision`` and the end-to-end runs' own. An existing results file keeps its entries: each run replaces only its own (label,
+    ``[unsupervised] precision`` and the end-to-end runs' own; ``layers`` (``"all"`` or 1-based depths) replaces
+    the file's ``[probe] layers``. An existing results file keeps its entries: each run replaces only its own (label,
     seed, transfer, precision) entry; a file of another image size is first moved aside (:func:`earlier_records`).
     """
     from ..precision import compute_dtype as dtype_of, resolve_precision
@@ -412,7 +418,9 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
     finetune_cfg = {**FINETUNE_DEFAULTS, **exp.get("finetune", {})}
     spiking = spiking_config(exp["spiking"], f"{exp['_path']} [spiking]") if "spiking" in exp else None
     n_layers = len(spec["layers"])
-    depths = list(range(1, n_layers + 1)) if probe_cfg["layers"] == "all" else list(probe_cfg["layers"])
+    if layers is not None:
+        probe_cfg["layers"] = layers
+    depths = probe_depths(probe_cfg["layers"], n_layers, "--probe-layers" if layers is not None else f"{path} [probe] layers")
     results_dir = Path(results_dir) if results_dir else Path(exp["_path"]).parent / "results"
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path(exp["_path"]).parent / "checkpoints" / name
     command = " ".join(["liouna-snn"] + sys.argv[1:]) if sys.argv else None
@@ -438,7 +446,7 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
                     net, source_name, mean, std, summary, extra = _e2e_source_network(
                         tr, run, label, seed, spec, size, device=dev, checkpoint_dir=checkpoint_dir,
                         data_root=data_root, progress=progress)
-                    epochs = extra["train_options"]["epochs"]
+                    epochs = extra["epochs_trained"]   # fewer than the options' epochs where max_seconds stopped it
                 else:
                     net, source_name, mean, std, summary = _source_network(
                         exp, tr, run, label, seed, spec, size, device=dev, compute_dtype=compute_dtype,
