@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from liouna_snn.config import read_toml, reject_unknown, require
-from liouna_snn.evaluation import PROBE_DEFAULTS, probe_depths, read_out
+from liouna_snn.evaluation import PROBE_DEFAULTS, probe_depths, read_out, recorded_probe_options
 from liouna_snn.experiment import (
     experiment_data, load_experiment, per_layer_rules, resolve_device, resolve_model, script_main,
     train_and_probe_run,
@@ -451,8 +451,7 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         training = {"dataset": dataset, "train_images": len(train), "seed": seed, "model": spec.get("name"),
                     "rule_options": [dataclasses.asdict(r) for r in rules], "unsupervised": results["unsupervised"],
                     "spiking": None if spiking is None else spiking.to_dict()}
-        conditions = {**training, "test_images": len(test),
-                      "probe": {k: v for k, v in probe_cfg.items() if k != "layers"}}
+        conditions = {**training, "test_images": len(test), "probe": recorded_probe_options(probe_cfg)}
         label = run_label(run["rule"], neuron, T, *(("none", "none") if spiking is None else
                                                     (spiking.lateral_inhibition, spiking.current_norm,
                                                      lif_parameters(neuron, spiking.neuron_params).beta,

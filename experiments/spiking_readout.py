@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from liouna_snn.config import read_toml, reject_unknown, require
-from liouna_snn.evaluation import PROBE_DEFAULTS
+from liouna_snn.evaluation import PROBE_DEFAULTS, recorded_probe_options
 from liouna_snn.evaluation import read_out as evaluation_read_out
 from liouna_snn.provenance import git_commit, machine
 from liouna_snn.experiment import experiment_data, resolve_device, script_main, write_json_atomic
@@ -137,7 +137,7 @@ def readout_conditions(entry: dict, source: dict, data: dict, probe: dict, depth
                        calibration_images: int) -> dict:
     """Everything that determines a read-out's numbers (a stored record is reused only when these are equal)."""
     spiking = entry["_spiking"]
-    return {"source": source, "data": data, "probe": probe, "probe_layers": depths,
+    return {"source": source, "data": data, "probe": recorded_probe_options(probe), "probe_layers": depths,
             "calibration_images": calibration_images,
             "spiking": None if spiking is None else spiking.to_dict()}
 

@@ -62,7 +62,7 @@ from pathlib import Path
 import torch
 
 from .data import load_dataset
-from .evaluation import PROBE_DEFAULTS, probe_layers
+from .evaluation import PROBE_DEFAULTS, probe_augment, probe_depths, probe_layers
 from .config import read_toml, reject_unknown, require
 from .network import build_network, load_spec
 from .precision import PRECISIONS, resolve_precision
@@ -77,9 +77,18 @@ TOP_KEYS = {"name", "description", "model", "depth", "data", "unsupervised", "pr
             "reuse_from"}
 DATA_KEYS = {"dataset", "root", "download", "train_subset", "test_subset", "image_size"}
 UNSUP_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} | {"precision"}
-PROBE_KEYS = {"epochs", "batch_size", "lr", "dropout", "standardize", "knn_k", "knn_temperature", "layers",
-              "feature_batch_size"}
+PROBE_KEYS = set(PROBE_DEFAULTS) | {"layers"}
 RUN_KEYS = {"rule", "seeds", "options", "label", "spiking"}
+
+
+def check_probe(probe: dict, where: str) -> None:
+    """Reject unknown ``[probe]`` keys and an unknown ``augment`` name, naming ``where`` and what is allowed."""
+    reject_unknown(probe, PROBE_KEYS, where)
+    if "augment" in probe:
+        try:
+            probe_augment(probe["augment"])
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
 
 
 def load_experiment(path: str | Path) -> dict:
@@ -91,7 +100,7 @@ def load_experiment(path: str | Path) -> dict:
     require(exp, ("model", "data", "runs"), where)
     reject_unknown(exp["data"], DATA_KEYS, where + " [data]")
     reject_unknown(exp.get("unsupervised", {}), UNSUP_KEYS, where + " [unsupervised]")
-    reject_unknown(exp.get("probe", {}), PROBE_KEYS, where + " [probe]")
+    check_probe(exp.get("probe", {}), where + " [probe]")
     if exp.get("unsupervised", {}).get("precision", "auto") not in PRECISIONS:
         raise ValueError(f"{where} [unsupervised]: precision must be one of {', '.join(PRECISIONS)}")
     if "spiking" in exp:
@@ -475,7 +484,7 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
         if summary.get("reused_layers"):
             donor = donor_name(summary["reused_from"], checkpoint)
     n_layers = len(spec["layers"])
-    depths = list(range(1, n_layers + 1)) if probe_cfg["layers"] == "all" else list(probe_cfg["layers"])
+    depths = probe_depths(probe_cfg["layers"], n_layers, "[probe] layers")
     t0 = time.perf_counter()
     layers = probe_layers(net, train, test, depths, device=device, mean=mean, std=std, seed=seed,
                           progress=progress, label=f"{label} seed {seed}",

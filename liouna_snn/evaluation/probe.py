@@ -53,7 +53,20 @@ def dropout_mask(shape: tuple[int, int], p: float, generator: torch.Generator, d
     return ((torch.rand(shape, generator=generator) >= p).to(dtype) / (1.0 - p)).to(device)
 
 
-def _logits(model: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+def new_classifier(features: int, classes: int, *, epochs: int, lr: float, generator: torch.Generator, device):
+    """The probe's linear layer ``features -> classes`` (weights uniform in +-1/sqrt(features) from ``generator``,
+    bias 0), its Adam optimiser and the per-epoch schedule that halves the learning rate at :data:`HALVING_AT`."""
+    model = torch.nn.Linear(features, classes).to(device)
+    with torch.no_grad():
+        bound = 1.0 / features ** 0.5
+        model.weight.copy_((torch.rand(model.weight.shape, generator=generator) * 2 - 1) * bound)
+        model.bias.zero_()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [max(1, round(f * epochs)) for f in HALVING_AT], gamma=0.5)
+    return model, opt, sched
+
+
+def logits(model: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """``model(x)`` for ``x (B, F)`` with F >> classes, computed as ``(W x^T)^T``: on CPU several times
     faster than ``F.linear``'s ``x W^T`` for such shapes (same values up to float rounding)."""
     return torch.mm(model.weight, x.t()).t() + model.bias
@@ -63,7 +76,7 @@ def _accuracy(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> flo
     correct = 0
     with torch.no_grad():
         for s in range(0, len(x), chunk):
-            correct += int((_logits(model, x[s:s + chunk].float()).argmax(1) == y[s:s + chunk]).sum())
+            correct += int((logits(model, x[s:s + chunk].float()).argmax(1) == y[s:s + chunk]).sum())
     return 100.0 * correct / max(len(x), 1)
 
 
@@ -81,13 +94,8 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
         standardize_(train_x, test_x)
     classes = int(max(train_y.max(), test_y.max())) + 1
     gen = torch.Generator().manual_seed(seed)
-    model = torch.nn.Linear(train_x.shape[1], classes).to(train_x.device)
-    with torch.no_grad():
-        bound = 1.0 / train_x.shape[1] ** 0.5
-        model.weight.copy_((torch.rand(model.weight.shape, generator=gen) * 2 - 1) * bound)
-        model.bias.zero_()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [max(1, round(f * epochs)) for f in HALVING_AT], gamma=0.5)
+    model, opt, sched = new_classifier(train_x.shape[1], classes, epochs=epochs, lr=lr, generator=gen,
+                                       device=train_x.device)
     n = len(train_x)
     steps = -(-n // batch_size)
     for _ in tqdm(range(epochs), disable=not progress, desc=description, unit="epoch", leave=False):
@@ -97,7 +105,7 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
             x = train_x.index_select(0, idx).float()
             if dropout > 0:
                 x.mul_(dropout_mask(x.shape, dropout, gen, x.device))
-            loss = F.cross_entropy(_logits(model, x), train_y[idx])
+            loss = F.cross_entropy(logits(model, x), train_y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -88,8 +88,6 @@ TOP_KEYS = {"name", "description", "model", "depth", "unsupervised", "probe", "f
 TRANSFER_KEYS = {"source", "target"}
 SOURCE_KEYS = {"dataset", "root", "download", "train_subset", "experiment"}
 TARGET_KEYS = {"dataset", "root", "download", "train_subset", "test_subset"}
-PROBE_KEYS = {"epochs", "batch_size", "lr", "dropout", "standardize", "knn_k", "knn_temperature", "layers",
-              "feature_batch_size"}
 FINETUNE_KEYS = {"epochs", "lr", "batch_size", "weight_decay"}
 RUN_KEYS = {"rule", "seeds", "options", "label"}
 PROBE_DEFAULTS = {**LAYER_PROBE_DEFAULTS, "layers": "all"}
@@ -105,7 +103,7 @@ E2E_KEYS = set(E2E_DEFAULTS) | {"max_seconds"}
 
 def load_transfer_experiment(path: str | Path) -> dict:
     """Read a transfer experiment TOML and validate every section's keys (errors list the allowed ones)."""
-    from ..experiment import UNSUP_KEYS, check_reuse_from
+    from ..experiment import UNSUP_KEYS, check_probe, check_reuse_from
     from ..spiking import spiking_config
 
     path = Path(path)
@@ -114,7 +112,7 @@ def load_transfer_experiment(path: str | Path) -> dict:
     reject_unknown(exp, TOP_KEYS, where)
     require(exp, ("model", "transfers", "runs"), where)
     reject_unknown(exp.get("unsupervised", {}), UNSUP_KEYS, where + " [unsupervised]")
-    reject_unknown(exp.get("probe", {}), PROBE_KEYS, where + " [probe]")
+    check_probe(exp.get("probe", {}), where + " [probe]")
     reject_unknown(exp.get("finetune", {}), FINETUNE_KEYS, where + " [finetune]")
     if not exp["transfers"]:
         raise ValueError(f"{where}: [[transfers]] is empty; give at least one source -> target pair")
