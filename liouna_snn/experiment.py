@@ -389,6 +389,8 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
         if not 1 <= exp["depth"] <= len(spec["layers"]):
             raise ValueError(f"depth = {exp['depth']} but the model has {len(spec['layers'])} layers")
         spec = {**spec, "layers": spec["layers"][:exp["depth"]]}
+    # before any data loads or training starts: a bad depth fails at once
+    probe_depths(exp.get("probe", {}).get("layers", "all"), len(spec["layers"]), f"{exp['_path']} [probe] layers")
     data_cfg = exp["data"]
     train, test, mean, std = experiment_data(data_cfg, dev, root=data_root, download=download)
 

@@ -96,7 +96,28 @@ def test_the_imagenette_experiment_is_softhebbs_protocol_and_every_run_builds():
     assert exp["data"]["image_size"] == 160
     spec = load_spec(resolve_model(exp["model"], exp["_path"]))
     assert [layer["out_channels"] for layer in spec["layers"]] == [48, 192, 768, 3072, 12288]
+    assert [layer["kernel_size"] for layer in spec["layers"]] == [5, 3, 3, 3, 3]
+    assert [layer["activation"]["power"] for layer in spec["layers"]] == [0.7, 0.7, 0.7, 1.4, 1.0]
+    assert [(layer["pool"]["type"], layer["pool"]["kernel_size"]) for layer in spec["layers"]] == [("max", 4)] * 4 + [
+        ("avg", 2)]
+    softhebb = next(run for run in exp["runs"] if run["rule"] == "softhebb")
+    assert softhebb["options"] == {"lr": [0.08, 0.01, 0.01, 0.01, 0.01],
+                                   "inverse_temperature": [1.1, 0.7, 0.5, 0.4, 0.25]}
     for run in exp["runs"]:
         rules = per_layer_rules(run["rule"], run.get("options", {}), len(spec["layers"]))
         net = build_network({**spec, "layers": spec["layers"][:2]}, rules[:2])   # the big layers are not allocated
         assert net.feature_shapes() == [(48, 80, 80), (192, 40, 40)]
+
+
+@pytest.mark.parametrize("values", [[2.5], [True], "12", ["3a"], [], [0], [4], ["all", 1]])
+def test_probe_depths_take_whole_depths_or_all_only(values):
+    from liouna_snn.evaluation import probe_depths
+
+    with pytest.raises(ValueError, match=r"\[probe\] layers: probe layers must be 'all' or depths in 1\.\.3"):
+        probe_depths(values, 3, "[probe] layers")
+    assert probe_depths(["3", 1, 3], 3, "x") == [1, 3] and probe_depths(["all"], 3, "x") == [1, 2, 3]
+
+
+def test_a_list_as_augmentation_name_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"unknown probe augmentation \['flip'\]; allowed"):
+        probe_augment(["flip"])

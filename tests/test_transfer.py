@@ -383,7 +383,11 @@ def test_cli_probe_layers_replaces_the_files_and_a_depth_past_the_last_layer_is_
     assert main(args + ["--probe-layers", "2"]) == 0
     written = json.loads((tmp_path / "r" / "tiny_transfer.json").read_text())
     assert [layer["layer"] for layer in written["runs"][0]["layers"]] == [2]
-    assert written["probe"]["layers"] == ["2"] and written["runs"][0]["probe_top1"] == written["runs"][0]["layers"][0]["probe_top1"]
+    assert written["probe"]["layers"] == [2]   # as depths, not the command line's strings
+    assert written["runs"][0]["probe_top1"] == written["runs"][0]["layers"][0]["probe_top1"]
+    assert main(args + ["--probe-layers", "all"]) == 0
+    written = json.loads((tmp_path / "r" / "tiny_transfer.json").read_text())
+    assert [layer["layer"] for layer in written["runs"][0]["layers"]] == [1, 2] and written["probe"]["layers"] == "all"
     assert main(args + ["--probe-layers", "3"]) == 2
     assert "--probe-layers: probe layers must be 'all' or depths in 1..2, got ['3']" in capsys.readouterr().err
     path.write_text(path.read_text().replace("knn_k = 3", "knn_k = 3\nlayers = [0, 1]"))
@@ -401,3 +405,6 @@ def test_a_budgeted_e2e_baseline_records_the_passes_it_made(tmp_path):
     assert run["train_options"]["epochs"] == 3
     # stopped after its first batches: a fraction of one pass over the 400 source images, in batches of 16
     assert 0 < run["epochs"] < 1 and round(run["epochs"] * 400) % 16 == 0
+    # a rerun resumes the finished checkpoint without a step: still the budget's stop, not "epochs"
+    again = run_transfer(path, progress=False, results_dir=tmp_path / "r", checkpoint_dir=tmp_path / "c")
+    assert again["runs"][0]["stopped_by"] == "budget" and again["runs"][0]["epochs"] == run["epochs"]

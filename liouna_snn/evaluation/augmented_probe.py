@@ -38,7 +38,7 @@ PROBE_AUGMENTS: dict[str, Augment | None] = {
 
 def probe_augment(name: str) -> Augment | None:
     """The :class:`Augment` of a probe augmentation name (``None`` for ``"none"``); unknown names are errors."""
-    if name not in PROBE_AUGMENTS:
+    if not isinstance(name, str) or name not in PROBE_AUGMENTS:
         raise ValueError(f"unknown probe augmentation {name!r}; allowed: {', '.join(PROBE_AUGMENTS)}")
     return PROBE_AUGMENTS[name]
 
@@ -55,7 +55,11 @@ def _features(model, x: torch.Tensor, depth: int) -> torch.Tensor:
 @torch.no_grad()
 def _feature_stats(model, data: ImageTensors, depth: int, *, batch_size: int, device, mean, std, progress: bool,
                    description: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-feature mean and std ``(F,)`` of layer ``depth`` over ``data``'s un-augmented images (float64 sums)."""
+    """Per-feature mean and std ``(F,)`` of layer ``depth`` over ``data``'s un-augmented images (float64 sums).
+
+    The std is floored at 1e-3 of the median feature's (and 1e-6): a feature (nearly) constant on the plain images
+    but not on an augmented view (a unit that fires only on a crop) would otherwise be scaled up a millionfold.
+    """
     total = total_sq = None
     n = 0
     batches = iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std)
@@ -66,8 +70,9 @@ def _feature_stats(model, data: ImageTensors, depth: int, *, batch_size: int, de
         total_sq = f.pow(2).sum(0) if total_sq is None else total_sq + f.pow(2).sum(0)
         n += len(f)
     feature_mean = total / n
-    feature_std = (total_sq / n - feature_mean.pow(2)).clamp_min(0).sqrt().clamp_min(1e-6)
-    return feature_mean.float(), feature_std.float()
+    feature_std = (total_sq / n - feature_mean.pow(2)).clamp_min(0).sqrt()
+    floor = max(1e-6, 1e-3 * float(feature_std.median()))
+    return feature_mean.float(), feature_std.clamp_min(floor).float()
 
 
 @torch.no_grad()
@@ -96,7 +101,8 @@ def augmented_probe(model, train: ImageTensors, test: ImageTensors, depth: int, 
         mean, std: per-channel input standardisation ``(C,)`` in [0, 1] units, applied after the augmentation.
         feature_batch_size: batch size of the un-augmented passes (statistics, test and train accuracy).
 
-    Returns ``{"top1", "train_top1", "seconds", "features"}``: top-1 (%) on the un-augmented test and train images.
+    Returns ``{"top1", "train_top1", "seconds", "features", "augment"}``: top-1 (%) on the un-augmented test and
+    train images, the number of features, and the augmentation's options.
     """
     if augment is None:
         raise ValueError("augmented_probe needs an augmentation; use linear_probe on cached features for none")

@@ -32,10 +32,17 @@ def probe_depths(values: list | str, n_layers: int, where: str) -> list[int]:
     """
     if values == "all" or values == ["all"]:
         return list(range(1, n_layers + 1))
-    try:
-        depths = sorted({int(v) for v in values})
-    except (TypeError, ValueError):
-        depths = []
+    depths = []
+    if isinstance(values, (list, tuple)):
+        for v in values:
+            if isinstance(v, int) and not isinstance(v, bool):
+                depths.append(v)
+            elif isinstance(v, str) and v.isdigit():
+                depths.append(int(v))
+            else:   # 2.5, true, "3a", "all" among depths
+                depths = []
+                break
+    depths = sorted(set(depths))
     if not depths or not all(1 <= d <= n_layers for d in depths):
         raise ValueError(f"{where}: probe layers must be 'all' or depths in 1..{n_layers}, got {values!r}")
     return depths
@@ -62,6 +69,8 @@ def probe_layers(model, train: ImageTensors, test: ImageTensors, depths: list[in
     augment = probe_augment(cfg["augment"])   # an unknown name fails before any feature is computed
     prefix = f"{label} " if label else ""
     layers = []
+    probe_options = dict(epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], dropout=cfg["dropout"],
+                         seed=seed, standardize=cfg["standardize"], progress=progress)
     kw = dict(device=device, mean=mean, std=std, batch_size=cfg["feature_batch_size"], progress=progress)
     train_features = features_by_depth(model, train, depths, description=f"{prefix}train features", **kw)
     test_features = features_by_depth(model, test, depths, description=f"{prefix}test features", **kw)
@@ -71,22 +80,37 @@ def probe_layers(model, train: ImageTensors, test: ImageTensors, depths: list[in
         d, ftr, ytr = next(train_features)
         _, fte, yte = next(test_features)
         knn = knn_top1(ftr, ytr, fte, yte, k=cfg["knn_k"], temperature=cfg["knn_temperature"])
-        n_features = int(math.prod(ftr.shape[1:]))
-        probe_options = dict(epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], dropout=cfg["dropout"],
-                             seed=seed, standardize=cfg["standardize"], progress=progress,
-                             description=f"{prefix}layer {d} probe")
+        record = {"layer": d, "knn_top1": round(knn, 2), "features": int(math.prod(ftr.shape[1:]))}
         if augment is None:
-            probe = linear_probe(ftr, ytr, fte, yte, **probe_options)
-        else:
-            del ftr, fte   # the augmented probe computes its own features every epoch
-            probe = augmented_probe(model, train, test, d, augment=augment, device=device, mean=mean, std=std,
-                                    feature_batch_size=cfg["feature_batch_size"], **probe_options)
-        layers.append({"layer": d, "probe_top1": round(probe["top1"], 2), "knn_top1": round(knn, 2),
-                       "probe_train_top1": round(probe["train_top1"], 2), "features": n_features,
-                       **({"probe_augment": cfg["augment"]} if augment is not None else {}),
-                       "eval_seconds": round(time.perf_counter() - t0, 1)})
+            _add_probe(record, linear_probe(ftr, ytr, fte, yte, description=f"{prefix}layer {d} probe",
+                                            **probe_options))
+        record["eval_seconds"] = round(time.perf_counter() - t0, 1)
+        layers.append(record)
         t0 = time.perf_counter()
         if progress:
-            print(f"  {prefix}layer {d}: probe {probe['top1']:.2f} %  k-NN {knn:.2f} %", flush=True)
+            probed = f"probe {record['probe_top1']:.2f} %  " if augment is None else ""
+            print(f"  {prefix}layer {d}: {probed}k-NN {knn:.2f} %", flush=True)
         ftr = fte = None
-    return layers
+    if augment is not None:
+        # every depth's plain features are freed before the first augmented probe, which makes its own
+        train_features.close()
+        test_features.close()
+        for record in layers:
+            t0 = time.perf_counter()
+            d = record["layer"]
+            _add_probe(record, augmented_probe(model, train, test, d, augment=augment, device=device, mean=mean,
+                                               std=std, feature_batch_size=cfg["feature_batch_size"],
+                                               description=f"{prefix}layer {d} augmented probe", **probe_options))
+            record["probe_augment"] = cfg["augment"]
+            record["eval_seconds"] = round(record["eval_seconds"] + time.perf_counter() - t0, 1)
+            if progress:
+                print(f"  {prefix}layer {d}: probe ({cfg['augment']}) {record['probe_top1']:.2f} %", flush=True)
+    # the keys in the order the results have always had
+    order = ("layer", "probe_top1", "knn_top1", "probe_train_top1", "features", "probe_augment", "eval_seconds")
+    return [{k: r[k] for k in order if k in r} for r in layers]
+
+
+def _add_probe(record: dict, probe: dict) -> None:
+    record["probe_top1"] = round(probe["top1"], 2)
+    record["probe_train_top1"] = round(probe["train_top1"], 2)
+

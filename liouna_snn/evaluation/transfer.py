@@ -366,9 +366,12 @@ def _e2e_source_network(tr: dict, run: dict, label: str, seed: int, spec: dict, 
                               checkpoint=checkpoint_dir / f"{source['dataset']}_{label}_seed{seed}_{precision}.pt",
                               description=f"{source['dataset']} {label} seed {seed}")
     model.requires_grad_(False)
-    fields = {"train_options": cfg.to_dict(), "stopped_by": summary["stopped_by"],
-              # an epoch passes len(train) // batch_size full batches (the last, partial one is dropped)
-              "epochs_trained": round(summary["images"] / (len(train) // cfg.batch_size * cfg.batch_size), 3),
+    # an epoch passes len(train) // batch_size full batches (the last, partial one is dropped)
+    epochs_trained = summary["images"] / (len(train) // cfg.batch_size * cfg.batch_size)
+    # judged from the images, not the summary: a rerun that resumes a finished checkpoint trains nothing and
+    # would report "epochs" for a run the budget had stopped
+    stopped_by = "budget" if epochs_trained < cfg.epochs - 1e-9 else "epochs"
+    fields = {"train_options": cfg.to_dict(), "stopped_by": stopped_by, "epochs_trained": round(epochs_trained, 3),
               "source_train_top1": round(classifier_top1(model, train, mean=mean, std=std, device=device), 2)}
     return model, source["dataset"], mean, std, summary, fields
 
@@ -419,6 +422,7 @@ def run_transfer(path: str | Path, *, data_root: str | Path | None = None, devic
     if layers is not None:
         probe_cfg["layers"] = layers
     depths = probe_depths(probe_cfg["layers"], n_layers, "--probe-layers" if layers is not None else f"{path} [probe] layers")
+    probe_cfg["layers"] = "all" if depths == list(range(1, n_layers + 1)) else depths   # as ints, not the CLI's strings
     results_dir = Path(results_dir) if results_dir else Path(exp["_path"]).parent / "results"
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path(exp["_path"]).parent / "checkpoints" / name
     command = " ".join(["liouna-snn"] + sys.argv[1:]) if sys.argv else None
