@@ -32,7 +32,8 @@
     plasticity = "rate"                 # or "online" (traces, with trace_decay)
     lateral_inhibition = "none"         # or "mean": the neurons' current is u - mean_k u (triangle competition)
     current_norm = "none"               # or "std": the current divided by its standard deviation (threshold in std)
-    initial_membrane = "rest"           # or "uniform": membranes start uniformly below threshold for every input
+    initial_membrane = "rest"           # or "uniform": membranes start uniformly below threshold for every input;
+                                        # "half": midway to threshold (spike counts rounded, not floored)
 
 A greedy run takes the leading layers it shares, already trained, from another run's checkpoint: of this
 experiment, and of the experiments named by the top-level ``reuse_from = ["cifar10_local_rules"]`` (their

@@ -261,10 +261,11 @@ class PlasticLayer(nn.Module):
 
     def _initial_membrane(self, u: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """The membranes' starting potentials for drive ``u`` (``(B, K, ...)``): ``None`` (rest) unless the config
-        asks for ``uniform`` ones, drawn with ``generator`` (else the device's default generator)."""
+        asks for ``uniform`` ones, drawn with ``generator`` (else the device's default generator), or ``half``."""
         if self.spiking.initial_membrane == "rest":
             return None
-        return initial_membranes(self.neuron, u.shape, u.device, u.dtype, generator)
+        return initial_membranes(self.neuron, u.shape, u.device, u.dtype, generator,
+                                 mode=self.spiking.initial_membrane)
 
     def _spike_counts(self, u_steps: torch.Tensor | None, u: torch.Tensor, on_step=None,
                       gain: torch.Tensor | None = None,

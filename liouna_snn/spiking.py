@@ -54,7 +54,7 @@ ENCODERS = ("constant-current", "bernoulli", "poisson")
 PLASTICITIES = ("rate", "online")
 LATERAL_INHIBITIONS = ("none", "mean")
 CURRENT_NORMS = ("none", "std")
-INITIAL_MEMBRANES = ("rest", "uniform")
+INITIAL_MEMBRANES = ("rest", "uniform", "half")
 ENCODER_PARAMS: dict[str, dict[str, float]] = {
     "constant-current": {},
     "bernoulli": {},
@@ -95,7 +95,10 @@ class SpikingConfig:
             independently for every unit, position and input, uniform between the reset potential and the
             threshold; see :func:`initial_membranes`). With ``uniform`` an integrate-and-fire neuron's expected
             count is exactly ``T * I / threshold`` for currents ``0 <= I <= threshold``: no current is too weak to
-            fire now and then, where from rest ``I < threshold / T`` never fires. Default ``rest``.
+            fire now and then, where from rest ``I < threshold / T`` never fires. ``half``: every membrane starts
+            midway between the reset potential and the threshold, so an integrate-and-fire neuron counts
+            ``T * I / threshold`` rounded (an exact half down: it fires above threshold): deterministic, at most half
+            a spike off, without the dead zone of ``rest`` or the noise of ``uniform``. Default ``rest``.
     """
 
     neuron: str = "native-lif"
@@ -297,19 +300,25 @@ class Trace:
 
 @torch.no_grad()
 def initial_membranes(neuron: Neuron, shape: torch.Size | tuple[int, ...], device: torch.device | str,
-                      dtype: torch.dtype, generator: torch.Generator | None = None) -> torch.Tensor:
+                      dtype: torch.dtype, generator: torch.Generator | None = None,
+                      mode: str = "uniform") -> torch.Tensor:
     """Membrane potentials ``(shape)`` drawn uniformly in ``[v_reset, threshold)`` of ``neuron`` (``[0, threshold)``
     for a subtractive reset), independently per element: the ``uniform`` initial membrane of :class:`SpikingConfig`.
+    ``mode = "half"``: every potential at the middle of that range (no draw), the ``half`` initial membrane.
 
     Each neuron thus starts somewhere in the range its membrane sweeps between spikes, as if the previous input
     had left it there. ``generator`` may live on another device than ``device`` (e.g. a CPU generator for
     deterministic runs): the draws are made there and moved. Needs a neuron with LIF parameters (``neuron.p``).
     """
+    if mode not in ("uniform", "half"):
+        raise ValueError(f"initial membranes: mode must be 'uniform' or 'half', got {mode!r}")
     p = getattr(neuron, "p", None)
     if not isinstance(p, LIFParameters):
-        raise ValueError(f"initial_membrane = 'uniform' needs a neuron with a threshold and a reset (LIFParameters "
+        raise ValueError(f"initial_membrane = {mode!r} needs a neuron with a threshold and a reset (LIFParameters "
                          f"as .p); {type(neuron).__name__} has none")
     low = p.v_reset if p.reset == "zero" else 0.0
+    if mode == "half":
+        return torch.full(shape, (low + p.threshold) / 2, device=device, dtype=dtype)
     where = device if generator is None else generator.device
     v = torch.rand(shape, generator=generator, device=where, dtype=torch.float32)
     return (v * (p.threshold - low) + low).to(device=device, dtype=dtype)

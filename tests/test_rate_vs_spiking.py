@@ -417,3 +417,16 @@ def test_neurons_rate_runs_the_rate_run_alone(tmp_path, capsys):
     assert len(json.loads(out.with_suffix(".json").read_text())["runs"]) == 1
     assert driver.main(args + ["--neurons", "rate", "native-lif", "--time-steps", "2"]) == 0  # rate is implied
     assert sorted(r["neuron"] for r in json.loads(out.with_suffix(".json").read_text())["runs"]) == ["native-lif", "rate"]
+
+
+def test_every_shipped_config_is_valid_and_the_half_membrane_runs_get_their_own_label():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parent.parent / "experiments").glob("rate_vs_spiking*.toml"))
+    assert len(configs) >= 6
+    for path in configs:
+        driver.load_config(path)   # raises on any unknown key, neuron or mismatched parameter
+    half = driver.load_config(configs[0].parent / "rate_vs_spiking_if_half_std_current.toml")
+    assert half["spiking"]["initial_membrane"] == "half"
+    assert driver.run_label("liouna", "integrate-and-fire", 8, "mean", "std", 1.0, None, "half") == \
+        "liouna-integrate-and-fire-T8-mean-inhibition-std-current-half-membrane"

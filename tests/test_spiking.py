@@ -519,3 +519,28 @@ def test_a_uniform_membrane_layer_learns_reproducibly_and_errors_are_clear():
         SpikingConfig(initial_membrane="random")
     with pytest.raises(ValueError, match=r"initial_membrane has shape \(2,\), but one step's current has shape \(3,\)"):
         spike_counts(make_neuron("native-lif"), torch.zeros(3), 2, initial_membrane=torch.zeros(2))
+
+
+def test_half_initial_membranes_round_integrate_and_fire_counts():
+    """From membranes midway to threshold an integrate-and-fire neuron counts about floor(1/2 + T * I / threshold): the
+    rate-mode count T * I / threshold rounded, deterministic and never more than half a spike off (from rest the
+    count is floored, up to a whole spike off), on every backend with the same start."""
+    T = 4
+    levels = torch.tensor([0.0, 0.1, 0.3, 0.75, 1.3, 1.9])  # currents I (threshold 2): T * I / 2 = 0, .2, .6, 1.5, ...
+    neuron = make_neuron("integrate-and-fire", threshold=2.0)
+    v0 = initial_membranes(neuron, levels.shape, "cpu", torch.float32, mode="half")
+    assert torch.equal(v0, torch.full_like(levels, 1.0))
+    counts = spike_counts(neuron, levels, T, initial_membrane=v0)
+    # 0, 0.2, 0.6, 1.5, 2.6, 3.8 rounded; an exact half rounds down, as the neuron fires above threshold, not at it
+    assert counts.tolist() == [0.0, 0.0, 1.0, 1.0, 3.0, 4.0]
+    exact = T * levels / 2.0
+    assert float((counts - exact).abs().max()) <= 0.5
+    assert float((spike_counts(neuron, levels, T) - exact).abs().max()) > 0.5   # from rest: floored
+    low = initial_membranes(make_neuron("native-lif", reset="zero", v_reset=-0.5), (3,), "cpu", torch.float32,
+                            mode="half")
+    assert torch.equal(low, torch.full((3,), 0.25))   # midway between v_reset -0.5 and threshold 1
+    with pytest.raises(ValueError, match="mode must be 'uniform' or 'half'"):
+        initial_membranes(neuron, (2,), "cpu", torch.float32, mode="middle")
+    assert SpikingConfig(initial_membrane="half").initial_membrane == "half"
+    with pytest.raises(ValueError, match="initial_membrane='top' is not allowed; choose one of: rest, uniform, half"):
+        SpikingConfig(initial_membrane="top")
