@@ -47,7 +47,7 @@ from liouna_snn.experiment import (
 )
 from liouna_snn.network import LocalNetwork, build_network, load_spec
 from liouna_snn.neurons import NEURONS, LIFParameters, make_neuron
-from liouna_snn.provenance import git_commit, machine, machine_name, same_machine
+from liouna_snn.provenance import git_commit, machine, machine_name, same_machine, short_commit
 from liouna_snn.precision import PRECISIONS, resolve_precision
 from liouna_snn.precision import compute_dtype as dtype_of
 from liouna_snn.spiking import SpikingConfig, spiking_config
@@ -618,7 +618,7 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
     """One table per precision (one row per run, rate first) with the targets of each measured neuron current,
     and the conditions they were measured under. Wall times only compare within one table."""
     u = results["unsupervised"]
-    lines = [f"Latest invocation: `{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`, torch "
+    lines = [f"Latest invocation: `{results['command']}` — commit `{short_commit(results.get('git_commit'))}`, torch "
              f"{results['torch']}, {results['dataset']}: {results['train_images']} train / {results['test_images']} "
              f"test images, {u['schedule']} schedule, epochs = {u['epochs']}, batch {u['batch_size']}, probe "
              f"{results['probe']['epochs']} epochs. Accuracies: linear probe (k-NN) top-1 %; activity: inference firing "
@@ -627,7 +627,7 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
              "threads). Each run's command, commit and machine are in the JSON."]
     for precision, group in by_precision(runs, u["precision"]).items():
         machines = sorted({machine_name(r) for r in group})
-        commits = sorted({(r.get("git_commit") or "")[:10] for r in group})
+        commits = sorted({short_commit(r.get("git_commit")) for r in group})
         commands = sorted({r["command"] for r in group if r.get("command")})
         lines += ["", f"**{precision}** ({'; '.join(machines)}; commits {', '.join(f'`{c}`' for c in commits)}; "
                       f"trained by {' and '.join(f'`{c}`' for c in commands) or 'commands not recorded'}):", ""]

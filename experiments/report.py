@@ -12,7 +12,7 @@ import statistics
 import sys
 
 from liouna_snn.experiment import layer_cells, probed_depths
-from liouna_snn.provenance import named_cpu
+from liouna_snn.provenance import named_cpu, short_commit
 
 
 def table(results: dict, norms: bool = False) -> str:
@@ -32,7 +32,7 @@ def table(results: dict, norms: bool = False) -> str:
         return named_cpu(r) or "not recorded"
 
     several_cpus = len({cpu(r) for r in runs}) > 1  # wall times compare only within one CPU: name it per run
-    header = (f"`{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`" if not mixed else
+    header = (f"`{results['command']}` — commit `{short_commit(results.get('git_commit'))}`" if not mixed else
               "runs of several invocations (each run's command, commit and precision below and in the JSON)")
     lines = [
         f"{header}, torch {results['torch']}, "
@@ -56,7 +56,7 @@ def table(results: dict, norms: bool = False) -> str:
                      f" | {r['unsup_images_per_second']:.0f} | {r['probe_seconds']:.0f} | {dead} |"
                      + (" " + "/".join(layer_cells(r, depths, lambda l: "-" if l.get("weight_norm_mean") is None
                                                    else f"{l['weight_norm_mean']:.2f}")) + " |" if norms else "")
-                     + (f" {provenance(r)[2]} | `{provenance(r)[1][:10]}` |" if mixed else "")
+                     + (f" {provenance(r)[2]} | `{short_commit(provenance(r)[1])}` |" if mixed else "")
                      + (f" {cpu(r)} |" if several_cpus else ""))
     if mixed:
         lines += ["", "Commands: " + "; ".join(sorted({f"`{provenance(r)[0]}`" for r in runs}))]
@@ -86,7 +86,7 @@ def transfer_markdown(results: dict) -> str:
         lines.append(f"| {r['source_dataset']} -> {r['target_dataset']} | {r['label']} | {r['seed']} | "
                      + " | ".join(cells) + f" | {pre} | {taken} | {r['probe_seconds']:.0f} | "
                      f"{r.get('precision') or results['unsupervised']['precision']} | "
-                     f"`{(r.get('git_commit') or results.get('git_commit') or '')[:10]}` |")
+                     f"`{short_commit(r.get('git_commit') or results.get('git_commit'))}` |")
     return "\n".join(lines)
 
 

@@ -41,7 +41,7 @@ import torch
 from liouna_snn.config import read_toml, reject_unknown, require
 from liouna_snn.evaluation import PROBE_DEFAULTS, recorded_probe_options
 from liouna_snn.evaluation import read_out as evaluation_read_out
-from liouna_snn.provenance import git_commit, machine
+from liouna_snn.provenance import git_commit, machine, short_commit
 from liouna_snn.experiment import experiment_data, resolve_device, script_main, write_json_atomic
 from liouna_snn.export.trained import load_trained_network
 from liouna_snn.spiking import spiking_config
@@ -229,7 +229,7 @@ def describe(spiking: dict | None) -> str:
 def markdown_table(results: dict, readouts: list[dict], depths: list[int]) -> str:
     """One row per read-out: probe (k-NN) per probed layer, difference to rate, firing rate, silent / saturated %."""
     source = results["source"]
-    lines = [f"Latest invocation: `{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`, torch "
+    lines = [f"Latest invocation: `{results['command']}` — commit `{short_commit(results.get('git_commit'))}`, torch "
              f"{results['torch']}, {results['device']} ({results.get('threads')} threads). Source: run "
              f"`{source['run']}` seed {source['seed']} of `{source['experiment']}` (checkpoint `{source['checkpoint']}`, "
              f"sha256 {source['checkpoint_sha256']}); {results['dataset']}, {results['train_images']} train / "

@@ -335,6 +335,8 @@ def budget_table(results: dict) -> str:
 
 def run_table(results: dict) -> str:
     """Markdown: one row per run (budget, then method order) with what it did in its budget and how it probes."""
+    from .provenance import short_commit
+
     runs = results["runs"]
     if not runs:
         return "(no runs)"
@@ -346,7 +348,7 @@ def run_table(results: dict) -> str:
         rows.append(f"| {r['budget_seconds'] / 60:g} min | {r['label']} | {r.get('model')} | {r['epochs']:g} "
                     f"| {r.get('stopped_by')} | {r['unsup_images_per_second']:.0f} "
                     f"| {best['layer']}: {best['probe_top1']:.2f} ({best['knn_top1']:.2f}) | {r['probe_seconds']:.0f} "
-                    f"| {r.get('precision', '-')} | `{(r.get('git_commit') or '-')[:10]}` |")
+                    f"| {r.get('precision', '-')} | `{short_commit(r.get('git_commit')) or '-'}` |")
     return "\n".join(rows)
 
 

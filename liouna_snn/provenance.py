@@ -17,13 +17,32 @@ import torch
 _SPEED_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
 
 
+DIRTY = "+dirty"
+
+
 def git_commit() -> str | None:
-    """The commit of this package's checkout, or ``None`` outside a git checkout."""
+    """The commit of this package's checkout, or ``None`` outside a git checkout; ``<sha>+dirty`` when a tracked
+    Python or TOML file (code, experiment definitions, model specs) differs from that commit, so a result records
+    that it did not come from the commit's code alone. Results, figures and prose do not count."""
+    here = Path(__file__).parent
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=here).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True,
+                             cwd=here).stdout.strip()
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "*.py", "*.toml"], cwd=top).returncode
+    except (OSError, subprocess.CalledProcessError):
+        changed = 0
+    return sha + DIRTY if changed == 1 else sha
+
+
+def short_commit(commit: str | None) -> str:
+    """The first 10 hex digits of a recorded commit, keeping a ``+dirty`` mark; ``""`` for none."""
+    commit = commit or ""
+    return commit[:10] + (DIRTY if commit.endswith(DIRTY) else "")
 
 
 @functools.lru_cache(maxsize=None)

@@ -47,3 +47,27 @@ def test_times_compare_only_within_one_machine():
     assert not same_machine({**here, "device": "cuda:0", "gpu": "H100"}, {**here, "device": "cuda:0", "gpu": "A100"})
     assert same_machine({**here, "device": "cuda", "gpu": "H100"}, {**here, "device": "cuda:0", "gpu": "H100"})
     assert machine_name(old) == "cpu (CPU not recorded), 2 threads"
+
+
+def test_a_commit_is_marked_dirty_only_while_code_differs_from_it(tmp_path, monkeypatch):
+    import subprocess
+
+    from liouna_snn import provenance
+
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    for name, text in [("pkg/code.py", "x = 1\n"), ("exp.toml", "a = 1\n"), ("results.json", "{}\n")]:
+        (repo / name).write_text(text)
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    monkeypatch.setattr(provenance, "__file__", str(repo / "pkg" / "provenance.py"))
+    sha = provenance.git_commit()
+    assert len(sha) == 40 and not sha.endswith("+dirty")
+    (repo / "results.json").write_text('{"a": 1}\n')   # results a run writes do not count
+    assert provenance.git_commit() == sha
+    (repo / "exp.toml").write_text("a = 2\n")          # an experiment definition does
+    assert provenance.git_commit() == sha + "+dirty"
+    assert provenance.short_commit(sha + "+dirty") == sha[:10] + "+dirty"
+    assert provenance.short_commit(sha) == sha[:10] and provenance.short_commit(None) == ""
