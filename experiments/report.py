@@ -94,15 +94,19 @@ def seed_table(results: dict) -> str | None:
     """Mean ± sample std over seeds of every run label trained with more than one seed in one compute precision
     (``None`` if none was).
 
-    One row per such label and precision (runs of different precisions are never averaged together): the seeds,
-    then per probed depth the probe's and the k-NN's top-1 (%).
+    One row per such label and precision (runs of different precisions are never averaged together), and per
+    source -> target pair for transfer results (the same rule transferred two ways is two rows): the seeds, then
+    per probed depth the probe's and the k-NN's top-1 (%).
     """
     default = results.get("unsupervised", {}).get("precision")
     several = len({r.get("precision", default) for r in results["runs"]}) > 1
     by_label: dict[str, list[dict]] = {}
     for r in results["runs"]:
         precision = r.get("precision", default)
-        by_label.setdefault(f"{r['label']} ({precision})" if several else r["label"], []).append(r)
+        label = f"{r['label']} ({precision})" if several else r["label"]
+        if "source_dataset" in r:
+            label = f"{r['source_dataset']} -> {r['target_dataset']}: {label}"
+        by_label.setdefault(label, []).append(r)
     multi = {label: runs for label, runs in by_label.items() if len(runs) > 1}
     if not multi:
         return None

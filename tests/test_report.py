@@ -104,6 +104,11 @@ def test_transfer_results_render_one_row_per_source_target_run_and_seed():
     assert lines[4] == ("| cifar10 -> imagenette | hybrid | 0 | 51.00 (41.00) | 52.00 (42.00) | 2450 | "
                         "1-3: `cifar10_local_rules/hybrid_seed0.pt` | 612 | fp32 | `cccccccccc` |")
     assert lines[5] == "| imagenette -> cifar10 | random | 1 | 51.00 (41.00) | - | - | - | 30 | fp32 | `dddddddddd` |"
+    # one seed per direction: nothing to average (the two directions are not seeds of one run)
+    results["runs"][1] = {**results["runs"][1], "label": "hybrid", "seed": 0}
+    assert report.seed_table(results) is None
+    results["runs"].append({**results["runs"][0], "seed": 1})
+    assert report.seed_table(results).splitlines()[2].startswith("| cifar10 -> imagenette: hybrid | 0, 1 |")
 
 
 def test_a_missing_results_file_is_a_clear_error(tmp_path, capsys):
