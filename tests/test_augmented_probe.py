@@ -97,6 +97,7 @@ def test_the_imagenette_experiment_is_softhebbs_protocol_and_every_run_builds():
     spec = load_spec(resolve_model(exp["model"], exp["_path"]))
     assert [layer["out_channels"] for layer in spec["layers"]] == [48, 192, 768, 3072, 12288]
     assert [layer["kernel_size"] for layer in spec["layers"]] == [5, 3, 3, 3, 3]
+    assert all(layer["padding_mode"] == "reflect" for layer in spec["layers"])
     assert [layer["activation"]["power"] for layer in spec["layers"]] == [0.7, 0.7, 0.7, 1.4, 1.0]
     assert [(layer["pool"]["type"], layer["pool"]["kernel_size"]) for layer in spec["layers"]] == [("max", 4)] * 4 + [
         ("avg", 2)]
