@@ -85,31 +85,6 @@ def test_records_made_before_the_augment_option_still_match():
     assert recorded_probe_options({**options, "augment": "crop-flip"})["augment"] == "crop-flip"
 
 
-def test_the_imagenette_experiment_is_softhebbs_protocol_and_every_run_builds():
-    from pathlib import Path
-
-    from liouna_snn import build_network, load_spec
-    from liouna_snn.experiment import per_layer_rules, resolve_model
-
-    exp = load_experiment(Path(__file__).parent.parent / "experiments" / "imagenette_local_rules.toml")
-    assert exp["probe"] == {"epochs": 200, "batch_size": 64, "augment": "crop-flip"}
-    assert exp["data"]["image_size"] == 160
-    spec = load_spec(resolve_model(exp["model"], exp["_path"]))
-    assert [layer["out_channels"] for layer in spec["layers"]] == [48, 192, 768, 3072, 12288]
-    assert [layer["kernel_size"] for layer in spec["layers"]] == [5, 3, 3, 3, 3]
-    assert all(layer["padding_mode"] == "reflect" for layer in spec["layers"])
-    assert [layer["activation"]["power"] for layer in spec["layers"]] == [0.7, 0.7, 0.7, 1.4, 1.0]
-    assert [(layer["pool"]["type"], layer["pool"]["kernel_size"]) for layer in spec["layers"]] == [("max", 4)] * 4 + [
-        ("avg", 2)]
-    softhebb = next(run for run in exp["runs"] if run["rule"] == "softhebb")
-    assert softhebb["options"] == {"lr": [0.08, 0.01, 0.01, 0.01, 0.01],
-                                   "inverse_temperature": [1.1, 0.7, 0.5, 0.4, 0.25]}
-    for run in exp["runs"]:
-        rules = per_layer_rules(run["rule"], run.get("options", {}), len(spec["layers"]))
-        net = build_network({**spec, "layers": spec["layers"][:2]}, rules[:2])   # the big layers are not allocated
-        assert net.feature_shapes() == [(48, 80, 80), (192, 40, 40)]
-
-
 @pytest.mark.parametrize("values", [[2.5], [True], "12", ["3a"], [], [0], [4], ["all", 1]])
 def test_probe_depths_take_whole_depths_or_all_only(values):
     from liouna_snn.evaluation import probe_depths
@@ -122,3 +97,4 @@ def test_probe_depths_take_whole_depths_or_all_only(values):
 def test_a_list_as_augmentation_name_is_a_clear_error():
     with pytest.raises(ValueError, match=r"unknown probe augmentation \['flip'\]; allowed"):
         probe_augment(["flip"])
+

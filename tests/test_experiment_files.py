@@ -1,0 +1,39 @@
+"""The shipped experiment files of the other datasets: each loads, follows its published protocol, and builds."""
+from liouna_snn.experiment import load_experiment
+
+
+def test_the_imagenette_experiment_is_softhebbs_protocol_and_every_run_builds():
+    from pathlib import Path
+
+    from liouna_snn import build_network, load_spec
+    from liouna_snn.experiment import per_layer_rules, resolve_model
+
+    exp = load_experiment(Path(__file__).parent.parent / "experiments" / "imagenette_local_rules.toml")
+    assert exp["probe"] == {"epochs": 200, "batch_size": 64, "augment": "crop-flip"}
+    assert exp["data"]["image_size"] == 160
+    spec = load_spec(resolve_model(exp["model"], exp["_path"]))
+    assert [layer["out_channels"] for layer in spec["layers"]] == [48, 192, 768, 3072, 12288]
+    assert [layer["kernel_size"] for layer in spec["layers"]] == [5, 3, 3, 3, 3]
+    assert all(layer["padding_mode"] == "reflect" for layer in spec["layers"])
+    assert [layer["activation"]["power"] for layer in spec["layers"]] == [0.7, 0.7, 0.7, 1.4, 1.0]
+    assert [(layer["pool"]["type"], layer["pool"]["kernel_size"]) for layer in spec["layers"]] == [("max", 4)] * 4 + [
+        ("avg", 2)]
+    softhebb = next(run for run in exp["runs"] if run["rule"] == "softhebb")
+    assert softhebb["options"] == {"lr": [0.08, 0.01, 0.01, 0.01, 0.01],
+                                   "inverse_temperature": [1.1, 0.7, 0.5, 0.4, 0.25]}
+    for run in exp["runs"]:
+        rules = per_layer_rules(run["rule"], run.get("options", {}), len(spec["layers"]))
+        net = build_network({**spec, "layers": spec["layers"][:2]}, rules[:2])   # the big layers are not allocated
+        assert net.feature_shapes() == [(48, 80, 80), (192, 40, 40)]
+
+
+def test_the_cifar100_experiment_mirrors_the_cifar10_one_on_cifar100():
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "experiments"
+    c100, c10 = load_experiment(root / "cifar100_local_rules.toml"), load_experiment(root / "cifar10_local_rules.toml")
+    assert c100["data"]["dataset"] == "cifar100" and c100["model"] == c10["model"]
+    assert (c100["unsupervised"], c100["probe"]) == (c10["unsupervised"], c10["probe"])
+    runs10 = {run.get("label", run["rule"]): run for run in c10["runs"]}
+    for run in c100["runs"]:   # the same rules with the same options as the CIFAR-10 runs of that name
+        assert run == runs10[run.get("label", run["rule"])]
