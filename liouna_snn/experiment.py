@@ -224,8 +224,10 @@ def find_run(exp: dict, label: str) -> dict:
 
 
 def select_runs(runs: list[dict], only: list[str] | None) -> list[dict]:
-    """The ``[[runs]]`` entries named in ``only`` (rule names or labels), in the order of ``only``; all of
-    ``runs`` in file order when ``only`` is empty. A name that matches no run is an error listing the names."""
+    """The ``[[runs]]`` entries named in ``only`` (labels or rule names), in the order of ``only``; all of
+    ``runs`` in file order when ``only`` is empty. A name that is some run's label selects that run alone (``liouna``
+    is the run labelled ``liouna``, not every run of rule ``liouna``); any other name selects every run of that rule.
+    A name that matches no run is an error listing the names."""
     if not only:
         return list(runs)
     labels = [run.get("label", run["rule"]) for run in runs]
@@ -236,8 +238,8 @@ def select_runs(runs: list[dict], only: list[str] | None) -> list[dict]:
                          f"its labels: {', '.join(labels)}; its rules: {', '.join(rules)}")
     chosen = []
     for name in only:
-        chosen += [run for run in runs if name in (run["rule"], run.get("label", run["rule"])) and
-                   not any(run is c for c in chosen)]
+        key = (lambda run: run.get("label", run["rule"])) if name in labels else (lambda run: run["rule"])
+        chosen += [run for run in runs if key(run) == name and not any(run is c for c in chosen)]
     return chosen
 
 

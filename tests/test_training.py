@@ -385,6 +385,10 @@ def test_select_runs_follows_the_given_order_and_refuses_unknown_names():
     assert select_runs(runs, None) == runs
     assert [r["rule"] for r in select_runs(runs, ["random", "liouna+mask"])] == ["random", "liouna"]
     assert select_runs(runs, ["liouna", "liouna+mask"]) == [runs[1]]  # a run named twice runs once
+    # a label wins over a rule of the same name: "liouna" is the run labelled so, not every run of rule liouna
+    labelled = [{"rule": "liouna"}, {"rule": "liouna", "label": "liouna+mask"}, {"rule": "random"}]
+    assert select_runs(labelled, ["liouna"]) == [labelled[0]]
+    assert select_runs(runs + [{"rule": "liouna", "label": "other"}], ["liouna"]) == [runs[1], {"rule": "liouna", "label": "other"}]
     with pytest.raises(ValueError, match=r"--rules softmax: no run .*; its labels: softhebb, liouna\+mask, random; "
                                          r"its rules: liouna, random, softhebb$"):
         select_runs(runs, ["softmax"])
