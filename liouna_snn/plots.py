@@ -57,6 +57,9 @@ def _layer_axes(ax, runs: list[dict], colours: dict, ylabel: str, title: str) ->
         ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--x", color=colour, alpha=0.6, label=f"{name} k-NN")
     ax.set_xlabel("layer")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    depths = sorted({layer["layer"] for run in runs for layer in run["layers"]})
+    if len(depths) == 1:   # one probed layer: a single tick, not fractions of a layer around it
+        ax.set_xticks(depths)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
