@@ -327,16 +327,22 @@ def _source_network(exp: dict, tr: dict, run: dict, label: str, seed: int, spec:
 
 
 @torch.no_grad()
-def classifier_top1(model, data: ImageTensors, *, mean=None, std=None, device="cpu", batch_size: int = 250) -> float:
+def classifier_top1(model, data: ImageTensors, *, mean=None, std=None, device="cpu", batch_size: int = 250,
+                    progress: bool = False, description: str = "classifier top-1") -> float:
     """Top-1 (%) of a supervised :class:`~liouna_snn.blockwise.BlockwiseModel`'s own classifier on ``data``.
 
     Eval mode (batch-norm running statistics), un-augmented images standardised with ``mean`` / ``std``
-    ((C,), [0, 1] pixel units); the model's precision (bf16 autocast or fp32) for the backbone.
+    ((C,), [0, 1] pixel units); the model's precision (bf16 autocast or fp32) for the backbone. ``progress``
+    shows a bar over images (a CIFAR-10 train split takes minutes on a CPU).
     """
+    from tqdm.auto import tqdm
+
     model.eval()
     correct = 0
-    for x, y in iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std):
-        correct += int((model.classifier(model(x)).argmax(1) == y).sum())
+    with tqdm(total=len(data), disable=not progress, desc=description, unit="img", dynamic_ncols=True) as bar:
+        for x, y in iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std):
+            correct += int((model.classifier(model(x)).argmax(1) == y).sum())
+            bar.update(len(y))
     return 100.0 * correct / max(len(data), 1)
 
 
@@ -372,7 +378,9 @@ def _e2e_source_network(tr: dict, run: dict, label: str, seed: int, spec: dict, 
     # would report "epochs" for a run the budget had stopped
     stopped_by = "budget" if epochs_trained < cfg.epochs - 1e-9 else "epochs"
     fields = {"train_options": cfg.to_dict(), "stopped_by": stopped_by, "epochs_trained": round(epochs_trained, 3),
-              "source_train_top1": round(classifier_top1(model, train, mean=mean, std=std, device=device), 2)}
+              "source_train_top1": round(classifier_top1(model, train, mean=mean, std=std, device=device,
+                                                        progress=progress,
+                                                        description=f"{source['dataset']} {label} train top-1"), 2)}
     return model, source["dataset"], mean, std, summary, fields
 
 
