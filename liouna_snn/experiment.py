@@ -455,7 +455,8 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
                         train, test, mean: torch.Tensor | None, std: torch.Tensor | None, train_cfg: TrainConfig,
                         compute_dtype: torch.dtype | None, probe_cfg: dict, spiking=None, device=torch.device("cpu"),
                         checkpoint: str | Path | None = None, donors: list[Path] = (), progress: bool = True,
-                        parallel: dict | None = None, command: str | None = None, git_commit: str | None = None):
+                        parallel: dict | None = None, command: str | None = None, git_commit: str | None = None,
+                        compile_neurons: bool = False):
     """One run of an experiment: build the network, train it without labels, probe its layers.
 
     The network is ``spec`` with one ``rules`` config per layer, in rate mode or, with ``spiking`` (a
@@ -470,11 +471,14 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
     ``dataset``, ``rule``, ``mode``, ``neuron``, ``time_steps``, ``seed``, ``unsup_seconds`` (s of
     unsupervised training), ``unsup_images_per_second``, ``probe_seconds`` (s), ``layers`` with each
     probed layer's accuracies (%) and diagnostics, spiking activity included, ``reused_layers`` when layers
-    came from a donor, ...). Under ``parallel``
+    came from a donor, ``compiled_neurons`` when ``compile_neurons`` ran the neuron steps through
+    ``torch.compile`` (:meth:`LocalNetwork.compile_neurons`), ...). Under ``parallel``
     (see :func:`run_experiment`) the ranks other than 0 get ``record = None``.
     """
     torch.manual_seed(seed)
     net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)
+    if compile_neurons:
+        net.compile_neurons()
     cfg = dataclasses.replace(train_cfg, seed=seed)
     donor = None  # the checkpoint that lent trained layers, as the record names it
     if parallel:
@@ -515,6 +519,7 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
         "rule_options": [dataclasses.asdict(r) for r in rules],
         "command": command, "git_commit": git_commit, **machine(device),
         **({"parallel": summary["layout"]} if parallel else {}),
+        **({"compiled_neurons": True} if compile_neurons else {}),
         **({"reused_layers": {"layers": summary["reused_layers"], "checkpoint": donor}} if donor else {}),
     }
     return net, record

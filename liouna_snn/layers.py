@@ -16,6 +16,7 @@ from torch import nn
 
 from .rules import ConvGeometry, LocalRule, RuleConfig
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
+from .neurons import compiled_step
 from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, initial_membranes,
                       neuron_current, spike_counts)
 
@@ -88,6 +89,9 @@ class PlasticLayer(nn.Module):
             raise TypeError(f"spiking must be a SpikingConfig or None, got {type(spiking).__name__}")
         self.spiking = spiking
         self.neuron = spiking.make_neuron() if spiking is not None else None
+        # Run the neuron's step through torch.compile (LocalNetwork.compile_neurons): how it runs, not what it
+        # computes, so it is not part of the network's identity.
+        self.compile_neuron = False
         self.current_scale = CurrentScale() if spiking is not None and spiking.current_norm == "std" else None
         if spiking is not None:
             # Each unit's spike count and the (sample, position, step)s it was simulated, per phase.
@@ -281,7 +285,8 @@ class PlasticLayer(nn.Module):
             gain = self.current_scale.gain(current) if gain is None else gain
             current = current * gain
         return spike_counts(self.neuron, current, self.spiking.time_steps, per_step=per_step, on_step=on_step,
-                            initial_membrane=initial_membrane), gain
+                            initial_membrane=initial_membrane,
+                            step=compiled_step(self.neuron) if self.compile_neuron else None), gain
 
     def _record_activity(self, counts: torch.Tensor, phase: str) -> None:
         dims = [0] + list(range(2, counts.dim()))

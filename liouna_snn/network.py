@@ -119,6 +119,22 @@ class LocalNetwork(nn.Module):
             h = self.layers[i](self._layer_input(i, h))
         return h
 
+    def compile_neurons(self, enabled: bool = True) -> "LocalNetwork":
+        """Run every layer's spiking neuron step through ``torch.compile`` (``enabled=False``: back to the eager
+        step); returns the network. The same spikes, faster for the snnTorch and Norse backends (see
+        :func:`liouna_snn.neurons.compiled_step`: it needs a C++ compiler on CPU). Not part of :meth:`identity`:
+        a checkpoint resumes either way. Raises a ``ValueError`` for a rate-mode network, which has no neurons
+        to compile."""
+        if not isinstance(enabled, bool):
+            raise TypeError(f"compile_neurons: enabled must be True or False, got {enabled!r}")
+        rate = [i for i, layer in enumerate(self.layers, start=1) if layer.spiking is None]
+        if rate:
+            raise ValueError(f"compile_neurons: layer(s) {rate} run in rate mode and have no spiking neuron; "
+                             "build the network with a SpikingConfig (or use with_spiking) first")
+        for layer in self.layers:
+            layer.compile_neuron = enabled
+        return self
+
     def learn_layer(self, i: int, h: torch.Tensor, progress: float, generator: torch.Generator | None = None,
                     output: bool = True):
         """Let layer ``i`` (0-based) learn from its input ``h``; returns its detached output (``None``

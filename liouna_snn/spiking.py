@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from .neurons import NEURONS, LIFParameters, Neuron, bernoulli_rate, make_neuron, poisson_rate
+from .neurons.base import StepFunction
 from .neurons.backends import NORSE_DT
 
 ENCODERS = ("constant-current", "bernoulli", "poisson")
@@ -327,7 +328,7 @@ def initial_membranes(neuron: Neuron, shape: torch.Size | tuple[int, ...], devic
 @torch.no_grad()
 def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: bool = False,
                  on_step: Callable[[int, torch.Tensor], None] | None = None,
-                 initial_membrane: torch.Tensor | None = None) -> torch.Tensor:
+                 initial_membrane: torch.Tensor | None = None, step: StepFunction | None = None) -> torch.Tensor:
     """Spike count of every unit over ``T`` steps of ``neuron``, from rest or from ``initial_membrane``.
 
     Args:
@@ -339,6 +340,8 @@ def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: boo
             overwritten by the next step, so copy what must outlive the call.
         initial_membrane: the membranes at the start, shaped like one step's current (e.g. from
             :func:`initial_membranes`); ``None`` starts from rest. Not modified.
+        step: the step to run instead of the neuron's in-place ``neuron.step_``, e.g.
+            :func:`liouna_snn.neurons.compiled_step` of ``neuron``; called as ``step(current, state)``.
 
     Returns the counts, shaped like one step's current (values 0..T, ``current``'s dtype).
     """
@@ -353,7 +356,11 @@ def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: boo
     count = torch.zeros(shape, device=current.device, dtype=current.dtype)
     spikes = torch.empty_like(count)  # one buffer, overwritten by every step
     for t in range(T):
-        spikes, state = neuron.step_(current[t] if per_step else current, state, out=spikes)
+        now = current[t] if per_step else current
+        if step is None:
+            spikes, state = neuron.step_(now, state, out=spikes)
+        else:
+            spikes, state = step(now, state)
         count += spikes
         if on_step is not None:
             on_step(t, spikes)

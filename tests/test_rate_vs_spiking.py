@@ -2,6 +2,7 @@
 skipping finished runs), the verdicts of the targets, and its configuration errors."""
 import json
 import re
+import shutil
 
 import pytest
 
@@ -430,3 +431,25 @@ def test_every_shipped_config_is_valid_and_the_half_membrane_runs_get_their_own_
     assert half["spiking"]["initial_membrane"] == "half"
     assert driver.run_label("liouna", "integrate-and-fire", 8, "mean", "std", 1.0, None, "half") == \
         "liouna-integrate-and-fire-T8-mean-inhibition-std-current-half-membrane"
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("c++", "g++", "clang++")),
+                    reason="torch.compile on CPU needs a C++ compiler")
+def test_compile_neurons_gives_the_eager_snntorch_run_and_is_recorded(tmp_path):
+    """snnTorch's Leaky with beta 1 and a dyadic threshold is exact in float32, compiled or not: the compiled run
+    must reproduce the eager one's accuracies, and only the compiled record says it was compiled."""
+    config = _write_config(tmp_path, '[neuron_params]\nsnntorch-leaky = { beta = 1.0, threshold = 0.5 }\n'
+                                     'native-lif = { beta = 1.0, threshold = 0.5 }\n')
+    args = ["--config", str(config), "--device", "cpu", "--quiet", "--probe-layers", "2",
+            "--neurons", "snntorch-leaky", "--time-steps", "4"]
+    records = []
+    for name, extra in (("eager", []), ("compiled", ["--compile-neurons"])):
+        out = tmp_path / name / "rvs"
+        assert driver.main(args + ["--out", str(out), "--checkpoint-dir", str(tmp_path / name / "ckpt")] + extra) == 0
+        records.append(next(r for r in json.loads(out.with_suffix(".json").read_text())["runs"]
+                            if r["mode"] == "spiking"))
+    eager, compiled = records
+    assert "compiled_neurons" not in eager and compiled["compiled_neurons"] is True
+    assert [(l["probe_top1"], l["knn_top1"]) for l in compiled["layers"]] == [
+        (l["probe_top1"], l["knn_top1"]) for l in eager["layers"]]
+    assert compiled["layer_activity"] == eager["layer_activity"]

@@ -1,5 +1,6 @@
 """Spiking mode: rates approach rate mode, rate and online plasticity, activity report, experiments, config errors."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from torch import nn
 from liouna_snn import PlasticConv2d, PlasticLinear, build_network, rule_config
 from liouna_snn.experiment import load_experiment, run_experiment, run_spiking
 from liouna_snn.export import load_trained_network
-from liouna_snn.neurons import bernoulli_rate, make_neuron, rates, run
+from liouna_snn.neurons import bernoulli_rate, compiled_step, make_neuron, rates, run
 from liouna_snn.network import LocalNetwork
 from liouna_snn.rules import ConvGeometry, RuleConfig
 from liouna_snn.spiking import SpikingConfig, Trace, initial_membranes, spike_counts, spiking_config
@@ -544,3 +545,43 @@ def test_half_initial_membranes_round_integrate_and_fire_counts():
     assert SpikingConfig(initial_membrane="half").initial_membrane == "half"
     with pytest.raises(ValueError, match="initial_membrane='top' is not allowed; choose one of: rest, uniform, half"):
         SpikingConfig(initial_membrane="top")
+
+
+needs_compiler = pytest.mark.skipif(not any(shutil.which(c) for c in ("c++", "g++", "clang++")),
+                                    reason="torch.compile on CPU needs a C++ compiler")
+
+
+@needs_compiler
+@pytest.mark.parametrize("name,params", [("integrate-and-fire", {"threshold": 0.75}),
+                                         ("norse-lifbox", {"beta": 0.5, "threshold": 0.75})])
+def test_a_compiled_neuron_step_fires_like_the_eager_one_for_every_batch_size(name, params):
+    """Currents on a grid of 1/16 (and beta, threshold dyadic): every membrane value is exact in float32, so fusing
+    the step's operations cannot move a spike and the counts must be equal, for two batch sizes (one graph)."""
+    neuron = make_neuron(name, **params)
+    step = compiled_step(neuron)
+    assert compiled_step(neuron) is step  # made once per neuron
+    g = torch.Generator().manual_seed(0)
+    for batch in (3, 5):
+        current = torch.randint(-8, 24, (batch, 4, 6, 6), generator=g).float() / 16
+        eager = spike_counts(neuron, current, 12)
+        assert 0 < float(eager.mean()) < 12
+        assert torch.equal(spike_counts(neuron, current, 12, step=step), eager)
+
+
+@needs_compiler
+def test_compile_neurons_keeps_a_network_s_outputs_and_identity():
+    cfg = SpikingConfig("integrate-and-fire", {"threshold": 1.0}, time_steps=6, lateral_inhibition="mean")
+    net = build_network(SMALL_SPEC, rule_config("liouna"), spiking=cfg)
+    x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    eager, identity = net(x, 2), net.identity()
+    assert net.compile_neurons() is net and all(layer.compile_neuron for layer in net.layers)
+    assert torch.equal(net(x, 2), eager) and net.identity() == identity
+    assert not any(layer.compile_neuron for layer in net.compile_neurons(False).layers)
+
+
+def test_compile_neurons_needs_a_spiking_network():
+    with pytest.raises(ValueError, match=r"layer\(s\) \[1, 2, 3\] run in rate mode"):
+        build_network(SMALL_SPEC, rule_config("liouna")).compile_neurons()
+    net = build_network(SMALL_SPEC, rule_config("liouna"), spiking=SpikingConfig("integrate-and-fire"))
+    with pytest.raises(TypeError, match="True or False"):
+        net.compile_neurons("yes")

@@ -18,7 +18,8 @@ graph: this library never backpropagates through neurons.
 from __future__ import annotations
 
 import abc
-from typing import Any
+import weakref
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -62,6 +63,29 @@ class Neuron(nn.Module, abc.ABC):
         if state is None:
             state = self.init_state(current.shape, current.device, current.dtype)
         return self.step(current, state)
+
+
+StepFunction = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
+"""``(current, state) -> (spikes, new_state)``, a neuron's :meth:`Neuron.step` or a compiled copy of it."""
+
+_COMPILED_STEPS: "weakref.WeakKeyDictionary[Neuron, StepFunction]" = weakref.WeakKeyDictionary()
+
+
+def compiled_step(neuron: Neuron) -> StepFunction:
+    """``neuron.step`` compiled by ``torch.compile`` (dynamic shapes: one graph for every batch size), made once
+    per neuron and kept while the neuron lives.
+
+    The compiler fuses a step's elementwise operations into one loop. That matters for the wrapped backends,
+    whose steps are a dozen separate tensor operations each: on a 2-core CPU an snnTorch ``Leaky`` or a Norse
+    ``LIFBoxCell`` step over a ``(10, 96, 32, 32)`` current runs about 5x faster compiled, where the native LIF
+    is already in place and gains little. The spikes are those of ``neuron.step``; the membranes may differ in
+    the last bit where the fused loop contracts a multiply-add. Compiling takes seconds to half a minute at the
+    first call; on CPU it needs a C++ compiler (on GPU, Triton). Like ``step``, it never modifies ``state``.
+    """
+    step = _COMPILED_STEPS.get(neuron)
+    if step is None:
+        step = _COMPILED_STEPS[neuron] = torch.compile(neuron.step, dynamic=True)
+    return step
 
 
 def _check_current(current: torch.Tensor, where: str) -> None:
