@@ -16,7 +16,7 @@ from torch import nn
 
 from .rules import ConvGeometry, LocalRule, RuleConfig
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
-from .neurons import compiled_step
+from .neurons import compiled_counts, compiled_step
 from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, initial_membranes,
                       neuron_current, spike_counts)
 
@@ -284,9 +284,12 @@ class PlasticLayer(nn.Module):
         if self.current_scale is not None:
             gain = self.current_scale.gain(current) if gain is None else gain
             current = current * gain
-        return spike_counts(self.neuron, current, self.spiking.time_steps, per_step=per_step, on_step=on_step,
+        T, compiled = self.spiking.time_steps, self.compile_neuron
+        whole_loop = compiled and not per_step and on_step is None  # only the counts are needed: fuse all T steps
+        return spike_counts(self.neuron, current, T, per_step=per_step, on_step=on_step,
                             initial_membrane=initial_membrane,
-                            step=compiled_step(self.neuron) if self.compile_neuron else None), gain
+                            step=compiled_step(self.neuron) if compiled and not whole_loop else None,
+                            loop=compiled_counts(self.neuron, T) if whole_loop else None), gain
 
     def _record_activity(self, counts: torch.Tensor, phase: str) -> None:
         dims = [0] + list(range(2, counts.dim()))

@@ -120,9 +120,11 @@ class LocalNetwork(nn.Module):
         return h
 
     def compile_neurons(self, enabled: bool = True) -> "LocalNetwork":
-        """Run every layer's spiking neuron step through ``torch.compile`` (``enabled=False``: back to the eager
-        step); returns the network. The same spikes, faster for the snnTorch and Norse backends (see
-        :func:`liouna_snn.neurons.compiled_step`: it needs a C++ compiler on CPU). Not part of :meth:`identity`:
+        """Run every layer's spiking neurons through ``torch.compile`` (``enabled=False``: back to the eager
+        step); returns the network. Where only spike counts are needed (inference, rate-based plasticity) the
+        whole ``T``-step loop is one compiled graph (:func:`liouna_snn.neurons.compiled_counts`), else each step
+        is (:func:`liouna_snn.neurons.compiled_step`). The same spikes, faster, most for the snnTorch and Norse
+        backends; it needs a C++ compiler on CPU. Not part of :meth:`identity`:
         a checkpoint resumes either way. Raises a ``ValueError`` for a rate-mode network, which has no neurons
         to compile."""
         if not isinstance(enabled, bool):

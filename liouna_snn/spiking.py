@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from .neurons import NEURONS, LIFParameters, Neuron, bernoulli_rate, make_neuron, poisson_rate
-from .neurons.base import StepFunction
+from .neurons.base import CountFunction, StepFunction
 from .neurons.backends import NORSE_DT
 
 ENCODERS = ("constant-current", "bernoulli", "poisson")
@@ -328,7 +328,8 @@ def initial_membranes(neuron: Neuron, shape: torch.Size | tuple[int, ...], devic
 @torch.no_grad()
 def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: bool = False,
                  on_step: Callable[[int, torch.Tensor], None] | None = None,
-                 initial_membrane: torch.Tensor | None = None, step: StepFunction | None = None) -> torch.Tensor:
+                 initial_membrane: torch.Tensor | None = None, step: StepFunction | None = None,
+                 loop: CountFunction | None = None) -> torch.Tensor:
     """Spike count of every unit over ``T`` steps of ``neuron``, from rest or from ``initial_membrane``.
 
     Args:
@@ -342,6 +343,9 @@ def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: boo
             :func:`initial_membranes`); ``None`` starts from rest. Not modified.
         step: the step to run instead of the neuron's in-place ``neuron.step_``, e.g.
             :func:`liouna_snn.neurons.compiled_step` of ``neuron``; called as ``step(current, state)``.
+        loop: the whole ``T``-step loop to run instead, e.g. :func:`liouna_snn.neurons.compiled_counts` of
+            ``neuron`` and ``T``; called as ``loop(current, state)``, it returns the counts. Only for a constant
+            current without ``on_step`` (it has no per-step spikes to show); takes precedence over ``step``.
 
     Returns the counts, shaped like one step's current (values 0..T, ``current``'s dtype).
     """
@@ -353,6 +357,11 @@ def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: boo
             raise ValueError(f"spike_counts: initial_membrane has shape {tuple(initial_membrane.shape)}, but one "
                              f"step's current has shape {tuple(shape)}")
         state = neuron.membrane_state(initial_membrane.to(current.dtype, copy=True))
+    if loop is not None:
+        if per_step or on_step is not None:
+            raise ValueError("spike_counts: loop runs a constant current without per-step callbacks; with per_step "
+                             "currents or on_step pass step (or nothing) instead")
+        return loop(current, state)
     count = torch.zeros(shape, device=current.device, dtype=current.dtype)
     spikes = torch.empty_like(count)  # one buffer, overwritten by every step
     for t in range(T):

@@ -10,7 +10,7 @@ from torch import nn
 from liouna_snn import PlasticConv2d, PlasticLinear, build_network, rule_config
 from liouna_snn.experiment import load_experiment, run_experiment, run_spiking
 from liouna_snn.export import load_trained_network
-from liouna_snn.neurons import bernoulli_rate, compiled_step, make_neuron, rates, run
+from liouna_snn.neurons import bernoulli_rate, compiled_counts, compiled_step, make_neuron, rates, run
 from liouna_snn.network import LocalNetwork
 from liouna_snn.rules import ConvGeometry, RuleConfig
 from liouna_snn.spiking import SpikingConfig, Trace, initial_membranes, spike_counts, spiking_config
@@ -381,6 +381,10 @@ def test_recalibrate_norms_sets_the_current_scale_to_the_mean_batch_variance():
         expected.append(float(u.var(unbiased=False)))
     torch.testing.assert_close(float(layer.current_scale.running_var), sum(expected) / 2, rtol=1e-4, atol=0)
     assert not layer.training
+    recalibrate_norms(net, data, max_images=None, batch_size=20)  # None: every image, the same two batches
+    torch.testing.assert_close(float(layer.current_scale.running_var), sum(expected) / 2, rtol=1e-4, atol=0)
+    with pytest.raises(ValueError, match=r"max_images must be >= 1 or None"):
+        recalibrate_norms(net, data, max_images=0)
 
 
 def test_with_spiking_reads_the_same_weights_out_in_either_mode():
@@ -569,13 +573,47 @@ def test_a_compiled_neuron_step_fires_like_the_eager_one_for_every_batch_size(na
 
 
 @needs_compiler
+@pytest.mark.parametrize("name,params", [("integrate-and-fire", {"threshold": 0.75}),
+                                         ("snntorch-leaky", {"beta": 1.0, "threshold": 0.75, "reset": "subtract"}),
+                                         ("norse-lifbox", {"beta": 0.5, "threshold": 0.75})])
+def test_the_compiled_whole_loop_counts_like_the_eager_steps(name, params):
+    """The same exact-grid currents as above, from rest and from half-threshold membranes: the fused T-step loop
+    must count every unit's spikes exactly as the eager loop, and leave the given membranes alone."""
+    neuron = make_neuron(name, **params)
+    loop = compiled_counts(neuron, 12)
+    assert compiled_counts(neuron, 12) is loop and compiled_counts(neuron, 5) is not loop  # once per neuron and T
+    g = torch.Generator().manual_seed(1)
+    for batch in (3, 5):
+        current = torch.randint(-8, 24, (batch, 4, 6, 6), generator=g).float() / 16
+        for v0 in (None, torch.full_like(current, 0.375)):
+            kept = None if v0 is None else v0.clone()
+            eager = spike_counts(neuron, current, 12, initial_membrane=v0)
+            assert 0 < float(eager.mean()) < 12
+            assert torch.equal(spike_counts(neuron, current, 12, initial_membrane=v0, loop=loop), eager)
+            assert v0 is None or torch.equal(v0, kept)
+    with pytest.raises(ValueError, match="loop runs a constant current without per-step callbacks"):
+        spike_counts(neuron, current, 12, loop=loop, on_step=lambda t, s: None)
+    with pytest.raises(ValueError, match="T \\(number of time steps\\) must be a positive integer"):
+        compiled_counts(neuron, 0)
+
+
+@needs_compiler
 def test_compile_neurons_keeps_a_network_s_outputs_and_identity():
     cfg = SpikingConfig("integrate-and-fire", {"threshold": 1.0}, time_steps=6, lateral_inhibition="mean")
     net = build_network(SMALL_SPEC, rule_config("liouna"), spiking=cfg)
     x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(1))
     eager, identity = net(x, 2), net.identity()
+    twin = build_network(SMALL_SPEC, rule_config("liouna"), spiking=cfg)
     assert net.compile_neurons() is net and all(layer.compile_neuron for layer in net.layers)
     assert torch.equal(net(x, 2), eager) and net.identity() == identity
+    net.train(), twin.train()
+    for i in range(2):  # rate-based plasticity runs the fused loop too: the same updates
+        h = x if i == 0 else net(x, i)
+        net.learn_layer(i, h, 0.0, generator=torch.Generator().manual_seed(2))
+        twin.learn_layer(i, h, 0.0, generator=torch.Generator().manual_seed(2))
+        assert torch.equal(net.layers[i].weight, twin.layers[i].weight)
+    assert not torch.equal(net.layers[0].weight, build_network(SMALL_SPEC, rule_config("liouna"),
+                                                               spiking=cfg).layers[0].weight)  # it did learn
     assert not any(layer.compile_neuron for layer in net.compile_neurons(False).layers)
 
 

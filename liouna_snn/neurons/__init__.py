@@ -9,14 +9,14 @@ from .backends import (
     NEURONS, NorseLIF, NorseLIFBox, SnnTorchLeaky, beta_to_tau_mem_inv, make_neuron, neuron_parameters,
     tau_mem_inv_to_beta,
 )
-from .base import Neuron, compiled_step, rates, run
+from .base import Neuron, compiled_counts, compiled_step, rates, run
 from .encoders import ConstantInput, bernoulli_rate, constant_current, latency, poisson_rate
 from .lif import IntegrateAndFire, LIFParameters, NativeLIF, lif_step, lif_step_
 from .rate import ACTIVATIONS, make_activation
 
 __all__ = [
     "ACTIVATIONS", "make_activation",
-    "Neuron", "compiled_step", "run", "rates",
+    "Neuron", "compiled_counts", "compiled_step", "run", "rates",
     "LIFParameters", "lif_step", "lif_step_", "NativeLIF", "IntegrateAndFire",
     "SnnTorchLeaky", "NorseLIF", "NorseLIFBox", "NEURONS", "make_neuron", "neuron_parameters",
     "beta_to_tau_mem_inv", "tau_mem_inv_to_beta",

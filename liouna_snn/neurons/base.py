@@ -88,6 +88,42 @@ def compiled_step(neuron: Neuron) -> StepFunction:
     return step
 
 
+CountFunction = Callable[[torch.Tensor, State], torch.Tensor]
+"""``(current, state) -> counts``: the spike count of every unit over a fixed number of steps under a constant current."""
+
+_COMPILED_COUNTS: "weakref.WeakKeyDictionary[Neuron, dict[int, CountFunction]]" = weakref.WeakKeyDictionary()
+
+
+def compiled_counts(neuron: Neuron, T: int) -> CountFunction:
+    """The whole ``T``-step loop of ``neuron`` under a constant current, compiled by ``torch.compile`` into one
+    graph: ``counts(current, state)`` returns the spike count of every unit (shaped like ``current``, values
+    ``0..T``) from the membranes in ``state``, which it does not modify. Made once per neuron and ``T``, kept while
+    the neuron lives; dynamic shapes (one graph for every batch size).
+
+    Where :func:`compiled_step` fuses one step's operations, this fuses the ``T`` steps too: the current is read
+    once and the membrane never leaves the fused loop, so the time loop costs about one pass over memory instead
+    of ``T`` steps of stores and reloads (and of fresh tensors, for the wrapped snnTorch and Norse steps). It
+    serves inference and rate-based plasticity, which need only the counts; online plasticity needs every
+    step's spikes and uses :func:`compiled_step`. The same caveat on the last bit of a membrane holds (with
+    ``beta = 1`` and exact currents the counts are bit-identical to the eager loop's: the tests).
+    """
+    _check_steps(T, "compiled_counts")
+    per_neuron = _COMPILED_COUNTS.setdefault(neuron, {})
+    counts = per_neuron.get(T)
+    if counts is None:
+        step = neuron.step
+
+        def loop(current: torch.Tensor, state: State) -> torch.Tensor:
+            count = torch.zeros_like(current)
+            for _ in range(T):  # unrolled by the compiler: T is fixed per graph
+                spikes, state = step(current, state)
+                count = count + spikes
+            return count
+
+        counts = per_neuron[T] = torch.compile(loop, dynamic=True)
+    return counts
+
+
 def _check_current(current: torch.Tensor, where: str) -> None:
     if not isinstance(current, torch.Tensor):
         raise TypeError(f"{where}: expected a torch.Tensor current, got {type(current).__name__}")

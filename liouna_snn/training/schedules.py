@@ -328,10 +328,15 @@ def train_unsupervised(
 
 @torch.no_grad()
 def recalibrate_norms(network: LocalNetwork, data: ImageTensors, *, device="cpu", mean=None, std=None,
-                      max_images: int = 10_000, batch_size: int = 250, progress: bool = False,
+                      max_images: int | None = 10_000, batch_size: int = 250, progress: bool = False,
                       description: str = "recalibrating norms") -> None:
     """Recompute each batch-norm's running statistics, and in spiking mode each layer's :class:`CurrentScale`,
-    as exact averages over the first ``max_images`` images (a progress bar with ``progress``)."""
+    as exact averages over the first ``max_images`` images (``None``: all of ``data``; a progress bar with
+    ``progress``)."""
+    if max_images is None:
+        max_images = len(data)
+    if max_images < 1:
+        raise ValueError(f"recalibrate_norms: max_images must be >= 1 or None (all images), got {max_images}")
     norms = [m for m in network.modules() if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, CurrentScale))]
     saved = [m.momentum for m in norms]
     for m in norms:
