@@ -197,10 +197,11 @@ def base_run(exp: dict, run: str) -> dict:
 
 def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition: str = "none",
               current_norm: str = "none", beta: float = LIFParameters.beta, overrides: dict | None = None,
-              initial_membrane: str = "rest") -> str:
+              initial_membrane: str = "rest", inference_initial_membrane: str | None = None) -> str:
     """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition and the current divided by its
     standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current`` (``-uniform-membrane`` when the membranes
-    start uniformly below threshold); a leak other than the default
+    start uniformly below threshold, ``-uniform-membrane-half-at-inference`` when the forward pass starts them
+    otherwise); a leak other than the default
     ``beta`` adds ``-beta1`` (so the labels of runs with the default leak stay what they were; the
     ``integrate-and-fire`` backend has no other beta and no suffix). The neuron parameters set on the command line
     (``overrides``, from ``--neuron-param``; beta aside) add one suffix each, ``-threshold2`` or ``-reset-subtract``,
@@ -210,6 +211,8 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
     suffix = "" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition"
     suffix += "" if current_norm == "none" else f"-{current_norm}-current"
     suffix += "" if initial_membrane == "rest" else f"-{initial_membrane}-membrane"
+    if inference_initial_membrane not in (None, initial_membrane):
+        suffix += f"-{inference_initial_membrane}-at-inference"
     suffix += "" if beta == LIFParameters.beta or neuron == "integrate-and-fire" else f"-beta{beta:g}"
     for key, value in sorted((overrides or {}).items()):
         if key != "beta":
@@ -234,8 +237,10 @@ def current_variant(record: dict) -> str:
         words.append(f"{spiking['lateral_inhibition']} inhibition")
     if spiking["current_norm"] != "none":
         words.append(f"current / {spiking['current_norm']}")
-    if spiking["initial_membrane"] != "rest":
-        words.append(f"{spiking['initial_membrane']} initial membrane")
+    inference = spiking.get("inference_initial_membrane") or spiking["initial_membrane"]
+    if spiking["initial_membrane"] != "rest" or inference != "rest":
+        words.append(f"{spiking['initial_membrane']} initial membrane" +
+                     (f" ({inference} at inference)" if inference != spiking["initial_membrane"] else ""))
     return ", ".join(words)
 
 
@@ -315,7 +320,7 @@ def digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
 
 
-NEWER_SPIKING_OPTIONS = {"current_norm": "none", "initial_membrane": "rest"}
+NEWER_SPIKING_OPTIONS = {"current_norm": "none", "initial_membrane": "rest", "inference_initial_membrane": None}
 """Spiking options added after this benchmark's first checkpoints, with the default that they did not record."""
 
 
@@ -459,7 +464,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                                                     (spiking.lateral_inhibition, spiking.current_norm,
                                                      lif_parameters(neuron, spiking.neuron_params).beta,
                                                      parse_neuron_overrides(args.neuron_param),
-                                                     spiking.initial_membrane)))
+                                                     spiking.initial_membrane,
+                                                     spiking.inference_initial_membrane)))
         key = run_key({"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else
                       {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"]})
         same = [r for r in results["runs"] if r.get("conditions") and scope_key(r) == scope

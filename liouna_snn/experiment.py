@@ -34,6 +34,7 @@
     current_norm = "none"               # or "std": the current divided by its standard deviation (threshold in std)
     initial_membrane = "rest"           # or "uniform": membranes start uniformly below threshold for every input;
                                         # "half": midway to threshold (spike counts rounded, not floored)
+    inference_initial_membrane = "half" # optional: another start for the forward pass (features) than for learning
 
 A greedy run takes the leading layers it shares, already trained, from another run's checkpoint: of this
 experiment, and of the experiments named by the top-level ``reuse_from = ["cifar10_local_rules"]`` (their

@@ -118,7 +118,8 @@ class PlasticLayer(nn.Module):
             if self.spiking is not None:
                 x_steps, x_pre = self._presynaptic(x, learning=False)
                 u_steps, u = self._spiking_drive(x_steps, x_pre)
-                counts, _ = self._spike_counts(u_steps, u, initial_membrane=self._initial_membrane(u))
+                v0 = self._initial_membrane(u, learning=False)
+                counts, _ = self._spike_counts(u_steps, u, initial_membrane=v0)
                 self._record_activity(counts, "inference")
                 return self._pool(counts / self.spiking.time_steps)
             return self._pool(self.activation(self._drive(self.norm(x))))
@@ -198,7 +199,7 @@ class PlasticLayer(nn.Module):
                                 cfg.trace_decay)
 
         acc = tracker(u_steps, u) if online and visible is None else None
-        v0 = self._initial_membrane(u, generator)
+        v0 = self._initial_membrane(u, generator, learning=True)
         counts, gain = self._spike_counts(u_steps, u, on_step=acc, initial_membrane=v0)
         self._record_activity(counts, "learning")
         y = counts / T
@@ -263,13 +264,15 @@ class PlasticLayer(nn.Module):
         u_steps = self._drive(xs.flatten(0, 1)).unflatten(0, xs.shape[:2])  # all T steps in one convolution
         return u_steps, u_steps.mean(dim=0)
 
-    def _initial_membrane(self, u: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
-        """The membranes' starting potentials for drive ``u`` (``(B, K, ...)``): ``None`` (rest) unless the config
-        asks for ``uniform`` ones, drawn with ``generator`` (else the device's default generator), or ``half``."""
-        if self.spiking.initial_membrane == "rest":
+    def _initial_membrane(self, u: torch.Tensor, generator: torch.Generator | None = None, *,
+                          learning: bool) -> torch.Tensor | None:
+        """The membranes' starting potentials for drive ``u`` (``(B, K, ...)``) in a learning step or (``learning``
+        false) the forward pass: ``None`` (rest) unless the config asks for ``uniform`` ones, drawn with
+        ``generator`` (else the device's default generator), or ``half``."""
+        mode = self.spiking.initial_membrane if learning else self.spiking.membrane_at_inference
+        if mode == "rest":
             return None
-        return initial_membranes(self.neuron, u.shape, u.device, u.dtype, generator,
-                                 mode=self.spiking.initial_membrane)
+        return initial_membranes(self.neuron, u.shape, u.device, u.dtype, generator, mode=mode)
 
     def _spike_counts(self, u_steps: torch.Tensor | None, u: torch.Tensor, on_step=None,
                       gain: torch.Tensor | None = None,

@@ -100,6 +100,12 @@ class SpikingConfig:
             midway between the reset potential and the threshold, so an integrate-and-fire neuron counts
             ``T * I / threshold`` rounded (an exact half down: it fires above threshold): deterministic, at most half
             a spike off, without the dead zone of ``rest`` or the noise of ``uniform``. Default ``rest``.
+        inference_initial_membrane: the same choice for the layer's forward pass only (its output to the next
+            layer and to probes, :meth:`PlasticLayer.forward`), where ``initial_membrane`` then governs only the
+            learning step; ``None`` (default): ``initial_membrane`` in both. ``initial_membrane = "uniform"`` with
+            ``inference_initial_membrane = "half"`` learns on stochastically rounded counts (unbiased: the update
+            is right on average, as with rates) and infers with deterministically rounded ones (no noise in the
+            features): see :attr:`membrane_at_inference`.
     """
 
     neuron: str = "native-lif"
@@ -112,6 +118,7 @@ class SpikingConfig:
     lateral_inhibition: str = "none"
     current_norm: str = "none"
     initial_membrane: str = "rest"
+    inference_initial_membrane: str | None = None
 
     def __post_init__(self):
         def allowed(name, value, options):
@@ -124,6 +131,8 @@ class SpikingConfig:
         allowed("lateral_inhibition", self.lateral_inhibition, LATERAL_INHIBITIONS)
         allowed("current_norm", self.current_norm, CURRENT_NORMS)
         allowed("initial_membrane", self.initial_membrane, INITIAL_MEMBRANES)
+        if self.inference_initial_membrane is not None:
+            allowed("inference_initial_membrane", self.inference_initial_membrane, INITIAL_MEMBRANES)
         T = self.time_steps
         if isinstance(T, bool) or not isinstance(T, int) or T < 1:
             raise ValueError(f"spiking option time_steps={T!r} must be a positive integer (the number of steps T)")
@@ -150,6 +159,11 @@ class SpikingConfig:
             if not (f_max > 0 and dt > 0 and f_max * dt <= 1):
                 raise ValueError(f"spiking option encoder_params: poisson needs f_max > 0 Hz and dt > 0 s with "
                                  f"f_max * dt <= 1, got f_max={f_max}, dt={dt}")
+
+    @property
+    def membrane_at_inference(self) -> str:
+        """Where the membranes start in the forward pass: ``inference_initial_membrane``, else ``initial_membrane``."""
+        return self.inference_initial_membrane or self.initial_membrane
 
     @property
     def encodes_spikes(self) -> bool:

@@ -1,6 +1,8 @@
 """NIR export and import of spiking networks: round trips, parameter mappings, errors, snnTorch and Norse."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -320,3 +322,6 @@ def test_uniform_initial_membranes_are_recorded_in_the_graph_and_restored(tmp_pa
     torch.manual_seed(5)
     assert torch.equal(back(images(3)), out)
     assert "initial_membrane" not in export_nir(trained(POOLED)).metadata  # the default, rest, is not written
+    split = ls.build_network(POOLED, ls.rule_config("softhebb"), spiking=dataclasses.replace(
+        cfg, inference_initial_membrane="half"))
+    assert export_nir(split).metadata["initial_membrane"] == "half"  # a graph runs inference: its start

@@ -236,6 +236,17 @@ def test_runs_differing_in_their_neurons_current_get_their_own_label_key_and_tar
     assert len({driver.run_key(r) for r in (plain, normed, both, dithered)}) == 4
     assert (driver.run_label("liouna", "integrate-and-fire", 8, "mean", "std", initial_membrane="uniform")
             == "liouna-integrate-and-fire-T8-mean-inhibition-std-current-uniform-membrane")
+    assert (driver.run_label("liouna", "integrate-and-fire", 8, "mean", "std", initial_membrane="uniform",
+                             inference_initial_membrane="half")
+            == "liouna-integrate-and-fire-T8-mean-inhibition-std-current-uniform-membrane-half-at-inference")
+    assert driver.run_label("liouna", "integrate-and-fire", 8, initial_membrane="half",
+                            inference_initial_membrane="half") == "liouna-integrate-and-fire-T8-half-membrane"
+    split = {**plain, "spiking": {**dithered["spiking"], "inference_initial_membrane": "half"}}
+    assert driver.current_variant(split) == ("mean inhibition, current / std, uniform initial membrane (half at "
+                                             "inference)")
+    assert driver.run_key(split) != driver.run_key(dithered)
+    assert driver.run_key({**dithered, "spiking": {**dithered["spiking"], "inference_initial_membrane": None}}) \
+        == driver.run_key(dithered)  # records from before the option match the same run
     rate = {"mode": "rate", "neuron": "rate", "time_steps": 1, "unsup_seconds": 10.0,
             "layers": [{"layer": 1, "probe_top1": 70.0}]}
     runs = [rate] + [{**r, "unsup_seconds": 20.0, "layers": [{"layer": 1, "probe_top1": p}]}

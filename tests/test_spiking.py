@@ -1,4 +1,5 @@
 """Spiking mode: rates approach rate mode, rate and online plasticity, activity report, experiments, config errors."""
+import dataclasses
 import json
 import shutil
 
@@ -524,6 +525,35 @@ def test_a_uniform_membrane_layer_learns_reproducibly_and_errors_are_clear():
         SpikingConfig(initial_membrane="random")
     with pytest.raises(ValueError, match=r"initial_membrane has shape \(2,\), but one step's current has shape \(3,\)"):
         spike_counts(make_neuron("native-lif"), torch.zeros(3), 2, initial_membrane=torch.zeros(2))
+
+
+def test_an_inference_initial_membrane_governs_only_the_forward_pass():
+    """uniform + half at inference: the learning step draws its membranes exactly as a uniform layer's (same generator,
+    same update), the forward pass starts them midway exactly as a half layer's (deterministic)."""
+    params = {"threshold": 1.0}
+    split = SpikingConfig("integrate-and-fire", params, time_steps=4, initial_membrane="uniform",
+                          inference_initial_membrane="half")
+    assert split.membrane_at_inference == "half" and SpikingConfig(initial_membrane="uniform").membrane_at_inference \
+        == "uniform"
+    x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    nets = {}
+    for name, cfg in (("split", split), ("uniform", dataclasses.replace(split, inference_initial_membrane=None)),
+                      ("half", dataclasses.replace(split, initial_membrane="half", inference_initial_membrane=None))):
+        torch.manual_seed(0)
+        nets[name] = net = build_network(SMALL_SPEC, rule_config("liouna", init_radius=3.0, lr=0.05), spiking=cfg)
+        net.learn_layer(0, x, 0.0, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(nets["split"].layers[0].weight, nets["uniform"].layers[0].weight)
+    assert not torch.equal(nets["split"].layers[0].weight, nets["half"].layers[0].weight)
+    nets["half"].load_state_dict(nets["split"].state_dict())
+    for net in nets.values():
+        net.eval()
+    out = nets["split"](x, 1)
+    assert torch.equal(out, nets["split"](x, 1)) and torch.equal(out, nets["half"](x, 1))
+    torch.manual_seed(1)
+    assert not torch.equal(out, nets["uniform"](x, 1))
+    with pytest.raises(ValueError, match=r"inference_initial_membrane='mid' is not allowed; choose one of: rest, "
+                                         r"uniform, half"):
+        SpikingConfig(inference_initial_membrane="mid")
 
 
 def test_half_initial_membranes_round_integrate_and_fire_counts():

@@ -286,14 +286,14 @@ def export_nir(network: nn.Module, *, dt: float = NIR_DT, input_shape: tuple[int
         if (cfg.time_steps, cfg.encoder) != (first.time_steps, first.encoder):
             raise ValueError(f"layer {i}: runs T = {cfg.time_steps} with encoder {cfg.encoder!r}, layer 1 T = "
                              f"{first.time_steps} with {first.encoder!r}; a NIR graph has one time base")
-        if cfg.initial_membrane != first.initial_membrane:
-            raise ValueError(f"layer {i}: initial_membrane {cfg.initial_membrane!r}, layer 1 "
-                             f"{first.initial_membrane!r}; a NIR graph records one for all its neurons")
+        if cfg.membrane_at_inference != first.membrane_at_inference:
+            raise ValueError(f"layer {i}: initial membrane at inference {cfg.membrane_at_inference!r}, layer 1 "
+                             f"{first.membrane_at_inference!r}; a NIR graph records one for all its neurons")
     spec = getattr(network, "spec", None) or {}
     metadata = {"format": FORMAT, "version": FORMAT_VERSION, "dt": float(dt), "time_steps": first.time_steps,
                 "encoder": first.encoder, "input_shape": np.array(first_shape), "name": spec.get("name") or "network"}
-    if first.initial_membrane != "rest":  # NIR neurons start at rest; other tools run them from there
-        metadata["initial_membrane"] = first.initial_membrane
+    if first.membrane_at_inference != "rest":  # NIR neurons start at rest; other tools run them from there
+        metadata["initial_membrane"] = first.membrane_at_inference  # a graph runs inference: its start
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=False)
 
 
