@@ -192,6 +192,34 @@ def test_wall_times_of_another_machine_are_not_compared():
     assert driver.target_lines(runs, targets, depths=[3])[1].endswith("(0.50x): **met**")
 
 
+def test_each_spiking_run_compares_with_the_rate_run_of_its_machine():
+    """Two machines, a rate and a spiking run on each: every gap and time ratio is taken within one machine."""
+    def run(mode, acc, seconds, cpu, threshold=2.0):
+        return {"mode": mode, "neuron": "rate" if mode == "rate" else "native-lif", "time_steps": 1 if mode == "rate"
+                else 8, "unsup_seconds": seconds, "device": "cpu", "cpu": cpu, "threads": 2,
+                "spiking": None if mode == "rate" else {"neuron_params": {"threshold": threshold}},
+                "layers": [{"layer": 3, "probe_top1": acc, "knn_top1": acc}]}
+
+    a, b = "AMD EPYC, avx2, 2 cores", "AMD EPYC, avx512_bf16, 2 cores"
+    runs = [run("rate", 71.0, 200.0, a), run("rate", 73.0, 100.0, b),
+            run("spiking", 70.0, 300.0, a), run("spiking", 70.0, 400.0, b, threshold=3.0)]
+    targets = {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0, "max_time_ratio": 3.0,
+               "spiking": {"neuron_params": {"threshold": 2.0}}}
+    accuracy, time = driver.target_lines(runs, targets, depths=[3])
+    assert accuracy.endswith("70.00 % vs 71.00 % (-1.00 points): **met**")
+    assert time.endswith("300.0 s vs 200.0 s (1.50x): **met**")
+    other = {**targets, "spiking": {"neuron_params": {"threshold": 3.0}}}
+    accuracy, time = driver.target_lines(runs, other, depths=[3])
+    assert accuracy.endswith("70.00 % vs 73.00 % (-3.00 points): **not met**")
+    assert time.endswith("400.0 s vs 100.0 s (4.00x): **not met**")
+    rows = [line for line in driver.precision_table(runs, [3]) if line.startswith("| spiking")]
+    assert ["| -1.00 | 1 | 300.0 | 1.50x |" in rows[0], "| -3.00 | 2 | 400.0 | 4.00x |" in rows[1]] == [True, True]
+    runs.pop(0)  # machine a without a rate run: its spiking run falls back to the other one, accuracy only
+    accuracy, time = driver.target_lines(runs, targets, depths=[3])
+    assert accuracy.endswith("70.00 % vs 73.00 % (rate mode of another machine) (-3.00 points): **not met**")
+    assert time.endswith("not comparable: **not measured**")
+
+
 def test_unknown_neuron_is_an_error_listing_the_allowed_ones(tmp_path, capsys):
     config = _write_config(tmp_path)
     assert driver.main(["--config", str(config), "--out", str(tmp_path / "r"), "--neurons", "hodgkin-huxley"]) == 2
@@ -429,6 +457,29 @@ def test_neurons_rate_runs_the_rate_run_alone(tmp_path, capsys):
     assert len(json.loads(out.with_suffix(".json").read_text())["runs"]) == 1
     assert driver.main(args + ["--neurons", "rate", "native-lif", "--time-steps", "2"]) == 0  # rate is implied
     assert sorted(r["neuron"] for r in json.loads(out.with_suffix(".json").read_text())["runs"]) == ["native-lif", "rate"]
+
+
+def test_each_machine_keeps_its_own_rate_run(tmp_path, capsys):
+    """A rate run of another machine skips rate mode here; ``--neurons rate --rerun`` adds this machine's beside
+    it (replacing only this machine's on a second rerun)."""
+    config = _write_config(tmp_path)
+    out = tmp_path / "results" / "rvs"
+    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet", "--probe-layers", "3"]
+    assert driver.main(args + ["--neurons", "rate"]) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    results["runs"][0]["cpu"] = "Another CPU, avx512_bf16, 64 cores"
+    out.with_suffix(".json").write_text(json.dumps(results))
+    capsys.readouterr()
+    assert driver.main(args + ["--neurons", "rate"]) == 0
+    assert "already in" in capsys.readouterr().out
+    for _ in range(2):
+        assert driver.main(args + ["--neurons", "rate", "--rerun"]) == 0
+        cpus = [r["cpu"] for r in json.loads(out.with_suffix(".json").read_text())["runs"]]
+        assert len(cpus) == 2 and cpus[0] == "Another CPU, avx512_bf16, 64 cores" and cpus[1] != cpus[0]
+    table = out.with_suffix(".md").read_text()
+    assert re.search(r"machine [12]: cpu \(Another CPU, avx512_bf16, 64 cores\), 2 threads", table)
+    assert "machine 1: " in table and "machine 2: " in table
+    assert len([line for line in table.splitlines() if line.startswith("| rate |")]) == 2
 
 
 def test_every_shipped_config_is_valid_and_the_half_membrane_runs_get_their_own_label():
