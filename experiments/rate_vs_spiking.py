@@ -551,6 +551,7 @@ def add_rate_readout(record: dict, net: LocalNetwork, *, train, test, depths: li
                        label=f"{label} rate read-out", **{k: v for k, v in probe_cfg.items() if k != "layers"})
     keep = ("layer", "probe_top1", "knn_top1", "probe_train_top1")
     record["rate_readout"] = {
+        **machine(device),  # its own: a read-out of an older run may be computed on another machine than its training
         "calibration_images": RATE_READOUT_CALIBRATION_IMAGES, "probe_top1": readout["probe_top1"],
         "layers": [{k: layer[k] for k in keep if k in layer} for layer in readout["layers"]],
         "calibration_seconds": readout["calibration_seconds"], "probe_seconds": readout["probe_seconds"]}
@@ -691,7 +692,9 @@ def precision_table(runs: list[dict], depths: list[int]) -> list[str]:
         readout = ""
         if has_rate_readout(r, depths):
             rate_read = max(layer["probe_top1"] for layer in r["rate_readout"]["layers"] if layer["layer"] in depths)
-            readout = f"{rate_read:.2f}" + (f" ({rate_read - best_probe(rate, depths):+.2f})" if rate else "")
+            # compared with the rate run of the machine that computed it (older read-outs: the run's machine)
+            read_rate = rate_run_for(r["rate_readout"] if "device" in r["rate_readout"] else r, order)
+            readout = f"{rate_read:.2f}" + (f" ({rate_read - best_probe(read_rate, depths):+.2f})" if read_rate else "")
         lines.append(f"| {r['mode']} | {r['neuron']} | {neuron_variant(r)} | {current_variant(r)} | {r['time_steps']} | " + " | ".join(cells)
                      + f" | {best:.2f} | {vs_acc} | " + (f"{readout} | " if readouts else "")
                      + f"{number[machine_name(r)]} | {r['unsup_seconds']:.1f} | {vs_time} | " + " | ".join(activity) + " |")

@@ -214,6 +214,16 @@ def test_each_spiking_run_compares_with_the_rate_run_of_its_machine():
     assert time.endswith("400.0 s vs 100.0 s (4.00x): **not met**")
     rows = [line for line in driver.precision_table(runs, [3]) if line.startswith("| spiking")]
     assert ["| -1.00 | 1 | 300.0 | 1.50x |" in rows[0], "| -3.00 | 2 | 400.0 | 4.00x |" in rows[1]] == [True, True]
+    # a read-out computed on machine b compares with b's rate run; one without a machine, with its run's
+    runs[2]["rate_readout"] = {"device": "cpu", "cpu": b, "threads": 2, "probe_top1": 72.0,
+                               "layers": [{"layer": 3, "probe_top1": 72.0}]}
+    runs[3]["rate_readout"] = {"probe_top1": 72.0, "layers": [{"layer": 3, "probe_top1": 72.0}]}
+    rows = [line for line in driver.precision_table(runs, [3]) if line.startswith("| spiking")]
+    assert "| 72.00 (-1.00) | 1 |" in rows[0] and "| 72.00 (-1.00) | 2 |" in rows[1]
+    runs[3]["rate_readout"].update(device="cpu", cpu=a, threads=2)
+    assert "| 72.00 (+1.00) | 2 |" in [line for line in driver.precision_table(runs, [3])
+                                        if line.startswith("| spiking")][1]
+    del runs[2]["rate_readout"], runs[3]["rate_readout"]
     runs.pop(0)  # machine a without a rate run: its spiking run falls back to the other one, accuracy only
     accuracy, time = driver.target_lines(runs, targets, depths=[3])
     assert accuracy.endswith("70.00 % vs 73.00 % (rate mode of another machine) (-3.00 points): **not met**")
@@ -420,6 +430,7 @@ def test_rate_readout_reads_a_spiking_runs_weights_out_in_rate_mode_now_or_from_
     readout = runs["native-lif", 4]["rate_readout"]
     assert [layer["layer"] for layer in readout["layers"]] == [3] and 0 <= readout["probe_top1"] <= 100
     assert readout["calibration_images"] == driver.RATE_READOUT_CALIBRATION_IMAGES
+    assert readout["device"] == "cpu" and readout["threads"] >= 1 and "cpu" in readout  # where it was computed
 
     capsys.readouterr()
     assert driver.main(args + ["--time-steps", "2", "4", "--rate-readout"]) == 0  # T = 2 from its checkpoint
