@@ -653,26 +653,27 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
              "precision; each spiking run is compared with the rate run of its own machine (device, CPU, threads; the "
              "machine column), in accuracy and wall time, and a run without one shows 'other machine' in place of a "
              "time ratio. Each run's command, commit and machine are in the JSON."]
+    numbers = machine_numbers(runs)  # one numbering for every table
     for precision, group in by_precision(runs, u["precision"]).items():
-        machines = [f"machine {i}: {name}" for name, i in machine_numbers(group).items()]
+        machines = [f"machine {i}: {name}" for name, i in numbers.items() if any(machine_name(r) == name for r in group)]
         commits = sorted({short_commit(r.get("git_commit")) for r in group})
         commands = sorted({r["command"] for r in group if r.get("command")})
         lines += ["", f"**{precision}** ({'; '.join(machines)}; commits {', '.join(f'`{c}`' for c in commits)}; "
                       f"trained by {' and '.join(f'`{c}`' for c in commands) or 'commands not recorded'}):", ""]
-        lines += precision_table(group, depths)
+        lines += precision_table(group, depths, numbers)
         lines += ["", f"Targets (issue 4), {precision}:", ""]
         for targets in target_variants(group, results["targets"]):
             lines += target_lines(group, targets, depths)
     return "\n".join(lines)
 
 
-def precision_table(runs: list[dict], depths: list[int]) -> list[str]:
+def precision_table(runs: list[dict], depths: list[int], numbers: dict[str, int] | None = None) -> list[str]:
     """The markdown table rows of runs of one precision, rate first (one per machine), each spiking run compared
-    with the rate run of its machine (:func:`rate_run_for`); machines are numbered in the order of
-    :func:`machine_numbers`."""
+    with the rate run of its machine (:func:`rate_run_for`); machines are numbered by ``numbers`` (default:
+    :func:`machine_numbers` of ``runs``)."""
     order = sorted(runs, key=lambda r: (r["mode"] != "rate", r["neuron"], neuron_variant(r), current_variant(r),
                                         r["time_steps"], machine_name(r)))
-    number = machine_numbers(runs)
+    number = numbers or machine_numbers(runs)
     readouts = any(has_rate_readout(r, depths) for r in order)  # the column only where some run has one
     lines = ["| mode | neuron | neuron parameters | current | T | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
              + " | best probe | vs rate (points) | "
