@@ -33,6 +33,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -708,61 +709,83 @@ def machine_numbers(runs: list[dict]) -> dict[str, int]:
     return {name: i for i, name in enumerate(sorted({machine_name(r) for r in runs}), start=1)}
 
 
+def _words(text: str) -> list[str]:
+    """``text``'s comma-separated words, commas inside parentheses kept: ``"a (b, c), d"`` -> ``["a (b, c)", "d"]``."""
+    return [w for w in re.split(r",\s*(?![^()]*\))", text) if w]
+
+
+def curve_labels(curves: list[list[str]]) -> tuple[list[str], list[str]]:
+    """Short legend labels for curves described by word lists: ``(each curve's words minus those every curve
+    shares, joined by ", "; the shared words, in the first curve's order)``. A single curve shares nothing and
+    keeps all its words; a curve left with no words of its own is labelled by all of them."""
+    shared = set.intersection(*map(set, curves)) if len(curves) > 1 else set()
+    labels = [", ".join(w for w in words if w not in shared) or ", ".join(words) for words in curves]
+    return labels, [w for w in (curves[0] if curves else []) if w in shared]
+
+
 def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title: str = "") -> None:
-    """Best probed-layer top-1 (%) and unsupervised time (s) against ``T``: a line per backend and neuron current,
-    rate mode dashed; with runs of several precisions, each line names its precision (rate mode: one line style
-    per precision). Times join into a line only within one machine (:func:`machine_name`): runs of several
-    machines get a line each, numbered in the time panel's title."""
+    """Best probed-layer top-1 (%) and unsupervised time (s) against ``T``: a line per backend, neuron, neuron
+    current and precision (colour and marker), rate mode as black horizontal lines, one legend under both panels.
+    Words every spiking line shares go to the subtitle, so labels name only what tells the lines apart. Times
+    join into a line only within one machine (:func:`machine_name`): with several machines the time panel draws
+    each machine in its own line style, keyed in the legend, and each rate run says its machine."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(13, 4.2))
     spiking = [r for r in runs if r["mode"] == "spiking"]
-    several = len({precision_of(r) for r in runs}) > 1
-
-    several_neurons = len({neuron_variant(r) for r in spiking}) > 1
+    rate = [r for r in runs if r["mode"] == "rate"]
+    machines = sorted({machine_name(r) for r in runs})  # wall times join into a line only within one machine
+    styles = ("-", "--", ":", "-.")
 
     def curve(r):
         return r["neuron"], neuron_variant(r), current_variant(r), precision_of(r)
 
-    machines = sorted({machine_name(r) for r in runs})  # wall times join into a line only within one machine
-    for i, key in enumerate(sorted({curve(r) for r in spiking})):
-        neuron, params, variant, precision = key
+    keys = sorted({curve(r) for r in spiking})
+    labels, shared = curve_labels([[neuron, *_words(params), *_words(variant), precision]
+                                   for neuron, params, variant, precision in keys])
+    fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(13, 4.2))
+    handles = []
+    for i, (key, label) in enumerate(zip(keys, labels)):
         # matched backends can coincide: shrinking markers keep each visible
+        style = dict(color=f"C{i % 10}", marker="os^Dv<>ph"[i % 9], markersize=9 - (i % 5))
         rs = sorted((r for r in spiking if curve(r) == key), key=lambda r: r["time_steps"])
-        name = ", ".join([neuron] + [params] * several_neurons + [variant] * bool(variant) + [precision] * several)
-        style = dict(color=f"C{i}", marker="os^Dv"[i % 5], markersize=10 - 1.5 * (i % 5))
-        acc_ax.plot([r["time_steps"] for r in rs], [best_probe(r, depths) for r in rs], "-", label=name, **style)
+        acc_ax.plot([r["time_steps"] for r in rs], [best_probe(r, depths) for r in rs], "-", **style)
         for m, where in enumerate(machines):
             timed = [r for r in rs if machine_name(r) == where]
             if timed:
                 time_ax.plot([r["time_steps"] for r in timed], [r["unsup_seconds"] for r in timed],
-                             ("-", "--", ":")[m % 3], fillstyle=("full", "none", "bottom")[m % 3],
-                             label=name + (f" [machine {m + 1}]" if len(machines) > 1 else ""), **style)
-    for j, r in enumerate(r for r in runs if r["mode"] == "rate"):
-        style = dict(color="k", linestyle=("--", ":", "-.")[j % 3])
-        label = "rate mode" + (f", {precision_of(r)}" if several else "")
-        acc_ax.axhline(best_probe(r, depths), label=label, **style)
-        time_ax.axhline(r["unsup_seconds"], label=label + (f" [machine {machines.index(machine_name(r)) + 1}]"
-                                                           if len(machines) > 1 else ""), **style)
+                             styles[m % len(styles)], **style)
+        handles.append(Line2D([], [], linestyle="-", label=label, **style))
+    precisions = sorted({precision_of(r) for r in rate})
+    for r in rate:
+        m = machines.index(machine_name(r))
+        style = dict(color=("k", "0.45", "0.7")[precisions.index(precision_of(r)) % 3], linewidth=1.2,
+                     linestyle=styles[m % len(styles)])
+        acc_ax.axhline(best_probe(r, depths), **style)
+        time_ax.axhline(r["unsup_seconds"], **style)
+        handles.append(Line2D([], [], label=f"rate mode, {precision_of(r)}"
+                              + (f" [machine {m + 1}]" if len(machines) > 1 else ""), **style))
     if len(machines) > 1:
-        time_ax.set_title("; ".join(f"machine {m + 1}: {where}" for m, where in enumerate(machines)), fontsize=6)
-    all_steps = sorted({r["time_steps"] for r in runs if r["mode"] == "spiking"})
+        handles += [Line2D([], [], color="0.3", linestyle=styles[m % len(styles)], label=f"machine {m + 1}: {where}")
+                    for m, where in enumerate(machines)]
+    all_steps = sorted({r["time_steps"] for r in spiking})
     which = f"layer {depths[0]}" if len(depths) == 1 else f"best of layers {', '.join(map(str, depths))}"
     for ax, ylabel in ((acc_ax, f"linear probe top-1 (%), {which}"),
-                       (time_ax, "unsupervised training time (s)")):
+                       (time_ax, "unsupervised training time (s)" + (", line style: machine"
+                                                                     if len(machines) > 1 else ""))):
         ax.set_xscale("log", base=2)
         if all_steps:
             ax.set_xticks(all_steps, [str(t) for t in all_steps])
         ax.set_xlabel("time steps T")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22))  # below: long names
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title + (f"\nevery spiking line: {', '.join(shared)}" if shared else ""), fontsize=9)
     fig.tight_layout()
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7, frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # "tight" grows the canvas to hold the legend below
     plt.close(fig)
 
 

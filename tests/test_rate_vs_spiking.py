@@ -526,3 +526,17 @@ def test_compile_neurons_gives_the_eager_snntorch_run_and_is_recorded(tmp_path):
     assert [(l["probe_top1"], l["knn_top1"]) for l in compiled["layers"]] == [
         (l["probe_top1"], l["knn_top1"]) for l in eager["layers"]]
     assert compiled["layer_activity"] == eager["layer_activity"]
+
+
+def test_plot_labels_keep_only_the_words_that_tell_the_lines_apart():
+    assert driver._words("bernoulli encoder (p 1, q 2), current / std") == ["bernoulli encoder (p 1, q 2)",
+                                                                           "current / std"]
+    curves = [["native-lif", "beta 0.9", "threshold 3", "fp32"],
+              ["native-lif", "beta 1 (integrate-and-fire)", "threshold 3", "fp32"],
+              ["snntorch-leaky", "beta 0.9", "threshold 3", "fp32"]]
+    labels, shared = driver.curve_labels(curves)
+    assert labels == ["native-lif, beta 0.9", "native-lif, beta 1 (integrate-and-fire)", "snntorch-leaky, beta 0.9"]
+    assert shared == ["threshold 3", "fp32"]
+    # one line shares nothing; a line with no words of its own keeps all of them
+    assert driver.curve_labels([["native-lif", "fp32"]]) == (["native-lif, fp32"], [])
+    assert driver.curve_labels([["a", "b"], ["a", "b", "c"]]) == (["a, b", "c"], ["a", "b"])
