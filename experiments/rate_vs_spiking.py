@@ -729,10 +729,9 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
     Words every spiking line shares go to the subtitle, so labels name only what tells the lines apart. Times
     join into a line only within one machine (:func:`machine_name`): with several machines the time panel draws
     each machine in its own line style, keyed in the legend, and each rate run says its machine."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+
+    from liouna_snn.plots import line_style, plt
 
     spiking = [r for r in runs if r["mode"] == "spiking"]
     rate = [r for r in runs if r["mode"] == "rate"]
@@ -749,7 +748,7 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
     handles = []
     for i, (key, label) in enumerate(zip(keys, labels)):
         # matched backends can coincide: shrinking markers keep each visible
-        style = dict(color=f"C{i % 10}", marker="os^Dv<>ph"[i % 9], markersize=9 - (i % 5))
+        style = dict(line_style(i), markersize=9 - (i % 5))
         rs = sorted((r for r in spiking if curve(r) == key), key=lambda r: r["time_steps"])
         acc_ax.plot([r["time_steps"] for r in rs], [best_probe(r, depths) for r in rs], "-", **style)
         for m, where in enumerate(machines):

@@ -3,6 +3,7 @@
     python experiments/report.py experiments/results/cifar10_local_rules.json
     python experiments/report.py --norms experiments/results/cifar10_liouna_ablations.json   # + mean unit norms
     python experiments/report.py experiments/results/transfer.json      # a transfer experiment's results
+    python experiments/report.py --plot experiments/results/cifar10_local_rules.json   # + redraw <name>_layers.png
 
 Runs trained with several seeds also get a second table: mean ± std over the seeds.
 """
@@ -10,6 +11,7 @@ import argparse
 import json
 import statistics
 import sys
+from pathlib import Path
 
 from liouna_snn.experiment import layer_cells, probed_depths
 from liouna_snn.provenance import named_cpu, short_commit
@@ -132,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="report", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", help="results JSON file(s), e.g. experiments/results/<name>.json")
     parser.add_argument("--norms", action="store_true", help="add each layer's mean unit weight norm")
+    parser.add_argument("--plot", action="store_true",
+                        help="also redraw the accuracy-per-layer figure the run wrote, <results>_layers.png beside the "
+                             "JSON, from the JSON (no training)")
     args = parser.parse_args(argv)
     for path in args.results:
         try:
@@ -140,9 +145,15 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as err:  # (JSONDecodeError and UnicodeDecodeError are ValueErrors)
             print(f"report: {path}: not a readable results JSON ({err})", file=sys.stderr)
             return 2
-        print(transfer_markdown(results) if "image_size" in results and results["runs"]
-              and "source_dataset" in results["runs"][0] else table(results, norms=args.norms))
+        transfer = "image_size" in results and results["runs"] and "source_dataset" in results["runs"][0]
+        print(transfer_markdown(results) if transfer else table(results, norms=args.norms))
         print()
+        if args.plot:
+            from liouna_snn.plots import plot_layer_accuracy, plot_transfer  # matplotlib only when plotting
+
+            figure = Path(path).with_name(Path(path).stem + "_layers.png")
+            (plot_transfer if transfer else plot_layer_accuracy)(results, figure)
+            print(f"wrote {figure}\n")
         seeds = seed_table(results)
         if seeds:
             print(seeds)

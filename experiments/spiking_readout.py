@@ -34,6 +34,7 @@ import argparse
 import hashlib
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import torch
@@ -274,10 +275,10 @@ def plot_readouts(readouts: list[dict], depths: list[int], path: Path, title: st
         ax.set_ylim(max(0.0, min(finite) - 10), min(100.0, max(finite) + 5))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 90), fontsize=9)  # a long source name wraps instead of running off the canvas
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -353,25 +353,27 @@ def run_table(results: dict) -> str:
 
 
 def plot_budget_accuracy(results: dict, path: Path) -> None:
-    """Best-layer probe top-1 vs. training budget (minutes, log scale), one line per method."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Best-layer probe top-1 vs. training budget (minutes, log scale, a tick at each budget), one line per
+    method, the legend beside the axes."""
+    from .plots import legend_outside, line_style, plt  # matplotlib only when plotting
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label in _labels(results["runs"]):
+    for i, label in enumerate(_labels(results["runs"])):
         rs = sorted((r for r in results["runs"] if r["label"] == label), key=lambda r: r["budget_seconds"])
         if rs:
-            ax.plot([r["budget_seconds"] / 60 for r in rs], [r["probe_top1"] for r in rs], marker="o", label=label)
+            ax.plot([r["budget_seconds"] / 60 for r in rs], [r["probe_top1"] for r in rs], "-", label=label,
+                    **line_style(i))
+    budgets = sorted({r["budget_seconds"] / 60 for r in results["runs"]})
     ax.set_xscale("log")
+    ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
+    ax.minorticks_off()
     ax.set_xlabel("training budget (minutes, this machine)")
     ax.set_ylabel("linear probe top-1 (%), best layer")
     ax.set_title(f"low-compute comparison: {results.get('dataset')}, {results.get('device')}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    legend_outside(ax, fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 

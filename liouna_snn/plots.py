@@ -43,27 +43,78 @@ def plot_filters(weight: torch.Tensor, path: str | Path, title: str = "") -> Pat
     return path
 
 
-def _layer_axes(ax, runs: list[dict], colours: dict, ylabel: str, title: str) -> None:
-    """Probe (solid) and k-NN (dashed) top-1 of ``runs`` against layer depth on ``ax``; one colour per
-    (label, seed, precision), kept in ``colours`` so a run has the same colour on every panel. The precision is
-    named only where the runs have more than one."""
+MARKERS = "os^Dv<>ph"  # 9 markers against 20 colours: a pair repeats only after 180 lines
+
+
+def line_style(i: int) -> dict:
+    """The ``i``-th line's colour and marker: 20 distinguishable colours (``tab20``'s dark shades first, then its
+    light ones), and a marker that changes with the colour, so no two of the first 180 lines look alike."""
+    palette = plt.get_cmap("tab20").colors
+    return dict(color=palette[(2 * i) % 20 + (i // 10) % 2], marker=MARKERS[i % len(MARKERS)])
+
+
+def legend_outside(ax, **kw) -> None:
+    """``ax``'s legend to the right of it, where it hides no line (``savefig(bbox_inches="tight")`` keeps it)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False, **kw)
+
+
+def _run_names(runs: list[dict]) -> list[tuple[tuple, str]]:
+    """Each run's key (label, seed, precision) and name, the precision named only where the runs have several."""
     several = len({run.get("precision") for run in runs}) > 1
+    out = []
     for run in runs:
         precision = run.get("precision") if several else None
-        colour = colours.setdefault((run["label"], run["seed"], precision), f"C{len(colours) % 10}")
-        name = f"{run['label']} (seed {run['seed']}{f', {precision}' if precision else ''})"
+        out.append(((run["label"], run["seed"], precision),
+                    f"{run['label']} (seed {run['seed']}{f', {precision}' if precision else ''})"))
+    return out
+
+
+def _layer_axes(ax, runs: list[dict], styles: dict, ylabel: str, title: str) -> None:
+    """Probe (solid) and k-NN (dashed) top-1 of ``runs`` against layer depth on ``ax``; one colour and marker
+    per (label, seed, precision), kept in ``styles`` so a run looks the same on every panel. The legend names
+    each run once (its probe line); a key says which line style is the probe and which the k-NN. Runs probed at
+    one layer only are bars instead (:func:`_single_layer_bars`)."""
+    from matplotlib.lines import Line2D
+
+    depths = sorted({layer["layer"] for run in runs for layer in run["layers"]})
+    if len(depths) == 1:
+        return _single_layer_bars(ax, runs, styles, f"{ylabel}, layer {depths[0]}", title)
+    handles = []
+    for run, (key, name) in zip(runs, _run_names(runs)):
+        style = styles.setdefault(key, line_style(len(styles)))
         depth = [l["layer"] for l in run["layers"]]
-        ax.plot(depth, [l["probe_top1"] for l in run["layers"]], "-o", color=colour, label=f"{name} probe")
-        ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--x", color=colour, alpha=0.6, label=f"{name} k-NN")
+        handles += ax.plot(depth, [l["probe_top1"] for l in run["layers"]], "-", label=name, **style)
+        ax.plot(depth, [l["knn_top1"] for l in run["layers"]], "--", alpha=0.6, markerfacecolor="none", **style)
+    handles += [Line2D([], [], color="0.4", linestyle="-", label="linear probe"),
+                Line2D([], [], color="0.4", linestyle="--", alpha=0.6, label="k-NN")]
     ax.set_xlabel("layer")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    depths = sorted({layer["layer"] for run in runs for layer in run["layers"]})
-    if len(depths) == 1:   # one probed layer: a single tick, not fractions of a layer around it
-        ax.set_xticks(depths)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    legend_outside(ax, handles=handles, fontsize=7)
+
+
+def _single_layer_bars(ax, runs: list[dict], styles: dict, xlabel: str, title: str) -> None:
+    """Runs probed at one layer: a horizontal bar per run (probe top-1, its value written at the end), best on
+    top, and the k-NN top-1 as a hollow marker on the bar. The axis starts just below the lowest value, so
+    differences of a point stay visible."""
+    named = sorted(zip(runs, _run_names(runs)), key=lambda item: item[0]["layers"][0]["probe_top1"])
+    probe = [run["layers"][0]["probe_top1"] for run, _ in named]
+    knn = [run["layers"][0]["knn_top1"] for run, _ in named]
+    colours = [styles.setdefault(key, line_style(len(styles)))["color"] for _, (key, _) in named]
+    y = list(range(len(named)))
+    low = min(probe + knn)
+    ax.barh(y, [p - (low - 2) for p in probe], left=low - 2, color=colours, height=0.7, label="linear probe")
+    ax.plot(knn, y, "o", color="k", markerfacecolor="none", label="k-NN")
+    for yi, p in zip(y, probe):
+        ax.text(p + 0.2, yi, f"{p:.2f}", va="center", fontsize=7)
+    ax.set_yticks(y, [name for _, (_, name) in named], fontsize=7)
+    ax.set_xlim(low - 2, max(probe + knn) + 3)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=7, loc="lower right")
 
 
 def _save(fig, path: Path) -> Path:
@@ -73,10 +124,12 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_layer_accuracy(results: dict, path: str | Path) -> Path:
-    """Probe (solid) and k-NN (dashed) top-1 against layer depth, one line per run."""
+    """Probe (solid) and k-NN (dashed) top-1 against layer depth, one line per run; bars when every run was
+    probed at one layer only."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    one_layer = len({layer["layer"] for run in results["runs"] for layer in run["layers"]}) == 1
+    fig, ax = plt.subplots(figsize=(6, max(4.0, 1.0 + 0.3 * len(results["runs"])) if one_layer else 4.0))
     _layer_axes(ax, results["runs"], {}, "top-1 (%)",
                 f"{results['experiment']}: {results.get('train_images')} training images")
     return _save(fig, path)
@@ -84,14 +137,16 @@ def plot_layer_accuracy(results: dict, path: str | Path) -> Path:
 
 def plot_transfer(results: dict, path: str | Path) -> Path:
     """A transfer experiment's results: one panel per source -> target, probe (solid) and k-NN (dashed) top-1
-    on the target against layer depth, one colour per run (label, seed)."""
+    on the target against layer depth, one colour and marker per run (label, seed, precision)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pairs = list(dict.fromkeys(f"{r['source_dataset']} -> {r['target_dataset']}" for r in results["runs"]))
-    fig, axes = plt.subplots(1, max(len(pairs), 1), figsize=(6 * max(len(pairs), 1), 4), squeeze=False)
-    colours: dict[tuple, str] = {}
-    for ax, pair in zip(axes[0], pairs):
+    # panels stacked, so each one's legend (on its right) covers no other panel
+    fig, axes = plt.subplots(max(len(pairs), 1), 1, figsize=(6, 4 * max(len(pairs), 1)), squeeze=False,
+                             gridspec_kw=dict(hspace=0.35))
+    styles: dict[tuple, dict] = {}
+    for ax, pair in zip(axes[:, 0], pairs):
         runs = [r for r in results["runs"] if f"{r['source_dataset']} -> {r['target_dataset']}" == pair]
-        _layer_axes(ax, runs, colours, "top-1 on the target (%)",
+        _layer_axes(ax, runs, styles, "top-1 on the target (%)",
                     f"{results['experiment']}: {pair} ({results.get('image_size')} px)")
     return _save(fig, path)

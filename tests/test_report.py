@@ -115,3 +115,21 @@ def test_a_missing_results_file_is_a_clear_error(tmp_path, capsys):
     missing = tmp_path / "nothing.json"
     assert report.main([str(missing)]) == 2
     assert f"report: {missing}: not a readable results JSON" in capsys.readouterr().err
+
+
+def test_plot_redraws_the_layers_figure_beside_the_json_from_the_json(tmp_path, capsys):
+    import json
+    path = tmp_path / "exp.json"
+    path.write_text(json.dumps({**_results([_run("a", 60.0), _run("b", 61.5)]), "experiment": "exp"}))
+    assert report.main([str(path)]) == 0
+    assert not (tmp_path / "exp_layers.png").exists()  # drawing only on request
+    assert report.main(["--plot", str(path)]) == 0
+    figure = tmp_path / "exp_layers.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {figure}" in capsys.readouterr().out
+
+
+def test_line_styles_stay_distinct_beyond_the_ten_default_colours():
+    from liouna_snn.plots import line_style
+    styles = [line_style(i) for i in range(40)]
+    assert len({s["color"] for s in styles}) == 20
+    assert len({(s["color"], s["marker"]) for s in (line_style(i) for i in range(180))}) == 180
