@@ -26,7 +26,8 @@ Outputs (``--out PATH``, without suffix; default ``experiments/results/spiking_r
 * ``PATH.png``: linear-probe top-1 per read-out and probed layer.
 
 Read-outs already in ``PATH.json`` with the same source, config, data and probe are skipped (``--rerun``
-redoes them).
+redoes them). ``--report`` reads nothing out and redraws the table and plot from ``PATH.json``: the config's
+read-outs measured under the conditions of the latest of them.
 """
 from __future__ import annotations
 
@@ -155,6 +156,8 @@ def read_out(network, entry: dict, train, test, depths: list[int], probe: dict, 
 def run_readouts(args: argparse.Namespace, command: str) -> tuple[dict, str]:
     """Run the selected read-outs (skipping those already measured), write JSON, table and plot."""
     cfg = load_config(args.config)
+    if args.report:
+        return report_only(cfg, Path(args.out))
     source_path = (Path(cfg["_path"]).parent / cfg["source_experiment"]).resolve()
     only = select_readouts(cfg["readouts"], args.readouts)
     trained = load_trained_network(source_path, cfg["run"], cfg["seed"], checkpoint_dir=args.checkpoint_dir)
@@ -197,19 +200,44 @@ def run_readouts(args: argparse.Namespace, command: str) -> tuple[dict, str]:
                       device=str(dev), threads=torch.get_num_threads())
         results["readouts"] = [r for r in results["readouts"] if r["label"] != entry["label"]] + [record]
         write_json_atomic(results, out.with_suffix(".json"))
-    # the table shows the read-outs of this config measured under these conditions (the spiking config aside)
-    shared = {k: v for k, v in readout_conditions(cfg["readouts"][0], source, data, probe, depths,
-                                                  cfg["calibration_images"]).items() if k != "spiking"}
-    order = [e["label"] for e in cfg["readouts"]]
-    current = [r for r in results["readouts"] if r["label"] in order and
-               {k: v for k, v in r.get("conditions", {}).items() if k != "spiking"} == as_plain(shared)]
-    current.sort(key=lambda r: order.index(r["label"]))
-    table = markdown_table(results, current, depths)
     write_json_atomic(results, out.with_suffix(".json"))
+    # the table shows the read-outs of this config measured under these conditions (the spiking config aside)
+    shared = readout_conditions(cfg["readouts"][0], source, data, probe, depths, cfg["calibration_images"])
+    return results, write_report(results, cfg, as_plain(shared), out)
+
+
+def _without_spiking(conditions: dict) -> dict:
+    return {k: v for k, v in conditions.items() if k != "spiking"}
+
+
+def write_report(results: dict, cfg: dict, conditions: dict, out: Path) -> str:
+    """``PATH.md`` and ``PATH.png`` from ``results``: the read-outs of ``cfg`` (in its order) measured under
+    ``conditions`` (as stored in JSON; the spiking config is ignored). Returns the table."""
+    order = [e["label"] for e in cfg["readouts"]]
+    shared = _without_spiking(conditions)
+    current = [r for r in results["readouts"] if r["label"] in order and _without_spiking(r.get("conditions", {})) == shared]
+    current.sort(key=lambda r: order.index(r["label"]))
+    depths = shared["probe_layers"]
+    table = markdown_table(results, current, depths)
+    out.with_suffix(".md").parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(table + "\n")
-    plot_readouts(current, depths, out.with_suffix(".png"),
-                  title=f"{source['run']} ({source['experiment']}), read out in rate and spiking mode")
-    return results, table
+    plot_readouts(current, depths, out.with_suffix(".png"), title=f"{shared['source']['run']} "
+                  f"({shared['source']['experiment']}), read out in rate and spiking mode")
+    return table
+
+
+def report_only(cfg: dict, out: Path) -> tuple[dict, str]:
+    """``--report``: nothing read out, no checkpoint needed; the table and plot redrawn from ``PATH.json`` for
+    this config's read-outs measured under the conditions of the latest of them."""
+    path = out.with_suffix(".json")
+    if not path.is_file():
+        raise FileNotFoundError(f"no results file {path} to report; run the read-outs first (without --report)")
+    results = json.loads(path.read_text())
+    order = [e["label"] for e in cfg["readouts"]]
+    mine = [r for r in results.get("readouts", []) if r["label"] in order and r.get("conditions")]
+    if not mine:
+        raise ValueError(f"{path} holds none of the read-outs of {cfg['_path']} ({', '.join(order)}); run them first")
+    return results, write_report(results, cfg, mine[-1]["conditions"], out)
 
 
 # --- reporting -----------------------------------------------------------------------------------------------
@@ -295,6 +323,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="output path without suffix")
     parser.add_argument("--rerun", action="store_true", help="redo read-outs already measured")
+    parser.add_argument("--report", action="store_true", help="read nothing out: redraw the table and plot from the "
+                        "results JSON (no checkpoint or data needed)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -68,8 +68,26 @@ def test_readouts_end_to_end_rate_reproduces_the_trained_network_and_finished_re
     assert capsys.readouterr().out.count("already measured") == 2
     assert json.loads(out.with_suffix(".json").read_text())["readouts"] == results["readouts"]
     # The source network is untouched by the read-outs.
-    again = load_trained_network(exp, "softhebb").network
-    assert again.spiking is None
+    again = load_trained_network(exp, "softhebb")
+    assert again.network.spiking is None
+
+    # --report redraws table and plot from the JSON alone: no checkpoint needed, nothing read out again
+    table = out.with_suffix(".md").read_text()
+    out.with_suffix(".md").unlink()
+    out.with_suffix(".png").unlink()
+    again.checkpoint.rename(again.checkpoint.with_suffix(".moved"))
+    capsys.readouterr()
+    assert script.main(args + ["--report"]) == 0
+    assert out.with_suffix(".md").read_text() == table and out.with_suffix(".png").stat().st_size > 5_000
+    assert "--- read-out" not in capsys.readouterr().out
+    assert json.loads(out.with_suffix(".json").read_text())["readouts"] == results["readouts"]
+
+
+def test_report_without_results_is_an_error_naming_the_missing_file(tmp_path, capsys):
+    _, config = _experiment(tmp_path)
+    out = tmp_path / "nothing" / "readout"
+    assert script.main(["--config", str(config), "--out", str(out), "--report"]) == 2
+    assert f"no results file {out.with_suffix('.json')} to report" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("readouts,message", [
