@@ -18,7 +18,7 @@ Outputs (``--out PATH``, without suffix; default ``experiments/results/rate_vs_s
   ``conditions`` (everything that determines its numbers) and, in spiking mode, ``layer_activity``
   (every layer's firing report, probed or not);
 * ``PATH.png``: best probed-layer linear-probe top-1 (%) and unsupervised time (s) against ``T``, one line
-  per backend and lateral inhibition, rate mode as a horizontal reference;
+  per backend, neuron, current and precision, rate mode as horizontal references (:func:`plot_rate_vs_spiking`);
 * ``PATH.md``: the table, and the two targets of ``[targets]`` with whether each is met.
 
 Runs already in ``PATH.json`` with the same conditions and at least the requested probe layers are
