@@ -3,7 +3,8 @@
     python experiments/speed.py --data-root DIR                      # full CIFAR-10, SoftHebb and Liouna
     python experiments/speed.py --dataset cifar10-mini --images 2000  # quick check on the embedded set
 
-For each rule, trains the 3-layer CIFAR network (greedy, one epoch per layer) on the first
+For each rule, trains the 3-layer CIFAR network (greedy, one epoch per layer; ``--schedules simultaneous``:
+every layer learns from each batch in one pass) on the first
 ``--images`` training images and reports, per layer and in total: seconds, images/s, the floating-point
 work of the step (counted from the layer geometry, below) and the GFLOP/s achieved. In the same run it
 times a square bf16 and a float32 matmul, so the achieved rate can be read against this machine's peak
@@ -12,8 +13,8 @@ sizes. Writes ``experiments/results/speed.json`` and prints a table (``--report`
 the existing file: the README's); full-epoch seconds are extrapolated
 linearly from ``--images`` when it is smaller than the training set.
 
-Work counted per image and layer (multiply-adds x 2): the forward convolution of every layer below
-(greedy: frozen layers recompute their outputs), the layer's own forward convolution, the update's
+Work counted per image and layer (multiply-adds x 2): under ``greedy`` the forward convolution of every
+layer below (frozen layers recompute their outputs), the layer's own forward convolution, the update's
 correlation (same size), and for population inhibition the top-down prediction (same size again);
 a masked rule computes a second forward convolution. Element-wise work is not counted.
 """
@@ -35,6 +36,7 @@ from liouna_snn.data import load_dataset  # noqa: E402
 from liouna_snn.experiment import write_json_atomic  # noqa: E402
 from liouna_snn.provenance import git_commit, machine  # noqa: E402
 from liouna_snn.training import TrainConfig, train_unsupervised  # noqa: E402
+from liouna_snn.training.schedules import SCHEDULES  # noqa: E402
 
 RULES = {
     "softhebb": dict(lr=[0.08, 0.005, 0.01], inverse_temperature=[1.0, 0.65, 0.25]),
@@ -71,15 +73,21 @@ def conv_flops_per_image(net: ls.LocalNetwork) -> list[float]:
     return flops
 
 
-def step_flops_per_image(net: ls.LocalNetwork, layer: int, forward: list[float]) -> float:
-    """FLOPs per image of layer ``layer``'s greedy learning pass (see the module docstring)."""
+def step_flops_per_image(net: ls.LocalNetwork, layer: int, forward: list[float], schedule: str = "greedy") -> float:
+    """FLOPs per image of layer ``layer``'s learning step (see the module docstring); ``greedy`` adds the
+    frozen layers below, which recompute the layer's input."""
     cfg = net.layers[layer].rule.config
     own = forward[layer] * (2 + (cfg.inhibition == "population") + (cfg.mask_ratio > 0))
-    return sum(forward[:layer]) + own
+    return (sum(forward[:layer]) if schedule == "greedy" else 0.0) + own
 
 
-def measure(rule: str, train, batch_size: int, args, mean, std) -> dict:
-    """One greedy epoch of ``rule`` (the library's own schedule), timed per layer phase."""
+def measure(rule: str, train, batch_size: int, args, mean, std, schedule: str = "greedy") -> dict:
+    """One epoch of ``rule`` under ``schedule`` (the library's own), timed per layer.
+
+    ``greedy``: a layer's seconds run from its phase's first learning call to the end of its last one (the
+    frozen layers below included). ``simultaneous``: the seconds spent in the layer's own learning calls;
+    the rest of the total is data loading and the norms' recalibration after the epoch.
+    """
     spec = ls.load_spec(HERE.parent / "models" / "cifar10_3layer.toml")
     options = RULES[rule]
     rules = [ls.rule_config(rule, **{k: v[i] for k, v in options.items()}) for i in range(len(spec["layers"]))]
@@ -88,27 +96,30 @@ def measure(rule: str, train, batch_size: int, args, mean, std) -> dict:
     spans: dict[int, list[float]] = {}
     learn_layer = net.learn_layer
 
-    def timed(i, *a, **kw):  # phase i runs from its first learning call to the end of its last one
-        spans.setdefault(i, [time.perf_counter(), 0.0])
+    def timed(i, *a, **kw):
+        t0 = time.perf_counter()
+        span = spans.setdefault(i, [t0, 0.0, 0.0])  # first call, end of the last one, seconds inside calls
         out = learn_layer(i, *a, **kw)
-        spans[i][1] = time.perf_counter()
+        span[1] = time.perf_counter()
+        span[2] += span[1] - t0
         return out
 
     net.learn_layer = timed
-    summary = train_unsupervised(net, train, TrainConfig(schedule="greedy", batch_size=batch_size),
-                                 mean=mean, std=std, progress=not args.quiet, description=f"{rule} batch {batch_size}")
-    images = summary["images"] / len(net)
+    summary = train_unsupervised(net, train, TrainConfig(schedule=schedule, batch_size=batch_size),
+                                 mean=mean, std=std, progress=not args.quiet,
+                                 description=f"{rule} {schedule} batch {batch_size}")
+    images = summary["images"] / (len(net) if schedule == "greedy" else 1)
     layers, total_flops = [], 0.0
     for i in range(len(net)):
-        seconds = spans[i][1] - spans[i][0]
-        flops = step_flops_per_image(net, i, forward) * images
+        seconds = spans[i][1] - spans[i][0] if schedule == "greedy" else spans[i][2]
+        flops = step_flops_per_image(net, i, forward, schedule) * images
         total_flops += flops
         layers.append({"layer": i + 1, "seconds": round(seconds, 2), "images_per_second": round(images / seconds, 1),
                        "gflop": round(flops / 1e9, 1), "gflop_per_second": round(flops / seconds / 1e9, 1)})
     total = summary["seconds"]
     scale = args.full_size / args.images
-    return {"rule": rule, "batch_size": batch_size, "precision": ls.precision.resolve_precision(args.precision),
-            "images": args.images,
+    return {"rule": rule, "schedule": schedule, "batch_size": batch_size,
+            "precision": ls.precision.resolve_precision(args.precision), "images": args.images,
             "seconds": round(total, 1), "epoch_seconds_full": round(total * scale, 1),
             "dataset_images_per_second": round(args.images / total, 1),
             "gflop_per_second": round(total_flops / total / 1e9, 1),
@@ -122,13 +133,13 @@ def table(results: dict) -> str:
         f"{results['bf16_matmul_gflop_per_second']:.0f} GFLOP/s before, "
         f"{results['bf16_matmul_gflop_per_second_after']:.0f} after (fp32: {results['fp32_matmul_gflop_per_second']:.0f})",
         "",
-        "| rule | batch | images timed | seconds | full epoch, s (extrapolated) | dataset img/s | GFLOP/s | "
+        "| rule | schedule | batch | images timed | seconds | full epoch, s (extrapolated) | dataset img/s | GFLOP/s | "
         "per layer: s (GFLOP/s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
         per = ", ".join(f"{l['seconds']:.0f} ({l['gflop_per_second']:.0f})" for l in r["layers"])
-        lines.append(f"| {r['rule']} | {r['batch_size']} | {r['images']} | {r['seconds']:.0f} | "
+        lines.append(f"| {r['rule']} | {r.get('schedule', 'greedy')} | {r['batch_size']} | {r['images']} | {r['seconds']:.0f} | "
                      f"{r['epoch_seconds_full']:.0f} | {r['dataset_images_per_second']:.0f} | "
                      f"{r['gflop_per_second']:.0f} | {per} |")
     return "\n".join(lines)
@@ -141,6 +152,7 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=50_000, help="training images per layer pass (default: all)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[10])
     p.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
+    p.add_argument("--schedules", nargs="+", default=["greedy"], choices=list(SCHEDULES))
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=str(HERE / "results" / "speed.json"))
@@ -159,7 +171,8 @@ def main(argv=None) -> int:
     train = train.subset(args.images) if args.images < len(train) else train
     peak = {"bf16_matmul_gflop_per_second": round(matmul_gflops(torch.bfloat16), 1),
             "fp32_matmul_gflop_per_second": round(matmul_gflops(torch.float32), 1)}
-    runs = [measure(rule, train, bs, args, mean, std) for rule in args.rules for bs in args.batch_sizes]
+    runs = [measure(rule, train, bs, args, mean, std, schedule) for schedule in args.schedules
+            for rule in args.rules for bs in args.batch_sizes]
     peak_after = round(matmul_gflops(torch.bfloat16), 1)
     results = {"experiment": "speed", "command": " ".join(["python", "experiments/speed.py"] + sys.argv[1:]),
                "git_commit": git_commit(), "torch": torch.__version__, **machine("cpu"),

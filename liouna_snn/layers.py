@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .rules import ConvGeometry, LocalRule, RuleConfig
+from .rules.factors import winner_index
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
 from .neurons import compiled_counts, compiled_step
 from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, initial_membranes,
@@ -158,8 +159,9 @@ class PlasticLayer(nn.Module):
             else:
                 u_v = self._drive(x_n * visible)
                 y_v = self.activation(u_v) if self.rule.reads_activation else None
-            dw = self.rule.delta(x_n, u_v, y_v, self.weight, self.geometry, visible, self.compute_dtype)
-            wins = torch.bincount(u_v.argmax(dim=1).flatten(), minlength=self.out_channels).to(self.win_counts.dtype)
+            winners = winner_index(u_v)  # shared by the rule's competition and the win counts
+            dw = self.rule.delta(x_n, u_v, y_v, self.weight, self.geometry, visible, self.compute_dtype, winners)
+            wins = torch.bincount(winners.flatten(), minlength=self.out_channels).to(self.win_counts.dtype)
             if self.reducer is not None:
                 dw, wins = self.reducer.sum(dw), self.reducer.sum(wins)
             self.rule.apply(self.weight, dw, progress)
@@ -212,7 +214,7 @@ class PlasticLayer(nn.Module):
                 y_v = self._spike_counts(u_v_steps, u_v, on_step=acc, gain=gain, initial_membrane=v0)[0] / T
             dw = acc.result() if online else delta(x_pre, u_v, y_v)
             self.rule.apply(self.weight, dw, progress)
-            winners = u_v.argmax(dim=1).flatten()
+            winners = winner_index(u_v).flatten()
             self.win_counts += torch.bincount(winners, minlength=self.out_channels).to(self.win_counts.dtype)
         return self._pool(y)
 

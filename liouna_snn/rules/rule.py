@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .factors import FACTORS, anti_hebbian, factor
+from .factors import FACTORS, anti_hebbian, factor, winner_index
 from .geometry import ConvGeometry
 from .liouna import INHIBITIONS, energy_update, explicit_update
 
@@ -151,23 +151,37 @@ class LocalRule:
         keep = keep.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)
         return keep[..., : x.shape[2], : x.shape[3]]
 
-    def factors(self, u: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The code ``c`` and the Hebbian factor ``h`` of drive ``u`` and activation ``y``."""
+    @property
+    def reads_winners(self) -> bool:
+        """Whether the update needs the winning unit at each position (winner factors, anti-Hebbian losers)."""
         cfg = self.config
-        c = factor(cfg.code, u, y, cfg.inverse_temperature)
-        h = c if cfg.hebb == "code" else factor(cfg.hebb, u, y, cfg.inverse_temperature)
+        return cfg.anti_hebbian or any(f.startswith("winner") for f in (cfg.code, cfg.hebb))
+
+    def factors(self, u: torch.Tensor, y: torch.Tensor,
+                winners: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The code ``c`` and the Hebbian factor ``h`` of drive ``u`` and activation ``y``.
+
+        ``winners``: :func:`~liouna_snn.rules.factors.winner_index` of ``u`` when the caller has it (the layer
+        counts wins with it); computed here once otherwise, if the rule needs it.
+        """
+        cfg = self.config
+        if winners is None and self.reads_winners:
+            winners = winner_index(u)
+        c = factor(cfg.code, u, y, cfg.inverse_temperature, winners)
+        h = c if cfg.hebb == "code" else factor(cfg.hebb, u, y, cfg.inverse_temperature, winners)
         if cfg.anti_hebbian:
-            h = anti_hebbian(h, u)
+            h = anti_hebbian(h, u, winners)
         return c, h
 
     def delta(self, x: torch.Tensor, u: torch.Tensor, y: torch.Tensor, weight: torch.Tensor,
               geometry: ConvGeometry, visible: torch.Tensor | None = None,
-              compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+              compute_dtype: torch.dtype | None = None, winners: torch.Tensor | None = None) -> torch.Tensor:
         """Unscaled ``dW`` for input ``x`` (full, unmasked), drive ``u`` (of the masked input) and activation ``y``.
 
-        ``compute_dtype`` (e.g. bfloat16) is used for the prediction and correlation convolutions.
+        ``compute_dtype`` (e.g. bfloat16) is used for the prediction and correlation convolutions;
+        ``winners`` as in :meth:`factors`.
         """
-        c, h = self.factors(u, y)
+        c, h = self.factors(u, y, winners)
         if self.config.form == "energy":
             return energy_update(x, c, weight, geometry, visible=visible, lambda_v=self.config.lambda_v,
                                  inhibition=self.config.inhibition)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..allocator import keep_freed_memory
 from ..data import ImageTensors, iterate_batches, num_batches
 from ..network import LocalNetwork
 from ..spiking import CurrentScale
@@ -210,6 +211,7 @@ def train_unsupervised(
     run takes its leading layers, already trained, from the ``donors`` checkpoint (other runs') that has the most
     of them (:func:`reusable_layers`); their seconds count in ``seconds`` as the donor measured them.
     """
+    keep_freed_memory()  # the steps' large temporaries are reused instead of page-faulted anew (CPU speed only)
     network.to(device)
     phases = _phases(network, config)
     per_epoch = num_batches(len(data), config.batch_size, drop_last=True)

@@ -1,0 +1,41 @@
+"""experiments/speed.py: the epoch benchmark's schedules, per-layer accounting and table."""
+import json
+
+import pytest
+
+from .conftest import load_experiment_script
+
+speed = load_experiment_script("speed")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("speed") / "speed.json"
+    assert speed.main(["--dataset", "cifar10-mini", "--images", "60", "--batch-sizes", "20", "--rules", "softhebb",
+                       "--schedules", "greedy", "simultaneous", "--precision", "fp32", "--quiet",
+                       "--out", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_each_schedule_times_every_layer_and_extrapolates_to_the_training_set(results):
+    greedy, simultaneous = results["runs"]
+    assert (greedy["schedule"], simultaneous["schedule"]) == ("greedy", "simultaneous")
+    for run in results["runs"]:
+        assert [layer["layer"] for layer in run["layers"]] == [1, 2, 3]
+        assert all(layer["seconds"] > 0 for layer in run["layers"])
+        # both are rounded to 0.1 s before the file is written
+        assert run["epoch_seconds_full"] == pytest.approx(run["seconds"] * 4000 / 60, abs=0.05 * 4000 / 60 + 0.1)
+    # greedy counts the frozen layers' forward passes again under each deeper layer; simultaneous does not
+    g, s = ([layer["gflop"] for layer in run["layers"]] for run in (greedy, simultaneous))
+    assert g[0] == s[0] and g[1] > s[1] and g[2] > s[2]
+
+
+def test_the_table_names_each_runs_schedule(results):
+    rows = [line for line in speed.table(results).splitlines() if line.startswith("| softhebb")]
+    assert [row.split(" | ")[1] for row in rows] == ["greedy", "simultaneous"]
+
+
+def test_an_unknown_schedule_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        speed.main(["--dataset", "cifar10-mini", "--schedules", "pipelined"])
+    assert "invalid choice: 'pipelined'" in capsys.readouterr().err
