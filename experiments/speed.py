@@ -129,7 +129,8 @@ def measure(rule: str, train, batch_size: int, args, mean, std, schedule: str = 
 def table(results: dict) -> str:
     lines = [
         f"`{results['command']}` — commit `{(results.get('git_commit') or '')[:10]}`, torch {results['torch']}, "
-        f"{results['device']} ({results['threads']} threads); bf16 matmul measured in the same run: "
+        f"{results['device']}{' (' + results['cpu'] + ')' if results.get('cpu') else ''}, {results['threads']} threads; "
+        f"bf16 matmul measured in the same run: "
         f"{results['bf16_matmul_gflop_per_second']:.0f} GFLOP/s before, "
         f"{results['bf16_matmul_gflop_per_second_after']:.0f} after (fp32: {results['fp32_matmul_gflop_per_second']:.0f})",
         "",

@@ -232,3 +232,42 @@ def test_column_and_population_inhibition_coincide_for_a_linear_layer():
     pop = explicit_update(x, c, c, w, geom, inhibition="population")
     col = explicit_update(x, c, c, w, geom, inhibition="column")
     assert rel_err(col, pop) < 1e-12
+
+
+def test_winners_are_the_first_largest_drive_and_one_pass_serves_every_factor():
+    from liouna_snn.rules import winner_index, winner_mask
+
+    u = torch.tensor([[[[2.0]], [[5.0]], [[5.0]], [[-1.0]]],
+                      [[[7.0]], [[0.0]], [[7.0]], [[7.0]]]])            # (B=2, K=4, 1, 1), ties in both samples
+    assert winner_index(u).flatten().tolist() == [1, 0]               # ties go to the lowest index, as argmax
+    assert torch.equal(winner_index(u), u.argmax(dim=1))
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(3, 6, 4, 5, generator=g).round()                   # rounded: many ties
+    winners = winner_index(u)
+    scatter = torch.zeros_like(u).scatter_(1, u.argmax(dim=1, keepdim=True), 1.0)
+    assert torch.equal(winner_mask(u), scatter) and torch.equal(winner_mask(u, winners), scatter)
+    h = torch.rand(u.shape, generator=g)
+    assert torch.equal(anti_hebbian(h, u, winners), h * (2.0 * scatter - 1.0))
+    rule = LocalRule(rule_config("softhebb"))
+    c, h_rule = rule.factors(u, u)
+    c_given, h_given = rule.factors(u, u, winners)
+    assert torch.equal(c, c_given) and torch.equal(h_rule, h_given)
+    assert rule.reads_winners and not LocalRule(rule_config("liouna")).reads_winners
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_channels_last_patch_rows_are_the_kernel_order_rows_permuted(stride):
+    from liouna_snn.rules.liouna import correlate, from_channels_last_kernel, patch_rows
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, 9, 8, generator=g, dtype=torch.float64)
+    rows = patch_rows(x, (3, 2), stride)                                  # (B*P, C*kh*kw)
+    rows_cl = patch_rows(x, (3, 2), stride, kernel_order=False)           # (B*P, kh*kw*C)
+    assert torch.equal(rows_cl.view(-1, 3, 2, 3).permute(0, 3, 1, 2).reshape(rows.shape), rows)
+    w_shape = torch.Size((4, 3, 3, 2))
+    assert torch.equal(from_channels_last_kernel(rows_cl[:4].contiguous(), w_shape, torch.float64),
+                       rows[:4].reshape(w_shape))
+    # the correlation is the weight gradient of the convolution
+    h = torch.randn(2, 4, (9 - 3) // stride + 1, (8 - 2) // stride + 1, generator=g, dtype=torch.float64)
+    grad = torch.nn.grad.conv2d_weight(x, w_shape, h, stride=stride)
+    assert rel_err(correlate(h, x, w_shape, stride), grad) < 1e-12
