@@ -6,12 +6,13 @@ to the kernel on ``free``, so every step page-faults them in again: about a thir
 step time on a 2-core CPU. :func:`keep_freed_memory` raises glibc's ``mmap`` threshold to its maximum
 (32 MiB) and stops it trimming the heap, so those blocks are reused. It changes only where memory
 comes from, never a value; the process keeps its peak heap size. Elsewhere than glibc (macOS, musl,
-Windows) it does nothing. ``LIOUNA_SNN_KEEP_FREED_MEMORY=0`` turns it off.
+Windows) it does nothing; under a preloaded allocator (jemalloc, tcmalloc) it does nothing either, as that
+allocator has no glibc ``mallopt``. The trainers apply it for CPU runs only.
+``LIOUNA_SNN_KEEP_FREED_MEMORY=0`` turns it off.
 """
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 M_TRIM_THRESHOLD = -1
@@ -29,13 +30,12 @@ def keep_freed_memory() -> bool:
     _applied = False
     if os.environ.get("LIOUNA_SNN_KEEP_FREED_MEMORY", "1") == "0":
         return False
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = getattr(libc, "mallopt", None)
-    except OSError:
-        mallopt = None
-    if mallopt is None or not hasattr(libc, "gnu_get_libc_version"):  # mallopt's parameters are glibc's
+        process = ctypes.CDLL(None)  # the symbols this process resolves: the allocator actually in use
+    except OSError:  # Windows
+        return False
+    mallopt = getattr(process, "mallopt", None)
+    if mallopt is None or not hasattr(process, "gnu_get_libc_version"):  # mallopt's parameters are glibc's
         return False
     _applied = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
     return _applied

@@ -260,14 +260,27 @@ def test_channels_last_patch_rows_are_the_kernel_order_rows_permuted(stride):
     from liouna_snn.rules.liouna import correlate, from_channels_last_kernel, patch_rows
 
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 3, 9, 8, generator=g, dtype=torch.float64)
+    x = torch.randn(2, 5, 9, 8, generator=g, dtype=torch.float64)
     rows = patch_rows(x, (3, 2), stride)                                  # (B*P, C*kh*kw)
     rows_cl = patch_rows(x, (3, 2), stride, kernel_order=False)           # (B*P, kh*kw*C)
-    assert torch.equal(rows_cl.view(-1, 3, 2, 3).permute(0, 3, 1, 2).reshape(rows.shape), rows)
-    w_shape = torch.Size((4, 3, 3, 2))
+    assert torch.equal(rows_cl.view(-1, 3, 2, 5).permute(0, 3, 1, 2).reshape(rows.shape), rows)
+    w_shape = torch.Size((4, 5, 3, 2))
     assert torch.equal(from_channels_last_kernel(rows_cl[:4].contiguous(), w_shape, torch.float64),
                        rows[:4].reshape(w_shape))
     # the correlation is the weight gradient of the convolution
     h = torch.randn(2, 4, (9 - 3) // stride + 1, (8 - 2) // stride + 1, generator=g, dtype=torch.float64)
     grad = torch.nn.grad.conv2d_weight(x, w_shape, h, stride=stride)
     assert rel_err(correlate(h, x, w_shape, stride), grad) < 1e-12
+    with pytest.raises(ValueError, match="does not fit"):
+        patch_rows(x[..., :1], (3, 2), stride, kernel_order=False)
+
+
+def test_self_inhibition_is_the_hebbian_term_minus_the_units_own_prediction_exactly():
+    g = torch.Generator().manual_seed(2)
+    x, w = torch.randn(2, 3, 6, 6, generator=g), torch.randn(4, 3, 3, 3, generator=g)
+    geom = ConvGeometry(1, 1, "zeros")
+    u = F.conv2d(x, w, padding=1)
+    h, c = torch.softmax(u, dim=1), u
+    from liouna_snn.rules.liouna import correlate
+    expected = correlate(h, F.pad(x, (1, 1, 1, 1)), w.shape, 1) - (h * c).sum(dim=(0, 2, 3)).view(-1, 1, 1, 1) * w
+    assert torch.equal(explicit_update(x, c, h, w, geom, inhibition="self"), expected)

@@ -43,7 +43,8 @@ def patch_rows(t: torch.Tensor, kernel_hw: tuple[int, int], stride: int, *, kern
     Rows are in :func:`unit_rows`' order (sample-major, then positions row by row). Within a row the elements
     are in the weight's ``(C, kh, kw)`` order, or with ``kernel_order=False`` in ``(kh, kw, C)`` order: that
     layout is one copy of a channels-last view (no ``unfold`` then transpose), about 2x faster on CPU; turn a
-    result computed in it back with :func:`from_channels_last_kernel`.
+    result computed in it back with :func:`from_channels_last_kernel`. For a 1x1 kernel at stride 1 over a
+    channels-last ``t`` it may be a view of ``t``: do not write to it.
     """
     k_h, k_w = kernel_hw
     if kernel_order:
@@ -51,6 +52,8 @@ def patch_rows(t: torch.Tensor, kernel_hw: tuple[int, int], stride: int, *, kern
         return patches.transpose(1, 2).reshape(-1, patches.shape[1])
     b, c, hp, wp = t.shape
     h_out, w_out = (hp - k_h) // stride + 1, (wp - k_w) // stride + 1
+    if h_out < 1 or w_out < 1:
+        raise ValueError(f"patch_rows: a {k_h}x{k_w} kernel does not fit a {hp}x{wp} input")
     t_cl = t.permute(0, 2, 3, 1).contiguous()                            # (B, Hp, Wp, C)
     s_b, s_h, s_w, s_c = t_cl.stride()
     windows = t_cl.as_strided((b, h_out, w_out, k_h, k_w, c), (s_b, s_h * stride, s_w * stride, s_h, s_w, s_c))
@@ -76,7 +79,8 @@ def correlate(h: torch.Tensor, pre: torch.Tensor, weight_shape: torch.Size, stri
     """
     cd = compute_dtype or pre.dtype
     k_h, k_w = weight_shape[-2:]
-    positions = ((pre.shape[-2] - k_h) // stride + 1) * ((pre.shape[-1] - k_w) // stride + 1)
+    rows, cols = (pre.shape[-2] - k_h) // stride + 1, (pre.shape[-1] - k_w) // stride + 1
+    positions = rows * cols if rows > 0 and cols > 0 else 0
     if positions != h.shape[-2] * h.shape[-1]:
         raise ValueError(f"correlate: {h.shape[-2]}x{h.shape[-1]} output positions do not match the "
                          f"{positions} patches of a {tuple(pre.shape)} input (kernel {k_h}x{k_w}, stride {stride})")
@@ -188,7 +192,7 @@ def explicit_update(
         x_p = pad(x, geometry)
         if visible is None:
             hebb = correlate(h, x_p, weight.shape, geometry.stride, compute_dtype)
-            dw = hebb.addcmul_((h * c).sum(dim=(0, 2, 3)).view(-1, 1, 1, 1), weight, value=-1.0)
+            dw = hebb.sub_((h * c).sum(dim=(0, 2, 3)).view(-1, 1, 1, 1) * weight)  # hebb is this call's own
         else:
             omega_p = pad(omega.expand_as(x), geometry)
             hebb = correlate(h, omega_p * x_p, weight.shape, geometry.stride, compute_dtype)

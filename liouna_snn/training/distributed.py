@@ -69,6 +69,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from ..allocator import keep_freed_memory
 from ..data import ImageTensors, iterate_batches, num_batches
 from ..layers import PlasticLinear
 from ..network import LocalNetwork
@@ -438,6 +439,8 @@ def train_parallel(network: LocalNetwork, data: ImageTensors, config: TrainConfi
         raise ValueError("max_seconds (a wall-clock budget) is not supported by parallel training: the stages "
                          "would stop at different steps; set a number of epochs instead")
     device = torch.device(device)
+    if device.type == "cpu":
+        keep_freed_memory()  # as train_unsupervised
     init_from_env("nccl" if device.type == "cuda" else "gloo", timeout_s=timeout_s)
     timeout = datetime.timedelta(seconds=timeout_s)
     rank, world = dist.get_rank(), dist.get_world_size()

@@ -211,7 +211,8 @@ def train_unsupervised(
     run takes its leading layers, already trained, from the ``donors`` checkpoint (other runs') that has the most
     of them (:func:`reusable_layers`); their seconds count in ``seconds`` as the donor measured them.
     """
-    keep_freed_memory()  # the steps' large temporaries are reused instead of page-faulted anew (CPU speed only)
+    if torch.device(device).type == "cpu":
+        keep_freed_memory()  # the steps' large temporaries are reused instead of page-faulted anew
     network.to(device)
     phases = _phases(network, config)
     per_epoch = num_batches(len(data), config.batch_size, drop_last=True)
