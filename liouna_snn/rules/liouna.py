@@ -79,12 +79,11 @@ def correlate(h: torch.Tensor, pre: torch.Tensor, weight_shape: torch.Size, stri
     """
     cd = compute_dtype or pre.dtype
     k_h, k_w = weight_shape[-2:]
-    rows, cols = (pre.shape[-2] - k_h) // stride + 1, (pre.shape[-1] - k_w) // stride + 1
-    positions = rows * cols if rows > 0 and cols > 0 else 0
+    patches = patch_rows(pre.to(cd), (k_h, k_w), stride, kernel_order=False)    # (B*P, k*k*C)
+    positions = patches.shape[0] // pre.shape[0]
     if positions != h.shape[-2] * h.shape[-1]:
         raise ValueError(f"correlate: {h.shape[-2]}x{h.shape[-1]} output positions do not match the "
                          f"{positions} patches of a {tuple(pre.shape)} input (kernel {k_h}x{k_w}, stride {stride})")
-    patches = patch_rows(pre.to(cd), (k_h, k_w), stride, kernel_order=False)    # (B*P, k*k*C)
     post = h.to(cd).flatten(2).transpose(0, 1).reshape(h.shape[1], -1)          # (K, B*P)
     return from_channels_last_kernel(post @ patches, weight_shape, pre.dtype)
 
