@@ -2,6 +2,7 @@
 
     python experiments/speed.py --data-root DIR                      # full CIFAR-10, SoftHebb and Liouna
     python experiments/speed.py --dataset cifar10-mini --images 2000  # quick check on the embedded set
+    python experiments/speed.py --data-root DIR --modes eager compiled  # also through torch.compile
 
 For each rule, trains the 3-layer CIFAR network (greedy, one epoch per layer; ``--schedules simultaneous``:
 every layer learns from each batch in one pass) on the first
@@ -81,7 +82,8 @@ def step_flops_per_image(net: ls.LocalNetwork, layer: int, forward: list[float],
     return (sum(forward[:layer]) if schedule == "greedy" else 0.0) + own
 
 
-def measure(rule: str, train, batch_size: int, args, mean, std, schedule: str = "greedy") -> dict:
+def measure(rule: str, train, batch_size: int, args, mean, std, schedule: str = "greedy",
+            compiled: bool = False) -> dict:
     """One epoch of ``rule`` under ``schedule`` (the library's own), timed per layer.
 
     ``greedy``: a layer's seconds run from its phase's first learning call to the end of its last one (the
@@ -92,6 +94,8 @@ def measure(rule: str, train, batch_size: int, args, mean, std, schedule: str = 
     options = RULES[rule]
     rules = [ls.rule_config(rule, **{k: v[i] for k, v in options.items()}) for i in range(len(spec["layers"]))]
     net = ls.build_network(spec, rules, seed=0, compute_dtype=ls.precision.compute_dtype(args.precision))
+    if compiled:
+        net.compile_layers()
     forward = conv_flops_per_image(net)
     spans: dict[int, list[float]] = {}
     learn_layer = net.learn_layer
@@ -118,7 +122,7 @@ def measure(rule: str, train, batch_size: int, args, mean, std, schedule: str = 
                        "gflop": round(flops / 1e9, 1), "gflop_per_second": round(flops / seconds / 1e9, 1)})
     total = summary["seconds"]
     scale = args.full_size / args.images
-    return {"rule": rule, "schedule": schedule, "batch_size": batch_size,
+    return {"rule": rule, "schedule": schedule, "batch_size": batch_size, "compiled": compiled,
             "precision": ls.precision.resolve_precision(args.precision), "images": args.images,
             "seconds": round(total, 1), "epoch_seconds_full": round(total * scale, 1),
             "dataset_images_per_second": round(args.images / total, 1),
@@ -134,13 +138,13 @@ def table(results: dict) -> str:
         f"{results['bf16_matmul_gflop_per_second']:.0f} GFLOP/s before, "
         f"{results['bf16_matmul_gflop_per_second_after']:.0f} after (fp32: {results['fp32_matmul_gflop_per_second']:.0f})",
         "",
-        "| rule | schedule | batch | images timed | seconds | full epoch, s (extrapolated) | dataset img/s | GFLOP/s | "
+        "| rule | schedule | compiled | batch | images timed | seconds | full epoch, s (extrapolated) | dataset img/s | GFLOP/s | "
         "per layer: s (GFLOP/s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
         per = ", ".join(f"{l['seconds']:.0f} ({l['gflop_per_second']:.0f})" for l in r["layers"])
-        lines.append(f"| {r['rule']} | {r.get('schedule', 'greedy')} | {r['batch_size']} | {r['images']} | {r['seconds']:.0f} | "
+        lines.append(f"| {r['rule']} | {r.get('schedule', 'greedy')} | {'yes' if r.get('compiled') else 'no'} | {r['batch_size']} | {r['images']} | {r['seconds']:.0f} | "
                      f"{r['epoch_seconds_full']:.0f} | {r['dataset_images_per_second']:.0f} | "
                      f"{r['gflop_per_second']:.0f} | {per} |")
     return "\n".join(lines)
@@ -155,6 +159,9 @@ def main(argv=None) -> int:
     p.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     p.add_argument("--schedules", nargs="+", default=["greedy"], choices=list(SCHEDULES))
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    p.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compiled"],
+                   help="compiled: the layers learn and infer through torch.compile (LocalNetwork.compile_layers); "
+                        "its seconds include compiling, which happens in each layer's first steps")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=str(HERE / "results" / "speed.json"))
     p.add_argument("--quiet", action="store_true")
@@ -172,8 +179,8 @@ def main(argv=None) -> int:
     train = train.subset(args.images) if args.images < len(train) else train
     peak = {"bf16_matmul_gflop_per_second": round(matmul_gflops(torch.bfloat16), 1),
             "fp32_matmul_gflop_per_second": round(matmul_gflops(torch.float32), 1)}
-    runs = [measure(rule, train, bs, args, mean, std, schedule) for schedule in args.schedules
-            for rule in args.rules for bs in args.batch_sizes]
+    runs = [measure(rule, train, bs, args, mean, std, schedule, mode == "compiled") for schedule in args.schedules
+            for mode in args.modes for rule in args.rules for bs in args.batch_sizes]
     peak_after = round(matmul_gflops(torch.bfloat16), 1)
     results = {"experiment": "speed", "command": " ".join(["python", "experiments/speed.py"] + sys.argv[1:]),
                "git_commit": git_commit(), "torch": torch.__version__, **machine("cpu"),

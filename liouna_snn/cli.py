@@ -14,7 +14,8 @@ def _run(args) -> int:
     results = run_experiment(args.experiment, data_root=args.data_root, device=args.device,
                              results_dir=args.results_dir, checkpoint_dir=args.checkpoint_dir,
                              download=args.download, progress=not args.quiet, only_rules=args.rules,
-                             seeds=args.seeds, parallel=_parallel_options(args), precision=args.precision)
+                             seeds=args.seeds, parallel=_parallel_options(args), precision=args.precision,
+                             compile_layers=args.compile)
     if args.parallel != "none":
         import torch.distributed as dist
 
@@ -132,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--precision", choices=PRECISIONS,
                      help="compute precision in place of the experiment's "
                      "[unsupervised] precision (auto: bf16 where the device computes it natively, else fp32)")
+    run.add_argument("--compile", action="store_true",
+                     help="rate-mode layers learn and infer through torch.compile: about 1.5x faster on CPU, equal "
+                          "to rounding (needs a C++ compiler on CPU; tens of seconds of compiling per layer)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--parallel", choices=("none", "pipeline", "data", "pipeline+data"), default="none",
                      help="under torchrun: one pipeline stage (consecutive layers) per process, data-parallel "

@@ -363,12 +363,14 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                    results_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                    download: bool = False, progress: bool = True, only_rules: list[str] | None = None,
                    seeds: list[int] | None = None, parallel: dict | None = None,
-                   precision: str | None = None) -> dict:
+                   precision: str | None = None, compile_layers: bool = False) -> dict:
     """Run every ``[[runs]]`` entry of an experiment; write the results JSON and plots; return the results.
 
     ``only_rules``: only the runs with these labels or rule names, in that order; ``seeds``: only these seeds of
     each run, in place of the runs' own ``seeds``; ``precision`` (``"auto"``, ``"bf16"``, ``"fp32"``): in place of
-    the experiment's ``[unsupervised] precision``, e.g. fp32 on a bf16-capable machine to add seeds to fp32 runs.
+    the experiment's ``[unsupervised] precision``, e.g. fp32 on a bf16-capable machine to add seeds to fp32 runs;
+    ``compile_layers``: rate-mode layers learn and infer through ``torch.compile``
+    (:meth:`LocalNetwork.compile_layers`; the records say ``compiled_layers``).
 
     An existing results file keeps its records: each run replaces only the record of its own label, seed and
     compute precision. If that file holds runs on other data (dataset or image counts) and the whole experiment
@@ -434,7 +436,8 @@ def run_experiment(path: str | Path, *, data_root: str | None = None, device: st
                 test=test, mean=mean if standardise else None, std=std if standardise else None,
                 train_cfg=train_cfg, compute_dtype=compute_dtype, probe_cfg=probe_cfg,
                 spiking=spiking, device=dev, checkpoint=ckpt, donors=donors, progress=progress,
-                parallel=parallel, command=results["command"], git_commit=results["git_commit"])
+                parallel=parallel, command=results["command"], git_commit=results["git_commit"],
+                compile_layers=compile_layers)
             if record is None:
                 continue  # not rank 0: rank 0 holds the whole trained network and evaluates it
             # a run of another compute precision stays beside this one (seeds are compared within one precision)
@@ -457,7 +460,7 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
                         compute_dtype: torch.dtype | None, probe_cfg: dict, spiking=None, device=torch.device("cpu"),
                         checkpoint: str | Path | None = None, donors: list[Path] = (), progress: bool = True,
                         parallel: dict | None = None, command: str | None = None, git_commit: str | None = None,
-                        compile_neurons: bool = False):
+                        compile_neurons: bool = False, compile_layers: bool = False):
     """One run of an experiment: build the network, train it without labels, probe its layers.
 
     The network is ``spec`` with one ``rules`` config per layer, in rate mode or, with ``spiking`` (a
@@ -473,13 +476,16 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
     unsupervised training), ``unsup_images_per_second``, ``probe_seconds`` (s), ``layers`` with each
     probed layer's accuracies (%) and diagnostics, spiking activity included, ``reused_layers`` when layers
     came from a donor, ``compiled_neurons`` when ``compile_neurons`` ran the neuron steps through
-    ``torch.compile`` (:meth:`LocalNetwork.compile_neurons`), ...). Under ``parallel``
+    ``torch.compile`` (:meth:`LocalNetwork.compile_neurons`), ``compiled_layers`` when ``compile_layers`` ran the rate
+    layers' steps through it (:meth:`LocalNetwork.compile_layers`), ...). Under ``parallel``
     (see :func:`run_experiment`) the ranks other than 0 get ``record = None``.
     """
     torch.manual_seed(seed)
     net = build_network(spec, rules, seed=seed, compute_dtype=compute_dtype, spiking=spiking)
     if compile_neurons:
         net.compile_neurons()
+    if compile_layers:
+        net.compile_layers()
     cfg = dataclasses.replace(train_cfg, seed=seed)
     donor = None  # the checkpoint that lent trained layers, as the record names it
     if parallel:
@@ -521,6 +527,7 @@ def train_and_probe_run(spec: dict, rule: str, rules: list[RuleConfig], *, label
         "command": command, "git_commit": git_commit, **machine(device),
         **({"parallel": summary["layout"]} if parallel else {}),
         **({"compiled_neurons": True} if compile_neurons else {}),
+        **({"compiled_layers": True} if compile_layers else {}),
         **({"reused_layers": {"layers": summary["reused_layers"], "checkpoint": donor}} if donor else {}),
     }
     return net, record

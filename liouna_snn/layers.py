@@ -10,6 +10,8 @@ activation: ``forward`` and ``learn`` run ``T`` time steps, the output is the fi
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,6 +24,19 @@ from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report
                       neuron_current, spike_counts)
 
 ACTIVITY_PHASES = ("learning", "inference")
+
+_COMPILED: dict[tuple[type, str], Callable] = {}
+
+
+def compiled_method(layer: nn.Module, name: str) -> Callable:
+    """``layer.<name>`` compiled by ``torch.compile`` (one compiled function per class and method; the compiler
+    keeps a graph per layer shape and option set). Kept outside the module, so copies and checkpoints of the
+    layer are unaffected."""
+    key = (type(layer), name)
+    fn = _COMPILED.get(key)
+    if fn is None:
+        fn = _COMPILED[key] = torch.compile(getattr(type(layer), name))
+    return lambda *args: fn(layer, *args)
 
 
 def check_input(x: torch.Tensor, rank: int, channels: int, where: str) -> None:
@@ -93,6 +108,8 @@ class PlasticLayer(nn.Module):
         # Run the neuron's step through torch.compile (LocalNetwork.compile_neurons): how it runs, not what it
         # computes, so it is not part of the network's identity.
         self.compile_neuron = False
+        # Run the rate-mode forward pass and learning step through torch.compile (LocalNetwork.compile_layers).
+        self.compile_step = False
         self.current_scale = CurrentScale() if spiking is not None and spiking.current_norm == "std" else None
         if spiking is not None:
             # Each unit's spike count and the (sample, position, step)s it was simulated, per phase.
@@ -123,7 +140,12 @@ class PlasticLayer(nn.Module):
                 counts, _ = self._spike_counts(u_steps, u, initial_membrane=v0)
                 self._record_activity(counts, "inference")
                 return self._pool(counts / self.spiking.time_steps)
-            return self._pool(self.activation(self._drive(self.norm(x))))
+            if self.compile_step:
+                return compiled_method(self, "_rate_forward")(x)
+            return self._rate_forward(x)
+
+    def _rate_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._pool(self.activation(self._drive(self.norm(x))))
 
     def _pool(self, y: torch.Tensor) -> torch.Tensor:
         if isinstance(self.pool, nn.Identity):
@@ -147,26 +169,51 @@ class PlasticLayer(nn.Module):
         self._check(x)
         if self.spiking is not None:
             return self._learn_spiking(x, progress, generator)
-        x_n = self._normalise_for_learning(x)
-        u = self._drive(x_n)
-        needs_y = output or self.rule.reads_activation
-        y = self.activation(u) if needs_y else None
+        front = compiled_method(self, "_learning_front") if self.compile_step else self._learning_front
+        x_n, u, y, out = front(x, output)
         if self.rule.learns:
             visible = (self.rule.sample_visible(x_n, generator) if self.reducer is None
                        else self.reducer.sample_visible(self.rule, x_n, generator))
-            if visible is None:
-                u_v, y_v = u, y
+            if self.compile_step and self.reducer is None and self.rule.config.form == "explicit":
+                progress_t = torch.tensor(progress, dtype=torch.float32, device=x.device)
+                finite, winners = compiled_method(self, "_fused_update")(x_n, u, y, visible, progress_t)
+                if not bool(finite):
+                    raise self.rule.not_finite_error()
+                wins = torch.bincount(winners.flatten(), minlength=self.out_channels).to(self.win_counts.dtype)
             else:
-                u_v = self._drive(x_n * visible)
-                y_v = self.activation(u_v) if self.rule.reads_activation else None
-            winners = winner_index(u_v)  # shared by the rule's competition and the win counts
-            dw = self.rule.delta(x_n, u_v, y_v, self.weight, self.geometry, visible, self.compute_dtype, winners)
-            wins = torch.bincount(winners.flatten(), minlength=self.out_channels).to(self.win_counts.dtype)
-            if self.reducer is not None:
-                dw, wins = self.reducer.sum(dw), self.reducer.sum(wins)
-            self.rule.apply(self.weight, dw, progress)
+                winners, dw = self._update(x_n, u, y, visible)
+                wins = torch.bincount(winners.flatten(), minlength=self.out_channels).to(self.win_counts.dtype)
+                if self.reducer is not None:
+                    dw, wins = self.reducer.sum(dw), self.reducer.sum(wins)
+                self.rule.apply(self.weight, dw, progress)
             self.win_counts += wins
-        return self._pool(y) if output else None
+        return out
+
+    def _learning_front(self, x: torch.Tensor, output: bool):
+        """``(x_n, u, y, out)`` of a learning step: the normalised input, the drive, the activation (``None`` when
+        neither the output nor the rule reads it) and the pooled output (``None`` without ``output``)."""
+        x_n = self._normalise_for_learning(x)
+        u = self._drive(x_n)
+        y = self.activation(u) if output or self.rule.reads_activation else None
+        return x_n, u, y, (self._pool(y) if output else None)
+
+    def _update(self, x_n: torch.Tensor, u: torch.Tensor, y: torch.Tensor | None,
+                visible: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(winners, dW)`` of a learning step: the drive of the visible input (the full input's ``u`` without a
+        mask), its winners (shared by the rule's competition and the win counts) and the rule's update."""
+        if visible is None:
+            u_v, y_v = u, y
+        else:
+            u_v = self._drive(x_n * visible)
+            y_v = self.activation(u_v) if self.rule.reads_activation else None
+        winners = winner_index(u_v)
+        return winners, self.rule.delta(x_n, u_v, y_v, self.weight, self.geometry, visible, self.compute_dtype, winners)
+
+    def _fused_update(self, x_n, u, y, visible, progress: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_update` and :meth:`LocalRule.apply_if_finite` in one function, compiled as one graph under
+        ``compile_step``; returns ``(finite, winners)``."""
+        winners, dw = self._update(x_n, u, y, visible)
+        return self.rule.apply_if_finite(self.weight, dw, progress), winners
 
     def _normalise_for_learning(self, x: torch.Tensor) -> torch.Tensor:
         """Batch statistics (``batch``), or running statistics updated with this batch (``running``)."""
@@ -382,6 +429,10 @@ class PlasticConv2d(PlasticLayer):
                          activation or nn.Identity(), pool, rule or RuleConfig(), compute_dtype, generator, spiking)
         self.norm_kind = kind
         self.in_channels = in_channels
+        # The master weights live in channels-last order, (K, kh, kw, C) in memory: the order in which the update
+        # gathers its patches (liouna.patch_rows), so the update is computed, scaled and applied without a
+        # transposing copy, and the convolutions run in oneDNN's channels-last kernels (the same values).
+        self.weight.data = self.weight.data.contiguous(memory_format=torch.channels_last)
 
     def _check(self, x):
         check_input(x, 4, self.in_channels, self.__class__.__name__)

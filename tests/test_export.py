@@ -81,7 +81,11 @@ def test_export_runs_without_liouna_snn_and_matches_the_network(tmp_path):
         assert torch.equal(got["all"], got[len(want)])
         for d, y in want.items():
             assert got[d].shape == y.shape
-            assert (got[d] - y).abs().max() < 1e-5, f"layer {d}"
+            # equal up to float32 rounding (relative to the layer's scale): the network's channels-last weights
+            # and the export's standard-layout copies reach oneDNN in different layouts, which may round the
+            # last bits differently, and the triangle's mean subtraction magnifies that
+            scale = max(1.0, float(y.abs().max()))
+            assert float((got[d] - y).abs().max()) <= 1e-5 * scale, f"layer {d}"
 
 
 def test_loader_imports_only_torch_safetensors_and_the_standard_library():

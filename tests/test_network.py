@@ -125,13 +125,15 @@ def test_diagnostics_report_wins_and_dead_units():
 
 def test_weight_effective_rank_counts_the_directions_the_units_span():
     layer = PlasticConv2d(3, 6, 3, rule=rule_config("liouna"))  # fan_in 27
+    w = torch.zeros(6, 27)
+    for k in range(6):  # six orthogonal directions of different lengths: rank 6, whatever the norms
+        w[k, 4 * k] = k + 1.0
     with torch.no_grad():
-        layer.weight.zero_()
-        for k in range(6):  # six orthogonal directions of different lengths: rank 6, whatever the norms
-            layer.weight.view(6, -1)[k, 4 * k] = k + 1.0
+        layer.weight.copy_(w.view(6, 3, 3, 3))
     assert abs(layer.diagnostics()["weight_effective_rank"] - 6.0) < 1e-9
-    with torch.no_grad():  # three pairs of (anti)parallel units: three directions of equal energy
-        layer.weight.view(6, -1)[3:] = -2.0 * layer.weight.view(6, -1)[:3]
+    w[3:] = -2.0 * w[:3]  # three pairs of (anti)parallel units: three directions of equal energy
+    with torch.no_grad():
+        layer.weight.copy_(w.view(6, 3, 3, 3))
     assert abs(layer.diagnostics()["weight_effective_rank"] - 3.0) < 1e-9
     with torch.no_grad():  # all alike
         layer.weight.copy_(torch.randn(1, 3, 3, 3).expand(6, 3, 3, 3))

@@ -61,9 +61,16 @@ def patch_rows(t: torch.Tensor, kernel_hw: tuple[int, int], stride: int, *, kern
 
 
 def from_channels_last_kernel(rows: torch.Tensor, weight_shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
-    """``(K, kh*kw*C)`` in ``(kh, kw, C)`` order (see :func:`patch_rows`) -> contiguous ``weight_shape`` ``(K, C, kh, kw)``."""
+    """``(K, kh*kw*C)`` in ``(kh, kw, C)`` order (see :func:`patch_rows`) -> ``weight_shape`` ``(K, C, kh, kw)`` in
+    ``dtype``, channels-last in memory like the plastic layers' weights (no transposing copy)."""
     k, c, k_h, k_w = weight_shape
-    return rows.view(k, k_h, k_w, c).permute(0, 3, 1, 2).to(dtype, memory_format=torch.contiguous_format)
+    return rows.reshape(k, k_h, k_w, c).permute(0, 3, 1, 2).to(dtype)
+
+
+def channels_last_rows(weight: torch.Tensor) -> torch.Tensor:
+    """A conv weight ``(K, C, kh, kw)`` as ``(K, kh*kw*C)`` rows in :func:`patch_rows`' ``(kh, kw, C)`` order: a
+    view of a channels-last weight (the plastic layers'), a copy otherwise."""
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
 def correlate(h: torch.Tensor, pre: torch.Tensor, weight_shape: torch.Size, stride: int,
@@ -108,11 +115,11 @@ def column_update(x_padded: torch.Tensor, c: torch.Tensor, h: torch.Tensor, weig
     if omega_padded is None:
         hebb = correlate(h, x_padded, weight.shape, stride, compute_dtype)
         coactivity = (h_rows.transpose(0, 1) @ unit_rows(c).to(cd)).to(x_padded.dtype)   # (K, K)
-        return hebb - (coactivity @ weight.reshape(weight.shape[0], -1)).reshape(weight.shape)
+        return hebb - from_channels_last_kernel(coactivity @ channels_last_rows(weight), weight.shape, hebb.dtype)
     # rows in the (kh, kw, C) order of a channels-last gather (see patch_rows), the weights' rows to match
     x_rows = patch_rows(x_padded, k_hw, stride, kernel_order=False)
     omega_rows = patch_rows(omega_padded.expand_as(x_padded).to(x_padded.dtype), k_hw, stride, kernel_order=False)
-    w_rows = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
+    w_rows = channels_last_rows(weight)
     x_hat = (unit_rows(c).to(cd) @ w_rows.to(cd)).to(x_padded.dtype)      # (B*P, D)
     e_rows = omega_rows * (x_rows - x_hat)
     return from_channels_last_kernel(h_rows.transpose(0, 1) @ e_rows.to(cd), weight.shape, x_padded.dtype)

@@ -22,6 +22,15 @@ SCALINGS = ("global-maxabs", "unit-maxabs", "rms", "none")
 FORMS = ("explicit", "energy")
 
 
+def unit_rows_in_memory(t: torch.Tensor) -> torch.Tensor:
+    """``t (K, ...)`` as ``(K, fan_in)`` rows without a copy where its layout allows: a channels-last conv weight
+    ``(K, C, kh, kw)`` gives rows in its memory order ``(kh, kw, C)``. For per-unit reductions that do not depend
+    on the order of a unit's elements (norms, maxima)."""
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).reshape(t.shape[0], -1)
+    return t.reshape(t.shape[0], -1)
+
+
 @dataclass(frozen=True)
 class RuleConfig:
     """Options of a local rule of the Liouna family. Defaults are the plain Liouna member.
@@ -188,13 +197,18 @@ class LocalRule:
         return explicit_update(x, c, h, weight, geometry, visible=visible, lambda_v=self.config.lambda_v,
                                inhibition=self.config.inhibition, compute_dtype=compute_dtype)
 
-    def step_sizes(self, weight: torch.Tensor, progress: float) -> torch.Tensor:
-        """Per-unit learning rate ``(K, 1, ...)`` at ``progress`` in [0, 1] of the run."""
+    def step_sizes(self, weight: torch.Tensor, progress: float | torch.Tensor) -> torch.Tensor:
+        """Per-unit learning rate ``(K, 1, ...)`` at ``progress`` in [0, 1] of the run (a number, or a 0-d tensor
+        inside a compiled step, where a number would be compiled in as a constant)."""
         cfg = self.config
         shape = (-1,) + (1,) * (weight.dim() - 1)
         if cfg.lr_schedule == "norm-adaptive":
-            norms = weight.flatten(1).norm(dim=1)
+            norms = unit_rows_in_memory(weight).norm(dim=1)
             return (cfg.lr * (norms - 1.0).abs().clamp_min(1e-10).pow(cfg.norm_power)).view(shape)
+        if isinstance(progress, torch.Tensor):
+            lr = (torch.ones_like(progress) if cfg.lr_schedule == "constant" else
+                  0.5 * (1.0 + torch.cos(math.pi * progress.clamp(max=1.0)))) * cfg.lr
+            return lr.to(weight.dtype).expand(weight.shape[0]).view(shape)
         lr = cfg.lr if cfg.lr_schedule == "constant" else cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
         return torch.full((weight.shape[0],), lr, device=weight.device, dtype=weight.dtype).view(shape)
 
@@ -203,19 +217,29 @@ class LocalRule:
         s = self.config.scaling
         # max |dW| as max(max dW, -min dW): one pass without an |dW| temporary (about 4x faster on CPU)
         if s == "global-maxabs":
-            lo, hi = torch.aminmax(dw)
+            lo, hi = torch.aminmax(unit_rows_in_memory(dw))  # in memory order: 3x faster over channels-last dW
             return torch.maximum(hi, -lo) + 1e-30
         if s == "unit-maxabs":
-            lo, hi = torch.aminmax(dw.flatten(1), dim=1)
+            lo, hi = torch.aminmax(unit_rows_in_memory(dw), dim=1)
             return (torch.maximum(hi, -lo) + 1e-30).view((-1,) + (1,) * (dw.dim() - 1))
         if s == "rms":
-            return dw.pow(2).mean().sqrt() + 1e-30
+            return unit_rows_in_memory(dw).pow(2).mean().sqrt() + 1e-30
         return None
 
     def scale(self, dw: torch.Tensor) -> torch.Tensor:
         """``dW`` normalised by the configured scaling."""
         denom = self.scale_denominator(dw)
         return dw if denom is None else dw / denom
+
+    def _update_terms(self, weight: torch.Tensor, dw: torch.Tensor, progress) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(finite, factor)``: whether ``dW`` is finite (a 0-d bool tensor) and what multiplies it, ``(K, 1, ...)``."""
+        denom = self.scale_denominator(dw)
+        check = denom if denom is not None else dw.abs().amax()
+        step = self.step_sizes(weight, progress)
+        return torch.isfinite(check).all(), step if denom is None else step / denom
+
+    def not_finite_error(self) -> FloatingPointError:
+        return FloatingPointError(f"{self.config.name}: the weight update is NaN or Inf; lower the learning rate")
 
     @torch.no_grad()
     def apply(self, weight: torch.Tensor, dw: torch.Tensor, progress: float = 0.0) -> None:
@@ -224,12 +248,21 @@ class LocalRule:
         Raises ``FloatingPointError`` if the update is not finite (the weights are left unchanged).
         """
         dw = dw.to(weight.dtype)
-        denom = self.scale_denominator(dw)
-        check = denom if denom is not None else dw.abs().amax()
-        if not bool(torch.isfinite(check).all()):
-            raise FloatingPointError(f"{self.config.name}: the weight update is NaN or Inf; lower the learning rate")
-        step = self.step_sizes(weight, progress)
-        weight.addcmul_(dw, step if denom is None else step / denom)
+        finite, factor = self._update_terms(weight, dw, progress)
+        if not bool(finite):
+            raise self.not_finite_error()
+        weight.addcmul_(dw, factor)
+
+    @torch.no_grad()
+    def apply_if_finite(self, weight: torch.Tensor, dw: torch.Tensor, progress: float | torch.Tensor) -> torch.Tensor:
+        """:meth:`apply` without leaving the tensor world: the weights change only if the update is finite, and the
+        0-d bool tensor returned says whether they did (the caller raises). In one compiled graph (see
+        :meth:`PlasticLayer.learn` under ``compile_step``) the scaling, the step sizes and the update fuse into
+        about two passes over the weights instead of one per operation."""
+        dw = dw.to(weight.dtype)
+        finite, factor = self._update_terms(weight, dw, progress)
+        weight.copy_(torch.where(finite, weight + dw * factor, weight))
+        return finite
 
     def init_weight(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
         """Initial weights ``N(0, (init_radius / sqrt(fan_in))^2)`` (float32, CPU)."""
