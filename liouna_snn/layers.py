@@ -169,11 +169,13 @@ class PlasticLayer(nn.Module):
         self._check(x)
         if self.spiking is not None:
             return self._learn_spiking(x, progress, generator)
+        learns = self.rule.learns
+        # the mask depends only on the input's shape: drawn first, so a masked top layer can skip the full drive
+        visible = None if not learns else (self.rule.sample_visible(x, generator) if self.reducer is None
+                                           else self.reducer.sample_visible(self.rule, x, generator))
         front = compiled_method(self, "_learning_front") if self.compile_step else self._learning_front
-        x_n, u, y, out = front(x, output)
-        if self.rule.learns:
-            visible = (self.rule.sample_visible(x_n, generator) if self.reducer is None
-                       else self.reducer.sample_visible(self.rule, x_n, generator))
+        x_n, u, y, out = front(x, output, output or visible is None)
+        if learns:
             if self.compile_step and self.reducer is None and self.rule.config.form == "explicit":
                 progress_t = torch.tensor(progress, dtype=torch.float32, device=x.device)
                 finite, winners = compiled_method(self, "_fused_update")(x_n, u, y, visible, progress_t)
@@ -189,10 +191,14 @@ class PlasticLayer(nn.Module):
             self.win_counts += wins
         return out
 
-    def _learning_front(self, x: torch.Tensor, output: bool):
-        """``(x_n, u, y, out)`` of a learning step: the normalised input, the drive, the activation (``None`` when
-        neither the output nor the rule reads it) and the pooled output (``None`` without ``output``)."""
+    def _learning_front(self, x: torch.Tensor, output: bool, full_drive: bool = True):
+        """``(x_n, u, y, out)`` of a learning step: the normalised input, the drive of the whole input, the
+        activation (``None`` when neither the output nor the rule reads it) and the pooled output (``None``
+        without ``output``). Without ``full_drive`` (a masked step whose output nobody reads: the rule learns
+        from the visible input's drive alone) ``u`` and ``y`` are ``None``."""
         x_n = self._normalise_for_learning(x)
+        if not full_drive:
+            return x_n, None, None, None
         u = self._drive(x_n)
         y = self.activation(u) if output or self.rule.reads_activation else None
         return x_n, u, y, (self._pool(y) if output else None)

@@ -275,7 +275,7 @@ def test_channels_last_patch_rows_are_the_kernel_order_rows_permuted(stride):
         patch_rows(x[..., :1], (3, 2), stride, kernel_order=False)
 
 
-def test_self_inhibition_is_the_hebbian_term_minus_the_units_own_prediction_exactly():
+def test_self_inhibition_is_the_hebbian_term_minus_the_units_own_prediction():
     g = torch.Generator().manual_seed(2)
     x, w = torch.randn(2, 3, 6, 6, generator=g), torch.randn(4, 3, 3, 3, generator=g)
     geom = ConvGeometry(1, 1, "zeros")
@@ -283,4 +283,5 @@ def test_self_inhibition_is_the_hebbian_term_minus_the_units_own_prediction_exac
     h, c = torch.softmax(u, dim=1), u
     from liouna_snn.rules.liouna import correlate
     expected = correlate(h, F.pad(x, (1, 1, 1, 1)), w.shape, 1) - (h * c).sum(dim=(0, 2, 3)).view(-1, 1, 1, 1) * w
-    assert torch.equal(explicit_update(x, c, h, w, geom, inhibition="self"), expected)
+    # to float32 rounding: the update subtracts the product in place, where a fused multiply-add may round once
+    torch.testing.assert_close(explicit_update(x, c, h, w, geom, inhibition="self"), expected, rtol=1e-6, atol=1e-6)

@@ -198,7 +198,8 @@ def explicit_update(
         x_p = pad(x, geometry)
         if visible is None:
             hebb = correlate(h, x_p, weight.shape, geometry.stride, compute_dtype)
-            dw = hebb.sub_((h * c).sum(dim=(0, 2, 3)).view(-1, 1, 1, 1) * weight)  # hebb is this call's own
+            # in place, without a weight-sized temporary (hebb is this call's own)
+            dw = hebb.addcmul_((h * c).sum(dim=(0, 2, 3)).view(-1, 1, 1, 1), weight, value=-1.0)
         else:
             omega_p = pad(omega.expand_as(x), geometry)
             hebb = correlate(h, omega_p * x_p, weight.shape, geometry.stride, compute_dtype)
