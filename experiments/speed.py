@@ -34,15 +34,20 @@ sys.path.insert(0, str(HERE.parent))
 
 import liouna_snn as ls  # noqa: E402
 from liouna_snn.data import load_dataset  # noqa: E402
-from liouna_snn.experiment import write_json_atomic  # noqa: E402
+from liouna_snn.experiment import load_experiment, per_layer_rules, select_runs, write_json_atomic  # noqa: E402
 from liouna_snn.provenance import git_commit, machine  # noqa: E402
 from liouna_snn.training import TrainConfig, train_unsupervised  # noqa: E402
 from liouna_snn.training.schedules import SCHEDULES  # noqa: E402
 
-RULES = {
-    "softhebb": dict(lr=[0.08, 0.005, 0.01], inverse_temperature=[1.0, 0.65, 0.25]),
-    "liouna": dict(lr=[0.08, 0.005, 0.01]),
-}
+# the runs of the accuracy benchmark, by label, with their own options (so the timed rules are the measured ones)
+BENCHMARK = HERE / "cifar10_local_rules.toml"
+RULES = ("softhebb", "liouna", "softhebb-L1+liouna-column-mask75")
+
+
+def benchmark_rules(label: str, n_layers: int) -> list:
+    """The per-layer rule configs of the run ``label`` of :data:`BENCHMARK`."""
+    (run,) = select_runs(load_experiment(BENCHMARK)["runs"], [label])
+    return per_layer_rules(run["rule"], run.get("options", {}), n_layers)
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
@@ -91,8 +96,7 @@ def measure(rule: str, train, batch_size: int, args, mean, std, schedule: str = 
     the rest of the total is data loading and the norms' recalibration after the epoch.
     """
     spec = ls.load_spec(HERE.parent / "models" / "cifar10_3layer.toml")
-    options = RULES[rule]
-    rules = [ls.rule_config(rule, **{k: v[i] for k, v in options.items()}) for i in range(len(spec["layers"]))]
+    rules = benchmark_rules(rule, len(spec["layers"]))
     net = ls.build_network(spec, rules, seed=0, compute_dtype=ls.precision.compute_dtype(args.precision))
     if compiled:
         net.compile_layers()
@@ -156,7 +160,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-root", default="data")
     p.add_argument("--images", type=int, default=50_000, help="training images per layer pass (default: all)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[10])
-    p.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
+    p.add_argument("--rules", nargs="+", default=list(RULES[:2]), choices=RULES,
+                   help=f"runs of {BENCHMARK.name} by label (default: softhebb liouna)")
     p.add_argument("--schedules", nargs="+", default=["greedy"], choices=list(SCHEDULES))
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compiled"],

@@ -44,3 +44,17 @@ def test_an_unknown_schedule_is_refused(capsys):
     with pytest.raises(SystemExit):
         speed.main(["--dataset", "cifar10-mini", "--schedules", "pipelined"])
     assert "invalid choice: 'pipelined'" in capsys.readouterr().err
+
+
+def test_the_timed_rules_are_the_accuracy_benchmarks_runs():
+    softhebb = speed.benchmark_rules("softhebb", 3)
+    assert [r.lr for r in softhebb] == [0.08, 0.005, 0.01] and [r.inverse_temperature for r in softhebb] == [1.0, 0.65, 0.25]
+    hybrid = speed.benchmark_rules("softhebb-L1+liouna-column-mask75", 3)
+    assert [r.inhibition for r in hybrid] == ["self", "column", "column"]
+    assert [r.mask_ratio for r in hybrid] == [0.0, 0.75, 0.75] and hybrid[0].anti_hebbian and not hybrid[1].anti_hebbian
+
+
+def test_the_table_says_which_runs_were_compiled(results):
+    edited = {**results, "runs": [results["runs"][0], {**results["runs"][0], "compiled": True}]}
+    rows = [line for line in speed.table(edited).splitlines() if line.startswith("| softhebb")]
+    assert [row.split(" | ")[2] for row in rows] == ["no", "yes"]
