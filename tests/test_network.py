@@ -99,6 +99,18 @@ def test_bad_inputs_are_named(x, match):
         layer.learn(x)
 
 
+def test_one_nan_or_inf_is_caught_and_finite_inputs_whose_sum_overflows_pass():
+    layer = build_network(SMALL_SPEC, rule_config("liouna")).layers[0]
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.rand(2, 3, 12, 12)
+        x[1, 2, 5, 7] = bad
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            layer(x)
+    huge = torch.full((2, 3, 12, 12), 3e38)  # finite, but its sum is not
+    assert not torch.isfinite(huge.sum())
+    layer(huge)
+
+
 def test_spec_errors_name_the_problem():
     with pytest.raises(ValueError, match=r"layer 1: unknown key\(s\) \['kernal_size'\]"):
         build_network({**SMALL_SPEC, "layers": [{"out_channels": 4, "kernal_size": 3}]}, rule_config("liouna"))
