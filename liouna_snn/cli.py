@@ -134,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="compute precision in place of the experiment's "
                      "[unsupervised] precision (auto: bf16 where the device computes it natively, else fp32)")
     run.add_argument("--compile", action="store_true",
-                     help="rate-mode layers learn and infer through torch.compile: about 1.5x faster on CPU, equal "
-                          "to rounding (needs a C++ compiler on CPU; tens of seconds of compiling per layer)")
+                     help="rate-mode layers learn and infer through torch.compile: faster, equal to float rounding "
+                          "(needs a C++ compiler on CPU; tens of seconds of compiling per layer)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--parallel", choices=("none", "pipeline", "data", "pipeline+data"), default="none",
                      help="under torchrun: one pipeline stage (consecutive layers) per process, data-parallel "

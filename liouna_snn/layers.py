@@ -183,14 +183,11 @@ class PlasticLayer(nn.Module):
                 finite, winners = compiled_method(self, "_fused_update")(x_n, u, y, visible, progress_t)
                 if not bool(finite):
                     raise self.rule.not_finite_error()
-                wins = torch.bincount(winners.flatten(), minlength=self.out_channels).to(self.win_counts.dtype)
             else:
                 winners, dw = self._update(x_n, u, y, visible)
-                wins = torch.bincount(winners.flatten(), minlength=self.out_channels).to(self.win_counts.dtype)
-                if self.reducer is not None:
-                    dw, wins = self.reducer.sum(dw), self.reducer.sum(wins)
-                self.rule.apply(self.weight, dw, progress)
-            self.win_counts += wins
+                self.rule.apply(self.weight, dw if self.reducer is None else self.reducer.sum(dw), progress)
+            wins = torch.bincount(winners.flatten(), minlength=self.out_channels).to(self.win_counts.dtype)
+            self.win_counts += wins if self.reducer is None else self.reducer.sum(wins)
         return out
 
     def _learning_front(self, x: torch.Tensor, output: bool, full_drive: bool = True):
@@ -439,7 +436,7 @@ class PlasticConv2d(PlasticLayer):
         self.in_channels = in_channels
         # The master weights live in channels-last order, (K, kh, kw, C) in memory: the order in which the update
         # gathers its patches (liouna.patch_rows), so the update is computed, scaled and applied without a
-        # transposing copy, and the convolutions run in oneDNN's channels-last kernels (the same values).
+        # transposing copy, and the convolutions run in oneDNN's channels-last kernels (equal to float rounding).
         self.weight.data = self.weight.data.contiguous(memory_format=torch.channels_last)
 
     def _check(self, x):

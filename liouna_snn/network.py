@@ -142,9 +142,9 @@ class LocalNetwork(nn.Module):
         (``enabled=False``: back to eager); returns the network.
 
         The compiler fuses the element-wise work around the convolutions and matrix products (batch-norm, the
-        activation, pooling, the rule's factors, the update's scaling and step sizes) into a few loops: on a CPU
-        the unsupervised epoch of the CIFAR-10 network runs about 1.5x faster (``experiments/speed.py
-        --compile``). Values agree with the eager step to rounding (a fused loop may contract a multiply-add or
+        activation, pooling, the rule's factors, the update's scaling and step sizes) into a few loops, which
+        matters most where those passes over weight-sized tensors cost as much as the products, on a CPU
+        (``experiments/speed.py --modes eager compiled`` measures it). Values agree with the eager step to rounding (a fused loop may contract a multiply-add or
         sum in another order), not bit for bit. Compiling takes tens of seconds per layer at the first call; on
         CPU it needs a C++ compiler (on GPU, Triton). Spiking layers keep their own switch
         (:meth:`compile_neurons`); the ``energy`` form and data-parallel replicas learn eagerly. Not part of
