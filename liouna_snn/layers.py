@@ -175,10 +175,11 @@ class PlasticLayer(nn.Module):
         # the mask depends only on the input's shape: drawn first, so a masked top layer can skip the full drive
         visible = None if not learns else (self.rule.sample_visible(x, generator) if self.reducer is None
                                            else self.reducer.sample_visible(self.rule, x, generator))
-        front = compiled_method(self, "_learning_front") if self.compile_step else self._learning_front
+        compiled = self.compile_step and self.reducer is None  # a replica's collectives stay out of the graphs
+        front = compiled_method(self, "_learning_front") if compiled else self._learning_front
         x_n, u, y, out = front(x, output, output or visible is None)
         if learns:
-            if self.compile_step and self.reducer is None and self.rule.config.form == "explicit":
+            if compiled and self.rule.config.form == "explicit":
                 progress_t = torch.tensor(progress, dtype=torch.float32, device=x.device)
                 finite, winners = compiled_method(self, "_fused_update")(x_n, u, y, visible, progress_t)
                 if not bool(finite):
