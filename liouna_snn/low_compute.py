@@ -87,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hebbian-experiment", default=None, help="experiment TOML whose runs, model and schedule "
                                                                    "the Hebbian methods use (default "
                                                                    "experiments/cifar10_local_rules.toml)")
+    parser.add_argument("--compile", action="store_true",
+                        help="the Hebbian methods learn and infer through torch.compile (LocalNetwork.compile_layers; "
+                             "the budget includes compiling); recorded as <method>-compiled")
     parser.add_argument("--probe-epochs", type=int, default=50, help="linear-probe epochs (default 50)")
     parser.add_argument("--probe-layers", choices=("all", "last"), default="all", help="probe every layer or the last")
     parser.add_argument("--seed", type=int, default=0)
@@ -136,6 +139,8 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
     cfg = TrainConfig(**{**unsup, "seed": args.seed, "max_seconds": budget})
     net = build_network(spec, per_layer_rules(runs[0]["rule"], options, len(spec["layers"])), seed=args.seed,
                         compute_dtype=compute_dtype)
+    if args.compile:
+        net.compile_layers()
     summary = train_unsupervised(net, train, cfg, device=device, mean=mean, std=std, checkpoint=ckpt,
                                  progress=not args.quiet, description=f"{label} {budget:g}s")
     layers = probe_layers(net, train, test, depths(len(net)), device=device, mean=mean, std=std, seed=args.seed,
@@ -144,7 +149,7 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
     full = num_batches(len(train), cfg.batch_size, drop_last=True) * cfg.batch_size * per_epoch * cfg.epochs
     stopped = "budget" if summary["images"] < full else "epochs"
     extra = {"model": spec.get("name"), "schedule": cfg.schedule, "batch_size": cfg.batch_size, "stopped_by": stopped,
-             "passes_per_epoch": per_epoch,
+             "passes_per_epoch": per_epoch, **({"compiled_layers": True} if args.compile else {}),
              "train_options": {**dataclasses.asdict(cfg), "precision": precision,
                                "rule_options": options}}
     return runs[0]["rule"], summary, layers, extra
@@ -277,9 +282,9 @@ def record_label(method: str, args: argparse.Namespace) -> str:
     """The label a method's run is recorded under: the method, plus a suffix per backprop option that is not
     its default (``-resnet50``, ``-w{width}``, ``-pool{P}``, ``-head{N}`` for blockwise heads, ``-bs{B}``,
     ``-ep{E}``), so such runs do not replace (or get skipped as) the default runs. Hebbian methods take
-    their options from the Hebbian experiment and keep their label."""
+    their options from the Hebbian experiment and keep their label, plus ``-compiled`` under ``--compile``."""
     if method not in BACKPROP:
-        return method
+        return method + ("-compiled" if getattr(args, "compile", False) else "")
     mode, _, model = BACKPROP[method]
     label = method
     for option, default, suffix, applies in _LABEL_OPTIONS:
@@ -292,7 +297,7 @@ def record_label(method: str, args: argparse.Namespace) -> str:
 def _method(label: str) -> str:
     """The method a recorded label runs (:func:`record_label` undone)."""
     base = _LABEL_SUFFIXES.sub("", label)
-    return base if base in BACKPROP else label
+    return base if base in BACKPROP else label.removesuffix("-compiled")
 
 
 def run_key(run: dict) -> tuple:

@@ -313,6 +313,10 @@ def test_low_compute_labels_name_non_default_options_and_runs_key_on_their_data(
     assert lc.record_label("softhebb", custom) == "softhebb"   # Hebbian options come from the experiment
     for method in ("blockwise-vicreg", "e2e-simclr", "e2e-supervised-3layer"):
         assert lc._method(lc.record_label(method, custom)) == method
+    compiled = parser.parse_args(["--compile"])  # only the Hebbian runs compile, and say so in their label
+    assert [lc.record_label(m, compiled) for m in ("softhebb", "e2e-supervised-3layer")] == \
+        ["softhebb-compiled", "e2e-supervised-3layer"]
+    assert lc._method("softhebb-compiled") == "softhebb"
     # runs recorded before image counts and probe epochs were per run take the file's values; other counts differ
     old = {"train_images": 50000, "test_images": 10000, "probe": {"epochs": 50},
            "runs": [{"label": "softhebb", "budget_seconds": 600.0, "seed": 0, "dataset": "cifar10", "precision": "bf16"}]}
