@@ -322,13 +322,18 @@ def _labels(runs: list[dict]) -> list[str]:
     return sorted(present, key=lambda l: (order.get(_method(l), len(METHODS)), l))
 
 
+def budget_name(seconds: float) -> str:
+    """A budget as the tables name it: whole minutes as ``10 min``, anything else in seconds (``200 s``)."""
+    return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"
+
+
 def budget_table(results: dict) -> str:
     """Markdown: one row per method, one column per budget, cells 'best-layer probe top-1 (epochs)'."""
     runs = results["runs"]
     if not runs:
         return "(no runs)"
     budgets = sorted({r["budget_seconds"] for r in runs})
-    rows = ["| method | " + " | ".join(f"{b / 60:g} min" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    rows = ["| method | " + " | ".join(budget_name(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
     for label in _labels(runs):
         cells = []
         for b in budgets:
@@ -350,7 +355,7 @@ def run_table(results: dict) -> str:
             "| precision | commit |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(runs, key=lambda r: (r["budget_seconds"], order[r["label"]])):
         best = max(r["layers"], key=lambda l: l["probe_top1"])
-        rows.append(f"| {r['budget_seconds'] / 60:g} min | {r['label']} | {r.get('model')} | {r['epochs']:g} "
+        rows.append(f"| {budget_name(r['budget_seconds'])} | {r['label']} | {r.get('model')} | {r['epochs']:g} "
                     f"| {r.get('stopped_by')} | {r['unsup_images_per_second']:.0f} "
                     f"| {best['layer']}: {best['probe_top1']:.2f} ({best['knn_top1']:.2f}) | {r['probe_seconds']:.0f} "
                     f"| {r.get('precision', '-')} | `{short_commit(r.get('git_commit')) or '-'}` |")

@@ -294,7 +294,7 @@ def test_low_compute_benchmark_end_to_end(tmp_path):
     out.with_suffix(".md").unlink()
     assert main(["low-compute", "--report", "--out", str(out)]) == 0
     table = out.with_suffix(".md").read_text()
-    assert "| budget | method | model | epochs | stopped by |" in table and "| 0.00833333 min | blockwise-simclr-w4-head8-bs16 |" in table
+    assert "| budget | method | model | epochs | stopped by |" in table and "| 0.5 s | blockwise-simclr-w4-head8-bs16 |" in table
 
 
 def test_low_compute_labels_name_non_default_options_and_runs_key_on_their_data():
@@ -317,6 +317,7 @@ def test_low_compute_labels_name_non_default_options_and_runs_key_on_their_data(
     assert [lc.record_label(m, compiled) for m in ("softhebb", "e2e-supervised-3layer")] == \
         ["softhebb-compiled", "e2e-supervised-3layer"]
     assert lc._method("softhebb-compiled") == "softhebb"
+    assert [lc.budget_name(b) for b in (120.0, 600, 200.0, 0.5)] == ["2 min", "10 min", "200 s", "0.5 s"]
     # runs recorded before image counts and probe epochs were per run take the file's values; other counts differ
     old = {"train_images": 50000, "test_images": 10000, "probe": {"epochs": 50},
            "runs": [{"label": "softhebb", "budget_seconds": 600.0, "seed": 0, "dataset": "cifar10", "precision": "bf16"}]}
