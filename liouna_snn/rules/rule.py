@@ -15,7 +15,7 @@ import torch
 
 from .factors import FACTORS, anti_hebbian, factor, winner_index
 from .geometry import ConvGeometry
-from .liouna import INHIBITIONS, energy_update, explicit_update
+from .liouna import INHIBITIONS, channels_last_rows, energy_update, explicit_update
 
 LR_SCHEDULES = ("norm-adaptive", "constant", "cosine")
 SCALINGS = ("global-maxabs", "unit-maxabs", "rms", "none")
@@ -27,7 +27,7 @@ def unit_rows_in_memory(t: torch.Tensor) -> torch.Tensor:
     ``(K, C, kh, kw)`` gives rows in its memory order ``(kh, kw, C)``. For per-unit reductions that do not depend
     on the order of a unit's elements (norms, maxima)."""
     if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
-        return t.permute(0, 2, 3, 1).reshape(t.shape[0], -1)
+        return channels_last_rows(t)
     return t.reshape(t.shape[0], -1)
 
 
