@@ -19,11 +19,16 @@ from torch import nn
 from .rules import ConvGeometry, LocalRule, RuleConfig
 from .rules.factors import winner_index
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
+from .rules.liouna import convolve_patches
 from .neurons import compiled_counts, compiled_step
 from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, initial_membranes,
                       neuron_current, spike_counts)
 
 ACTIVITY_PHASES = ("learning", "inference")
+# How a plastic convolution computes its drive: ``convolution`` (F.conv2d: oneDNN on CPU, cuDNN on GPU),
+# ``matmul`` (its patches times the weight rows, rules.liouna.convolve_patches) or ``auto`` (matmul on CPU,
+# where at the batch sizes of local learning it is faster, convolution elsewhere). Equal to float rounding.
+CONV_ALGORITHMS = ("auto", "convolution", "matmul")
 
 _COMPILED: dict[tuple[type, str], Callable] = {}
 
@@ -414,13 +419,15 @@ class PlasticConv2d(PlasticLayer):
     while learning too) or ``none`` (or false). Outside learning, ``eval()`` uses running statistics.
     ``spiking``: a :class:`liouna_snn.spiking.SpikingConfig` to run a spiking neuron for ``T`` steps in
     place of ``activation`` (which is then unused); the output is the firing rate in [0, 1] after pooling.
+    ``conv_algorithm``: how the drive is computed, one of :data:`CONV_ALGORITHMS` (``auto``: a matrix product of
+    the gathered patches on CPU, ``F.conv2d`` elsewhere; equal to float rounding).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
                  padding_mode: str = "zeros", norm: bool | str = True, activation: nn.Module | None = None,
                  pool: nn.Module | None = None, rule: RuleConfig | None = None,
                  compute_dtype: torch.dtype | None = None, generator: torch.Generator | None = None,
-                 spiking: SpikingConfig | None = None):
+                 spiking: SpikingConfig | None = None, conv_algorithm: str = "auto"):
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"unknown padding_mode {padding_mode!r}; allowed: {', '.join(PADDING_MODES)}")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
@@ -429,6 +436,8 @@ class PlasticConv2d(PlasticLayer):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(padding, int) or padding < 0:
             raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+        if conv_algorithm not in CONV_ALGORITHMS:
+            raise ValueError(f"unknown conv_algorithm {conv_algorithm!r}; allowed: {', '.join(CONV_ALGORITHMS)}")
         kind = _norm_kind(norm)
         super().__init__((out_channels, in_channels, kernel_size, kernel_size), ConvGeometry(stride, padding, padding_mode),
                          nn.BatchNorm2d(in_channels, affine=False) if kind != "none" else nn.Identity(),
@@ -439,6 +448,7 @@ class PlasticConv2d(PlasticLayer):
         # gathers its patches (liouna.patch_rows), so the update is computed, scaled and applied without a
         # transposing copy, and the convolutions run in oneDNN's channels-last kernels (equal to float rounding).
         self.weight.data = self.weight.data.contiguous(memory_format=torch.channels_last)
+        self.conv_algorithm = conv_algorithm  # how the drive is computed, not what: not part of the identity
 
     def _check(self, x):
         check_input(x, 4, self.in_channels, self.__class__.__name__)
@@ -447,6 +457,9 @@ class PlasticConv2d(PlasticLayer):
 
     def _drive(self, x):
         cd = self.compute_dtype or x.dtype
+        algorithm = self.conv_algorithm
+        if algorithm == "matmul" or (algorithm == "auto" and x.device.type == "cpu"):
+            return convolve_patches(pad(x, self.geometry), self.weight, self.geometry.stride, cd)
         return F.conv2d(pad(x, self.geometry).to(cd), self.weight.to(cd), stride=self.geometry.stride).to(x.dtype)
 
     def output_shape(self, input_hw: tuple[int, int]) -> tuple[int, int, int]:

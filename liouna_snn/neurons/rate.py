@@ -16,7 +16,12 @@ class Triangle(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         y = torch.relu(u - u.mean(dim=1, keepdim=True))
-        return y if self.power == 1.0 else y.pow(self.power)
+        if self.power == 1.0:
+            return y
+        if torch.compiler.is_compiling():
+            # inductor's scalar pow is not vectorised on CPU; exp(p log y) is (0 stays 0), equal to ~1e-6 relative
+            return torch.exp(self.power * torch.log(y))
+        return y.pow(self.power)
 
     def extra_repr(self) -> str:
         return f"power={self.power}"
