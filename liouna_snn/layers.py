@@ -19,16 +19,12 @@ from torch import nn
 from .rules import ConvGeometry, LocalRule, RuleConfig
 from .rules.factors import winner_index
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
-from .rules.liouna import convolve_patches
+from .rules.liouna import CONV_ALGORITHMS, convolve_patches, use_matmul
 from .neurons import compiled_counts, compiled_step
 from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, initial_membranes,
                       neuron_current, spike_counts)
 
 ACTIVITY_PHASES = ("learning", "inference")
-# How a plastic convolution computes its drive: ``convolution`` (F.conv2d: oneDNN on CPU, cuDNN on GPU),
-# ``matmul`` (its patches times the weight rows, rules.liouna.convolve_patches) or ``auto`` (matmul on CPU,
-# where at the batch sizes of local learning it is faster, convolution elsewhere). Equal to float rounding.
-CONV_ALGORITHMS = ("auto", "convolution", "matmul")
 
 _COMPILED: dict[tuple[type, str], Callable] = {}
 
@@ -457,8 +453,7 @@ class PlasticConv2d(PlasticLayer):
 
     def _drive(self, x):
         cd = self.compute_dtype or x.dtype
-        algorithm = self.conv_algorithm
-        if algorithm == "matmul" or (algorithm == "auto" and x.device.type == "cpu"):
+        if use_matmul(self.conv_algorithm, x.device):
             return convolve_patches(pad(x, self.geometry), self.weight, self.geometry.stride, cd)
         return F.conv2d(pad(x, self.geometry).to(cd), self.weight.to(cd), stride=self.geometry.stride).to(x.dtype)
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from liouna_snn import PlasticConv2d, build_network, rule_config
 from liouna_snn.rules import ConvGeometry, LocalRule, explicit_update
+from liouna_snn.rules.liouna import convolve_patches, predict_input
 
 from .test_network import SMALL_SPEC
 
@@ -124,3 +125,67 @@ def test_compiled_layers_learn_and_infer_as_the_eager_ones_to_rounding():
     with pytest.raises(FloatingPointError, match="NaN or Inf"):
         layer.learn(torch.randn(6, 6, 6, 6, generator=g))
     assert torch.equal(layer.weight, before)
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(1, 1, 0), (3, 1, 1), (5, 1, 2), (3, 2, 1), (4, 2, 0)])
+@pytest.mark.parametrize("layout", ["standard", "channels_last"])
+def test_convolve_patches_is_the_convolution(kernel, stride, padding, layout):
+    g = torch.Generator().manual_seed(5)
+    x = F.pad(torch.randn(3, 4, 9, 9, generator=g, dtype=torch.float64), (padding,) * 4)
+    w = torch.randn(6, 4, kernel, kernel, generator=g, dtype=torch.float64)
+    if layout == "channels_last":
+        w = w.contiguous(memory_format=CHANNELS_LAST)
+    want = F.conv2d(x, w, stride=stride)
+    got = convolve_patches(x, w, stride)
+    assert got.shape == want.shape and got.dtype == torch.float64
+    assert got.is_contiguous(memory_format=CHANNELS_LAST)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    # in bf16 the products round their operands: the error is bf16's, relative to the drive's scale
+    low = convolve_patches(x.float(), w.float(), stride, torch.bfloat16)
+    assert low.dtype == torch.float32
+    assert float((low.double() - want).abs().max()) < 0.05 * float(want.abs().max())
+
+
+def test_conv_algorithms_agree_and_auto_is_the_matrix_product_on_cpu():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(4, 3, 10, 10, generator=g)
+    layers = {a: PlasticConv2d(3, 8, 3, padding=1, padding_mode="reflect", rule=rule_config("softhebb"),
+                               generator=torch.Generator().manual_seed(0), conv_algorithm=a)
+              for a in ("auto", "convolution", "matmul")}
+    outs = {a: layer(x) for a, layer in layers.items()}
+    assert torch.equal(outs["auto"], outs["matmul"])
+    torch.testing.assert_close(outs["matmul"], outs["convolution"], rtol=1e-5, atol=1e-5)
+    for layer in layers.values():
+        layer.learn(x, progress=0.2)
+    assert torch.equal(layers["auto"].weight, layers["matmul"].weight)
+    torch.testing.assert_close(layers["matmul"].weight, layers["convolution"].weight, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="conv_algorithm 'winograd'.*auto, convolution, matmul"):
+        PlasticConv2d(3, 8, 3, conv_algorithm="winograd")
+
+
+def test_the_triangle_computes_its_power_in_a_compiled_graph_as_eagerly_to_rounding():
+    from liouna_snn.neurons.rate import Triangle
+    u = torch.randn(4, 16, 5, 5, generator=torch.Generator().manual_seed(7))
+    triangle = Triangle(0.7)
+    eager = triangle(u)
+    compiled = torch.compile(triangle, fullgraph=True)(u)
+    assert torch.equal(compiled == 0, eager == 0) and bool((eager == 0).any())
+    # (the compiled mean over units may round differently: near y = 0 that moves y ** 0.7 by ~1e-7)
+    torch.testing.assert_close(compiled, eager, rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,size", [(3, 1, 1, 8), (5, 1, 2, 9), (3, 2, 1, 9), (4, 2, 0, 10),
+                                                        (1, 1, 0, 5), (3, 2, 0, 8)])
+def test_the_prediction_as_a_matrix_product_is_the_transposed_convolution(kernel, stride, padding, size):
+    g = torch.Generator().manual_seed(8)
+    out = (size + 2 * padding - kernel) // stride + 1
+    c = torch.randn(2, 6, out, out, generator=g, dtype=torch.float64)
+    w = torch.randn(6, 4, kernel, kernel, generator=g, dtype=torch.float64).contiguous(memory_format=CHANNELS_LAST)
+    geometry = ConvGeometry(stride, padding, "zeros")
+    want = predict_input(c, w, (size, size), geometry, algorithm="convolution")
+    got = predict_input(c, w, (size, size), geometry, algorithm="matmul")
+    assert got.shape == want.shape == (2, 4, size, size)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert torch.equal(predict_input(c, w, (size, size), geometry), got)  # auto: the matrix product on CPU
+    with pytest.raises(ValueError, match="conv_algorithm 'fft'"):
+        predict_input(c, w, (size, size), geometry, algorithm="fft")
