@@ -21,6 +21,7 @@ from .rules.factors import winner_index
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
 from .rules.liouna import CONV_ALGORITHMS, convolve_patches, use_matmul
 from .neurons import compiled_counts, compiled_step
+from .neurons.rate import Triangle
 from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, initial_membranes,
                       neuron_current, spike_counts)
 
@@ -148,7 +149,15 @@ class PlasticLayer(nn.Module):
             return self._rate_forward(x)
 
     def _rate_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._pool(self.activation(self._drive(self.norm(x))))
+        return self._activate_and_pool(self._drive(self.norm(x)))
+
+    def _activate_and_pool(self, u: torch.Tensor) -> torch.Tensor:
+        """``pool(activation(u))``. A max pool over the triangle pools the centred drive first and rectifies the
+        pooled values only (max commutes with a non-decreasing element-wise map): the same output, with the
+        power computed at a quarter of the positions for a stride-2 pool."""
+        if isinstance(self.pool, nn.MaxPool2d) and isinstance(self.activation, Triangle):
+            return self.activation.rectify(self._pool(self.activation.centre(u)))
+        return self._pool(self.activation(u))
 
     def _pool(self, y: torch.Tensor) -> torch.Tensor:
         if isinstance(self.pool, nn.Identity):
@@ -194,14 +203,16 @@ class PlasticLayer(nn.Module):
 
     def _learning_front(self, x: torch.Tensor, output: bool, full_drive: bool = True):
         """``(x_n, u, y, out)`` of a learning step: the normalised input, the drive of the whole input, the
-        activation (``None`` when neither the output nor the rule reads it) and the pooled output (``None``
+        activation (``None`` when the rule does not read it) and the pooled output (``None``
         without ``output``). Without ``full_drive`` (a masked step whose output nobody reads: the rule learns
         from the visible input's drive alone) ``u`` and ``y`` are ``None``."""
         x_n = self._normalise_for_learning(x)
         if not full_drive:
             return x_n, None, None, None
         u = self._drive(x_n)
-        y = self.activation(u) if output or self.rule.reads_activation else None
+        if not self.rule.reads_activation:
+            return x_n, u, None, (self._activate_and_pool(u) if output else None)
+        y = self.activation(u)
         return x_n, u, y, (self._pool(y) if output else None)
 
     def _update(self, x_n: torch.Tensor, u: torch.Tensor, y: torch.Tensor | None,

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from liouna_snn import PlasticConv2d, build_network, rule_config
 from liouna_snn.rules import ConvGeometry, LocalRule, explicit_update
+from liouna_snn.neurons.rate import Triangle
 from liouna_snn.rules.liouna import convolve_patches, predict_input
 
 from .test_network import SMALL_SPEC
@@ -164,7 +165,6 @@ def test_conv_algorithms_agree_and_auto_is_the_matrix_product_on_cpu():
 
 
 def test_the_triangle_computes_its_power_in_a_compiled_graph_as_eagerly_to_rounding():
-    from liouna_snn.neurons.rate import Triangle
     u = torch.randn(4, 16, 5, 5, generator=torch.Generator().manual_seed(7))
     triangle = Triangle(0.7)
     eager = triangle(u)
@@ -189,3 +189,16 @@ def test_the_prediction_as_a_matrix_product_is_the_transposed_convolution(kernel
     assert torch.equal(predict_input(c, w, (size, size), geometry), got)  # auto: the matrix product on CPU
     with pytest.raises(ValueError, match="conv_algorithm 'fft'"):
         predict_input(c, w, (size, size), geometry, algorithm="fft")
+
+
+@pytest.mark.parametrize("power", [0.7, 1.0, 1.4])
+def test_a_max_pool_over_the_triangle_pools_first_and_gives_the_same_output(power):
+    layer = PlasticConv2d(4, 8, 3, padding=1, activation=Triangle(power), pool=torch.nn.MaxPool2d(4, 2, 1),
+                          rule=rule_config("softhebb"), generator=torch.Generator().manual_seed(0))
+    u = torch.randn(3, 8, 12, 12, generator=torch.Generator().manual_seed(9))
+    plain = layer._pool(layer.activation(u))
+    torch.testing.assert_close(layer._activate_and_pool(u), plain, rtol=1e-6, atol=0)
+    x = torch.randn(3, 4, 12, 12, generator=torch.Generator().manual_seed(10))
+    layer.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), layer._pool(layer.activation(layer._drive(layer.norm(x)))), rtol=1e-6, atol=0)

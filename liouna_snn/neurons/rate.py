@@ -15,7 +15,16 @@ class Triangle(nn.Module):
         self.power = float(power)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(u - u.mean(dim=1, keepdim=True))
+        return self.rectify(self.centre(u))
+
+    @staticmethod
+    def centre(u: torch.Tensor) -> torch.Tensor:
+        """``u - mean_k u``: the drive relative to the other units at its position."""
+        return u - u.mean(dim=1, keepdim=True)
+
+    def rectify(self, z: torch.Tensor) -> torch.Tensor:
+        """``relu(z) ** power``: element-wise and non-decreasing, so a max pool commutes with it."""
+        y = torch.relu(z)
         if self.power == 1.0:
             return y
         if torch.compiler.is_compiling():
