@@ -327,19 +327,33 @@ def budget_name(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"
 
 
+def _seed_runs(runs: list[dict], label: str, budget: float) -> list[dict]:
+    """The runs of ``label`` at ``budget``, one per seed (the last recorded of a seed)."""
+    by_seed = {r["seed"]: r for r in runs if r["label"] == label and r["budget_seconds"] == budget}
+    return [by_seed[s] for s in sorted(by_seed)]
+
+
+def budget_cell(rs: list[dict]) -> str:
+    """'probe (epochs)' of one seed's run; 'mean ± std (epochs, n seeds)' over several (sample std)."""
+    if not rs:
+        return ""
+    if len(rs) == 1:
+        return f"{rs[0]['probe_top1']:.2f} ({rs[0]['epochs']:g} ep)"
+    top1 = torch.tensor([r["probe_top1"] for r in rs], dtype=torch.float64)
+    epochs = sum(r["epochs"] for r in rs) / len(rs)
+    return f"{float(top1.mean()):.2f} ± {float(top1.std()):.2f} ({epochs:.3g} ep, {len(rs)} seeds)"
+
+
 def budget_table(results: dict) -> str:
-    """Markdown: one row per method, one column per budget, cells 'best-layer probe top-1 (epochs)'."""
+    """Markdown: one row per method, one column per budget, cells 'best-layer probe top-1 (epochs)' (the mean
+    ± std over seeds where several ran)."""
     runs = results["runs"]
     if not runs:
         return "(no runs)"
     budgets = sorted({r["budget_seconds"] for r in runs})
     rows = ["| method | " + " | ".join(budget_name(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
     for label in _labels(runs):
-        cells = []
-        for b in budgets:
-            rs = [r for r in runs if r["label"] == label and r["budget_seconds"] == b]
-            cells.append(f"{rs[-1]['probe_top1']:.2f} ({rs[-1]['epochs']:g} ep)" if rs else "")
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+        rows.append(f"| {label} | " + " | ".join(budget_cell(_seed_runs(runs, label, b)) for b in budgets) + " |")
     return "\n".join(rows)
 
 
@@ -351,11 +365,12 @@ def run_table(results: dict) -> str:
     if not runs:
         return "(no runs)"
     order = {label: i for i, label in enumerate(_labels(runs))}
-    rows = ["| budget | method | model | epochs | stopped by | train img/s | best layer: probe (k-NN) | probe s "
-            "| precision | commit |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(runs, key=lambda r: (r["budget_seconds"], order[r["label"]])):
+    rows = ["| budget | method | seed | model | epochs | stopped by | train img/s | best layer: probe (k-NN) "
+            "| probe s | precision | commit |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(runs, key=lambda r: (r["budget_seconds"], order[r["label"]], r["seed"])):
         best = max(r["layers"], key=lambda l: l["probe_top1"])
-        rows.append(f"| {budget_name(r['budget_seconds'])} | {r['label']} | {r.get('model')} | {r['epochs']:g} "
+        rows.append(f"| {budget_name(r['budget_seconds'])} | {r['label']} | {r['seed']} | {r.get('model')} "
+                    f"| {r['epochs']:g} "
                     f"| {r.get('stopped_by')} | {r['unsup_images_per_second']:.0f} "
                     f"| {best['layer']}: {best['probe_top1']:.2f} ({best['knn_top1']:.2f}) | {r['probe_seconds']:.0f} "
                     f"| {r.get('precision', '-')} | `{short_commit(r.get('git_commit')) or '-'}` |")
@@ -369,10 +384,11 @@ def plot_budget_accuracy(results: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, label in enumerate(_labels(results["runs"])):
-        rs = sorted((r for r in results["runs"] if r["label"] == label), key=lambda r: r["budget_seconds"])
-        if rs:
-            ax.plot([r["budget_seconds"] / 60 for r in rs], [r["probe_top1"] for r in rs], "-", label=label,
-                    **line_style(i))
+        budgets = sorted({r["budget_seconds"] for r in results["runs"] if r["label"] == label})
+        means = [sum(r["probe_top1"] for r in rs) / len(rs)
+                 for rs in (_seed_runs(results["runs"], label, b) for b in budgets)]  # the mean over seeds
+        if budgets:
+            ax.plot([b / 60 for b in budgets], means, "-", label=label, **line_style(i))
     budgets = sorted({r["budget_seconds"] / 60 for r in results["runs"]})
     ax.set_xscale("log")
     ax.set_xticks(budgets, [f"{b:g}" for b in budgets])

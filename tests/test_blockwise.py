@@ -294,7 +294,24 @@ def test_low_compute_benchmark_end_to_end(tmp_path):
     out.with_suffix(".md").unlink()
     assert main(["low-compute", "--report", "--out", str(out)]) == 0
     table = out.with_suffix(".md").read_text()
-    assert "| budget | method | model | epochs | stopped by |" in table and "| 0.5 s | blockwise-simclr-w4-head8-bs16 |" in table
+    assert "| budget | method | seed | model | epochs | stopped by |" in table
+    assert "| 0.5 s | blockwise-simclr-w4-head8-bs16 | 0 |" in table
+
+
+def test_low_compute_tables_average_the_seeds_of_a_method_and_budget():
+    from liouna_snn import low_compute as lc
+    run = {"label": "softhebb", "budget_seconds": 120.0, "epochs": 0.4, "probe_top1": 77.0,
+           "layers": [{"layer": 3, "probe_top1": 77.0, "knn_top1": 60.0}], "unsup_images_per_second": 500.0,
+           "probe_seconds": 10.0}
+    runs = [{**run, "seed": 1, "probe_top1": 78.0, "epochs": 0.5}, {**run, "seed": 0},
+            {**run, "seed": 2, "probe_top1": 79.0, "epochs": 0.6}, {**run, "budget_seconds": 600.0, "seed": 0}]
+    table = lc.budget_table({"runs": runs})
+    assert "| softhebb | 78.00 ± 1.00 (0.5 ep, 3 seeds) | 77.00 (0.4 ep) |" in table
+    # a seed recorded twice counts once, with its last record
+    assert lc.budget_cell(lc._seed_runs(runs + [{**run, "seed": 0, "probe_top1": 80.0}], "softhebb", 120.0)) == \
+        "79.00 ± 1.00 (0.5 ep, 3 seeds)"
+    rows = lc.run_table({"runs": runs}).splitlines()[2:]
+    assert [row.split("|")[3].strip() for row in rows] == ["0", "1", "2", "0"]   # by budget, then seed
 
 
 def test_low_compute_labels_name_non_default_options_and_runs_key_on_their_data():

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from liouna_snn import PlasticConv2d, build_network, rule_config
 from liouna_snn.rules import ConvGeometry, LocalRule, explicit_update
 from liouna_snn.neurons.rate import Triangle
-from liouna_snn.rules.liouna import convolve_patches, predict_input
+from liouna_snn.rules.liouna import PROJECTION_PRODUCT_UNITS, convolve_patches, predict_input, use_matmul
 
 from .test_network import SMALL_SPEC
 
@@ -186,7 +186,11 @@ def test_the_prediction_as_a_matrix_product_is_the_transposed_convolution(kernel
     got = predict_input(c, w, (size, size), geometry, algorithm="matmul")
     assert got.shape == want.shape == (2, 4, size, size)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
-    assert torch.equal(predict_input(c, w, (size, size), geometry), got)  # auto: the matrix product on CPU
+    # auto, on CPU: the transposed convolution for a small code, the product from PROJECTION_PRODUCT_UNITS up
+    assert torch.equal(predict_input(c, w, (size, size), geometry), want)
+    assert use_matmul("auto", "cpu", projected_units=PROJECTION_PRODUCT_UNITS) and use_matmul("auto", "cpu")
+    assert not use_matmul("auto", "cpu", projected_units=PROJECTION_PRODUCT_UNITS - 1)
+    assert not use_matmul("auto", "meta") and use_matmul("matmul", "meta", 1) and not use_matmul("convolution", "cpu")
     with pytest.raises(ValueError, match="conv_algorithm 'fft'"):
         predict_input(c, w, (size, size), geometry, algorithm="fft")
 

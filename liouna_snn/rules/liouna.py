@@ -41,14 +41,23 @@ INHIBITIONS = ("population", "column", "self")
 CONV_ALGORITHMS = ("auto", "convolution", "matmul")
 
 
-def use_matmul(algorithm: str, device: torch.device | str) -> bool:
-    """Whether ``algorithm`` (one of :data:`CONV_ALGORITHMS`) computes convolutions as matrix products on
-    ``device``: ``matmul`` always; ``auto`` on CPU, where at the small batches of local learning one product over
-    the gathered patches runs faster than oneDNN's (transposed) convolution (about 1.7x and 2.5x at the 3-layer
-    net's layer 3, batch 10, bf16), and not elsewhere (cuDNN)."""
+# ``auto`` projects a code top-down by the matrix product only from this many units up: below it oneDNN's
+# transposed convolution is as fast or faster inside the learning step (the 3-layer net's 96 and 384 units).
+PROJECTION_PRODUCT_UNITS = 1024
+
+
+def use_matmul(algorithm: str, device: torch.device | str, projected_units: int | None = None) -> bool:
+    """Whether ``algorithm`` (one of :data:`CONV_ALGORITHMS`) computes a convolution as a matrix product on
+    ``device``: ``matmul`` always; ``convolution`` never; ``auto`` on CPU only, where at the small batches of
+    local learning one product over the gathered patches runs faster than oneDNN's convolution (cuDNN's
+    elsewhere). For a transposed convolution of a code of ``projected_units`` units, ``auto`` takes the product
+    from :data:`PROJECTION_PRODUCT_UNITS` units up."""
     if algorithm not in CONV_ALGORITHMS:
         raise ValueError(f"unknown conv_algorithm {algorithm!r}; allowed: {', '.join(CONV_ALGORITHMS)}")
-    return algorithm == "matmul" or (algorithm == "auto" and torch.device(device).type == "cpu")
+    if algorithm != "auto":
+        return algorithm == "matmul"
+    large = projected_units is None or projected_units >= PROJECTION_PRODUCT_UNITS
+    return large and torch.device(device).type == "cpu"
 
 
 def patch_rows(t: torch.Tensor, kernel_hw: tuple[int, int], stride: int, *, kernel_order: bool = True) -> torch.Tensor:
@@ -170,7 +179,7 @@ def predict_input(c: torch.Tensor, weight: torch.Tensor, input_hw: tuple[int, in
         kappa = coverage(c.shape[-2:], weight.shape[-2:], input_hw, geometry, device=c.device, dtype=c.dtype)
     padded_hw = (input_hw[0] + 2 * geometry.padding, input_hw[1] + 2 * geometry.padding)
     cd = compute_dtype or c.dtype
-    if use_matmul(algorithm, c.device):
+    if use_matmul(algorithm, c.device, projected_units=c.shape[1]):
         projected = project_patches(c, weight, padded_hw, geometry.stride, cd)
     else:
         projected = conv_transpose(c.to(cd), weight.to(cd), padded_hw, geometry.stride).to(c.dtype)
