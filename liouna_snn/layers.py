@@ -19,7 +19,7 @@ from torch import nn
 from .rules import ConvGeometry, LocalRule, RuleConfig
 from .rules.factors import winner_index
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
-from .rules.liouna import CONV_ALGORITHMS, convolve_patches, use_matmul
+from .rules.liouna import check_conv_algorithm, convolve_patches, use_matmul
 from .neurons import compiled_counts, compiled_step
 from .neurons.rate import Triangle
 from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, initial_membranes,
@@ -426,7 +426,7 @@ class PlasticConv2d(PlasticLayer):
     while learning too) or ``none`` (or false). Outside learning, ``eval()`` uses running statistics.
     ``spiking``: a :class:`liouna_snn.spiking.SpikingConfig` to run a spiking neuron for ``T`` steps in
     place of ``activation`` (which is then unused); the output is the firing rate in [0, 1] after pooling.
-    ``conv_algorithm``: how the drive is computed, one of :data:`CONV_ALGORITHMS` (``auto``: a matrix product of
+    ``conv_algorithm``: how the drive is computed, one of :data:`liouna_snn.rules.liouna.CONV_ALGORITHMS` (``auto``: a matrix product of
     the gathered patches on CPU, ``F.conv2d`` elsewhere; equal to float rounding).
     """
 
@@ -443,8 +443,7 @@ class PlasticConv2d(PlasticLayer):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(padding, int) or padding < 0:
             raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
-        if conv_algorithm not in CONV_ALGORITHMS:
-            raise ValueError(f"unknown conv_algorithm {conv_algorithm!r}; allowed: {', '.join(CONV_ALGORITHMS)}")
+        check_conv_algorithm(conv_algorithm)
         kind = _norm_kind(norm)
         super().__init__((out_channels, in_channels, kernel_size, kernel_size), ConvGeometry(stride, padding, padding_mode),
                          nn.BatchNorm2d(in_channels, affine=False) if kind != "none" else nn.Identity(),

@@ -46,15 +46,20 @@ CONV_ALGORITHMS = ("auto", "convolution", "matmul")
 PROJECTION_PRODUCT_UNITS = 1024
 
 
+def check_conv_algorithm(algorithm: str) -> str:
+    """``algorithm`` if it is one of :data:`CONV_ALGORITHMS`, else a ``ValueError`` naming the allowed ones."""
+    if algorithm not in CONV_ALGORITHMS:
+        raise ValueError(f"unknown conv_algorithm {algorithm!r}; allowed: {', '.join(CONV_ALGORITHMS)}")
+    return algorithm
+
+
 def use_matmul(algorithm: str, device: torch.device | str, projected_units: int | None = None) -> bool:
     """Whether ``algorithm`` (one of :data:`CONV_ALGORITHMS`) computes a convolution as a matrix product on
     ``device``: ``matmul`` always; ``convolution`` never; ``auto`` on CPU only, where at the small batches of
     local learning one product over the gathered patches runs faster than oneDNN's convolution (cuDNN's
     elsewhere). For a transposed convolution of a code of ``projected_units`` units, ``auto`` takes the product
     from :data:`PROJECTION_PRODUCT_UNITS` units up."""
-    if algorithm not in CONV_ALGORITHMS:
-        raise ValueError(f"unknown conv_algorithm {algorithm!r}; allowed: {', '.join(CONV_ALGORITHMS)}")
-    if algorithm != "auto":
+    if check_conv_algorithm(algorithm) != "auto":
         return algorithm == "matmul"
     large = projected_units is None or projected_units >= PROJECTION_PRODUCT_UNITS
     return large and torch.device(device).type == "cpu"
