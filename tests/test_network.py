@@ -36,7 +36,8 @@ def test_layer_update_equals_rule_on_its_own_signals():
     layer.learn(x)
     u = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), w0)
     expected = w0 + 0.1 * explicit_update(x, u, u, w0, ConvGeometry(1, 1, "reflect"))
-    assert torch.allclose(layer.weight, expected, atol=1e-5)
+    # float32 sums of ~1e3-sized terms: an entry near zero keeps the rounding of the largest ones
+    torch.testing.assert_close(layer.weight.detach(), expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
 
 
 @pytest.mark.parametrize("rule", ["liouna", "softhebb"])
