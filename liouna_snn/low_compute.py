@@ -33,6 +33,10 @@ plus ``budget_seconds``, ``model``, ``stopped_by`` and the training options, in
 ``<out>.json``; a markdown table ``<out>.md`` (best-layer probe top-1 per method and budget) and
 ``<out>.png`` (accuracy vs. budget). A backprop run whose options differ from the defaults is recorded
 under its own label (``blockwise-barlow-twins-head128``, ``e2e-simclr-w32-bs256``: :func:`record_label`).
+A budget of 0 probes the method's model untrained: its initial weights, seeded as a trained run's are, with
+every batch-norm's running statistics computed over the first 10,000 training images
+(:func:`~liouna_snn.training.recalibrate_norms`) and nothing else learned (``stopped_by = "untrained"``); the
+tables name that column ``untrained`` and the plot draws it as a dotted level per method.
 Runs already in the results file (same label, budget, seed, dataset, precision, image counts and probe
 epochs) are skipped (``--rerun`` redoes them), and an interrupted run resumes from its checkpoint.
 """
@@ -64,7 +68,8 @@ DEFAULT_BUDGETS = (120, 300, 600, 1200, 2400)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's command-line options (shared by ``experiments/low_compute.py`` and ``liouna-snn low-compute``)."""
     parser.add_argument("--budgets", type=float, nargs="+", default=list(DEFAULT_BUDGETS),
-                        help="training budgets in seconds (default: 120 300 600 1200 2400)")
+                        help="training budgets in seconds (default: 120 300 600 1200 2400); 0 probes the "
+                             "untrained model")
     parser.add_argument("--methods", nargs="+", default=list(METHODS),
                         help=f"methods to run, in this order (default all: {', '.join(METHODS)}); any run label of "
                              "the Hebbian experiment is a Hebbian method too")
@@ -111,9 +116,9 @@ def _check(args, hebbian: tuple[str, ...]) -> None:
     unknown = [m for m in args.methods if m not in hebbian and m not in BACKPROP]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; allowed: {', '.join(tuple(BACKPROP) + hebbian)}")
-    bad = [b for b in args.budgets if not b > 0]
+    bad = [b for b in args.budgets if not b >= 0]
     if bad:
-        raise ValueError(f"budgets must be positive numbers of seconds, got {bad}")
+        raise ValueError(f"budgets must be numbers of seconds >= 0 (0: the untrained model), got {bad}")
     if args.probe_epochs < 1 or args.batch_size < 2 or args.max_epochs < 1:
         raise ValueError("--probe-epochs and --max-epochs must be >= 1 and --batch-size >= 2")
     if args.head_channels is not None and args.head_channels < 1:
@@ -136,18 +141,21 @@ def _hebbian_run(label, exp, spec, train, test, mean, std, budget, args, device,
     unsup.pop("precision", None)
     precision = resolve_precision(args.precision, device)
     compute_dtype = dtype_of(precision, device)
-    cfg = TrainConfig(**{**unsup, "seed": args.seed, "max_seconds": budget})
+    cfg = TrainConfig(**{**unsup, "seed": args.seed, "max_seconds": budget or None})
     net = build_network(spec, per_layer_rules(runs[0]["rule"], options, len(spec["layers"])), seed=args.seed,
                         compute_dtype=compute_dtype)
     if args.compile:
         net.compile_layers()
-    summary = train_unsupervised(net, train, cfg, device=device, mean=mean, std=std, checkpoint=ckpt,
-                                 progress=not args.quiet, description=f"{label} {budget:g}s")
+    if budget > 0:
+        summary = train_unsupervised(net, train, cfg, device=device, mean=mean, std=std, checkpoint=ckpt,
+                                     progress=not args.quiet, description=f"{label} {budget:g}s")
+    else:
+        summary = untrained_summary(net, train, device, mean, std, progress=not args.quiet)
     layers = probe_layers(net, train, test, depths(len(net)), device=device, mean=mean, std=std, seed=args.seed,
                           progress=not args.quiet, label=label, epochs=args.probe_epochs)
     per_epoch = len(net) if cfg.schedule == "greedy" else 1   # a greedy epoch passes the data once per layer
     full = num_batches(len(train), cfg.batch_size, drop_last=True) * cfg.batch_size * per_epoch * cfg.epochs
-    stopped = "budget" if summary["images"] < full else "epochs"
+    stopped = summary.get("stopped_by") or ("budget" if summary["images"] < full else "epochs")
     extra = {"model": spec.get("name"), "schedule": cfg.schedule, "batch_size": cfg.batch_size, "stopped_by": stopped,
              "passes_per_epoch": per_epoch, **({"compiled_layers": True} if args.compile else {}),
              "train_options": {**dataclasses.asdict(cfg), "precision": precision,
@@ -161,7 +169,8 @@ def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckp
 
     mode, loss, model_kind = BACKPROP[label]
     sgd = dict(SUPERVISED_SGD) if mode == "supervised" else {}
-    cfg = BlockwiseConfig(mode=mode, loss=loss, epochs=args.max_epochs, batch_size=args.batch_size, max_seconds=budget,
+    cfg = BlockwiseConfig(mode=mode, loss=loss, epochs=args.max_epochs, batch_size=args.batch_size,
+                          max_seconds=budget or None,
                           seed=args.seed, feature_pool=None if model_kind == "spec" else args.feature_pool,
                           head_channels=args.head_channels, precision=args.precision, **sgd)
     classes = len(train.classes)
@@ -172,8 +181,11 @@ def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckp
         model = build_resnet_model(args.arch, cfg, width=args.width, num_classes=classes,
                                    input_size=train.images.shape[-1])
         name = args.arch if args.width == 64 else f"{args.arch}-w{args.width}"
-    summary = train_blockwise(model, train, device=device, mean=mean, std=std, checkpoint=ckpt,
-                              progress=not args.quiet, description=f"{label} {budget:g}s")
+    if budget > 0:
+        summary = train_blockwise(model, train, device=device, mean=mean, std=std, checkpoint=ckpt,
+                                  progress=not args.quiet, description=f"{label} {budget:g}s")
+    else:
+        summary = untrained_summary(model, train, device, mean, std, progress=not args.quiet)
     layers = probe_layers(model, train, test, depths(len(model.backbone)), device=device, mean=mean, std=std,
                           seed=args.seed, progress=not args.quiet, label=label, epochs=args.probe_epochs)
     per_epoch = len(model.backbone) if cfg.mode == "blockwise" and cfg.schedule == "greedy" else 1
@@ -182,6 +194,19 @@ def _backprop_run(label, spec, train, test, mean, std, budget, args, device, ckp
              "train_options": cfg.to_dict()}
     rule = "e2e-supervised" if mode == "supervised" else label
     return rule, summary, layers, extra
+
+
+def untrained_summary(model: torch.nn.Module, train, device, mean, std, *, progress: bool) -> dict:
+    """A budget of 0: ``model`` (on ``device``, eval mode) keeps its initial weights; only its batch-norms'
+    running statistics are computed, over the first 10,000 training images, so the probe sees normalised
+    features as a trained model's would. The training summary of a run that made no step."""
+    from .training import recalibrate_norms
+
+    model.to(device)
+    recalibrate_norms(model, train, device=device, mean=mean, std=std, progress=progress,
+                      description="untrained: batch-norm statistics")
+    return {"seconds": 0.0, "images": 0, "images_per_second": 0.0, "steps": 0, "final_losses": [],
+            "stopped_by": "untrained"}
 
 
 def run_low_compute(args: argparse.Namespace) -> dict:
@@ -323,7 +348,10 @@ def _labels(runs: list[dict]) -> list[str]:
 
 
 def budget_name(seconds: float) -> str:
-    """A budget as the tables name it: whole minutes as ``10 min``, anything else in seconds (``200 s``)."""
+    """A budget as the tables name it: ``untrained`` for 0, whole minutes as ``10 min``, anything else in seconds
+    (``200 s``)."""
+    if seconds == 0:
+        return "untrained"
     return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"
 
 
@@ -379,17 +407,25 @@ def run_table(results: dict) -> str:
 
 def plot_budget_accuracy(results: dict, path: Path) -> None:
     """Best-layer probe top-1 vs. training budget (minutes, log scale, a tick at each budget), one line per
-    method, the legend beside the axes."""
+    method, the mean over seeds; an untrained model (budget 0) as a dotted level in its method's colour. The
+    legend beside the axes."""
     from .plots import legend_outside, line_style, plt  # matplotlib only when plotting
+
+    def mean_top1(label, budget):   # the mean over seeds
+        rs = _seed_runs(results["runs"], label, budget)
+        return sum(r["probe_top1"] for r in rs) / len(rs)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, label in enumerate(_labels(results["runs"])):
         budgets = sorted({r["budget_seconds"] for r in results["runs"] if r["label"] == label})
-        means = [sum(r["probe_top1"] for r in rs) / len(rs)
-                 for rs in (_seed_runs(results["runs"], label, b) for b in budgets)]  # the mean over seeds
+        style = line_style(i)
+        if budgets and budgets[0] == 0:
+            ax.axhline(mean_top1(label, 0), linestyle=":", linewidth=1, color=style["color"],
+                       label=f"{label}, untrained")
+            budgets = budgets[1:]
         if budgets:
-            ax.plot([b / 60 for b in budgets], means, "-", label=label, **line_style(i))
-    budgets = sorted({r["budget_seconds"] / 60 for r in results["runs"]})
+            ax.plot([b / 60 for b in budgets], [mean_top1(label, b) for b in budgets], "-", label=label, **style)
+    budgets = sorted({r["budget_seconds"] / 60 for r in results["runs"] if r["budget_seconds"] > 0})
     ax.set_xscale("log")
     ax.set_xticks(budgets, [f"{b:.3g}" for b in budgets], rotation=45)  # 200 s is 3.33 min
     ax.minorticks_off()

@@ -352,3 +352,45 @@ def test_low_compute_names_the_allowed_methods(tmp_path, capsys):
     assert "e2e-barlow-twins" in err and "softhebb-L1+liouna-column-mask75" in err
     assert main(["low-compute", "--report", "--out", str(tmp_path / "nothing")]) == 2
     assert "no results file" in capsys.readouterr().err
+
+
+def test_budget_zero_keeps_the_initial_weights_and_fits_only_the_batch_norms(mini):
+    from liouna_snn import low_compute as lc
+    from liouna_snn.data import iterate_batches
+    spec = load_spec("models/cifar10_3layer.toml")
+    spec = {**spec, "input_size": 16}
+    net = build_network(spec, rule_config("softhebb"), seed=3)
+    mean, std = mini[0].channel_stats()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    summary = lc.untrained_summary(net, mini[0], "cpu", mean, std, progress=False)
+    assert summary["stopped_by"] == "untrained" and summary["images"] == 0 and summary["seconds"] == 0
+    after = net.state_dict()
+    fitted = [k for k in after if "running_" in k or "num_batches" in k]
+    assert fitted and all(torch.equal(before[k], after[k]) for k in after if k not in fitted)
+    # layer 2's batch-norm holds the exact statistics of layer 1's outputs over the (48 < 10,000) images
+    x = torch.cat([x for x, _ in iterate_batches(mini[0], 48, shuffle=False, mean=mean, std=std)])
+    with torch.no_grad():
+        h = net(x, depth=1)
+    bn = net.layers[1].norm
+    torch.testing.assert_close(bn.running_mean, h.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    assert not net.training
+
+
+def test_low_compute_budget_zero_is_the_untrained_column(tmp_path):
+    import json
+    from liouna_snn.cli import main
+    out = tmp_path / "low_compute"
+    args = ["--dataset", "cifar10-mini", "--train-subset", "64", "--test-subset", "32", "--width", "4",
+            "--probe-epochs", "1", "--probe-layers", "last", "--out", str(out), "--checkpoint-dir",
+            str(tmp_path / "ckpt"), "--quiet", "--precision", "fp32"]
+    assert main(["low-compute", "--budgets", "0", "0.5", "--methods", "softhebb", "e2e-supervised-resnet",
+                 "--batch-size", "16", *args]) == 0
+    runs = {(r["label"], r["budget_seconds"]): r for r in json.loads(out.with_suffix(".json").read_text())["runs"]}
+    for label in ("softhebb", "e2e-supervised-resnet-w4-bs16"):
+        untrained = runs[(label, 0.0)]
+        assert untrained["stopped_by"] == "untrained" and untrained["epochs"] == 0 and untrained["unsup_seconds"] == 0
+        assert runs[(label, 0.5)]["stopped_by"] in ("budget", "epochs") and runs[(label, 0.5)]["epochs"] > 0
+    assert not (tmp_path / "ckpt").exists() or not any("_0s_" in p.name for p in (tmp_path / "ckpt").iterdir())
+    header = out.with_suffix(".md").read_text().splitlines()[0]
+    assert header == "| method | untrained | 0.5 s |" and out.with_suffix(".png").is_file()
+    assert main(["low-compute", "--budgets", "-1", "--methods", "softhebb", *args]) == 2   # names what is allowed
