@@ -66,3 +66,22 @@ def test_bad_options_are_errors_naming_them():
         Augment(hue=0.7)
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         augment_batch(torch.zeros(3, 8, 8), Augment())
+
+
+def test_crop_area_and_aspect_ratio_are_in_pixels_on_non_square_images():
+    """A square crop of a quarter of a 16x64 image's pixels is 16x16 px: a quarter of the width, all of the height."""
+    from liouna_snn.data.augment import _crop_grid
+    h, w = 16, 64
+    aug = Augment(scale=(0.25, 0.25), ratio=(1.0, 1.0), **OFF)
+    grid = _crop_grid(8, h, w, aug, torch.Generator().manual_seed(0), "cpu")
+    span_x = (grid[..., 0].amax(dim=(1, 2)) - grid[..., 0].amin(dim=(1, 2))) / (2 * (1 - 1 / w))
+    span_y = (grid[..., 1].amax(dim=(1, 2)) - grid[..., 1].amin(dim=(1, 2))) / (2 * (1 - 1 / h))
+    torch.testing.assert_close(span_x, torch.full((8,), 0.25))   # fractions of the width and of the height
+    torch.testing.assert_close(span_y, torch.full((8,), 1.0))
+
+
+def test_views_are_float32_inside_a_bf16_autocast_region(images):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = Augment(blur_p=1.0)(images[:8], torch.Generator().manual_seed(0))
+    outside = Augment(blur_p=1.0)(images[:8], torch.Generator().manual_seed(0))
+    assert inside.dtype == torch.float32 and torch.equal(inside, outside)

@@ -57,6 +57,17 @@ def test_nt_xent_by_hand():
     assert nt_xent_loss(z1, z1 * 7, temperature=0.25).item() == pytest.approx(math.log(1 + 2 * math.e ** -4), abs=1e-5)
 
 
+@pytest.mark.parametrize("loss", [barlow_twins_loss, vicreg_loss, nt_xent_loss])
+def test_losses_compute_in_float32_inside_a_bf16_autocast_region(loss):
+    """Autocast would round the correlations' products to bf16; each loss turns it off for its own arithmetic."""
+    g = torch.Generator().manual_seed(0)
+    z1 = torch.randn(64, 32, generator=g)
+    z2 = z1 + 0.01 * torch.randn(64, 32, generator=g)   # near-perfect correlation: where bf16 loses the loss
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = loss(z1, z2)
+    assert inside.dtype == torch.float32 and torch.equal(inside, loss(z1, z2))
+
+
 def test_loss_registry_errors_name_the_allowed_values():
     with pytest.raises(ValueError, match="barlow-twins"):
         make_loss("byol")

@@ -2,7 +2,8 @@
 
 Each takes ``z1, z2 (N, D)`` (the projector outputs for two augmented views of the same N images;
 row ``n`` of ``z1`` and row ``n`` of ``z2`` are a positive pair) and returns a scalar. They compute
-in float32 whatever the input dtype (bf16 cross-correlations lose too much precision).
+in float32 whatever the input dtype, inside a bf16 autocast region too (autocast would otherwise round
+their products to bf16: correlations near 1 lose the resolution the loss needs).
 
 - :func:`barlow_twins_loss` (Zbontar et al. 2021)
 - :func:`vicreg_loss` (Bardes et al. 2022)
@@ -11,7 +12,7 @@ in float32 whatever the input dtype (bf16 cross-correlations lose too much preci
 from __future__ import annotations
 
 import inspect
-from functools import partial
+from functools import partial, wraps
 
 import torch
 import torch.nn.functional as F
@@ -25,10 +26,20 @@ def _check_pair(z1: torch.Tensor, z2: torch.Tensor, what: str, min_rows: int = 2
         raise ValueError(f"{what}: needs at least {min_rows} pairs (N >= {min_rows}), got N = {z1.shape[0]}")
 
 
+def _float32(loss):
+    """``loss`` computed with autocast off on its inputs' device (the inputs are cast to float32 inside)."""
+    @wraps(loss)
+    def in_float32(z1: torch.Tensor, z2: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        with torch.autocast(z1.device.type, enabled=False):
+            return loss(z1, z2, *args, **kwargs)
+    return in_float32
+
+
 def _off_diagonal(m: torch.Tensor) -> torch.Tensor:
     return m.masked_select(~torch.eye(m.shape[0], dtype=torch.bool, device=m.device))
 
 
+@_float32
 def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 0.0051, eps: float = 1e-5) -> torch.Tensor:
     """Barlow Twins: drive the cross-correlation matrix of the two views to the identity.
 
@@ -47,6 +58,7 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 0.0051,
     return on_diag + lambd * _off_diagonal(c).pow(2).sum()
 
 
+@_float32
 def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, sim_weight: float = 25.0, var_weight: float = 25.0,
                 cov_weight: float = 1.0, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
     """VICReg: invariance + variance + covariance, as in the authors' reference implementation.
@@ -70,6 +82,7 @@ def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, sim_weight: float = 25.0, va
     return sim_weight * invariance + var_weight * variance + cov_weight * covariance
 
 
+@_float32
 def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """SimCLR's NT-Xent over the 2N embeddings ``[z1; z2]``.
 

@@ -248,12 +248,13 @@ def objective_losses(model: BlockwiseModel, h: torch.Tensor, y: torch.Tensor | N
 
 def _step_loss(model: BlockwiseModel, x01: torch.Tensor, y: torch.Tensor, learning: list[int], views: Augment,
                aug_gen: torch.Generator, noise_gen: torch.Generator, mean, std) -> tuple[torch.Tensor, list[float]]:
-    """The summed loss of one step and each objective's value. ``x01``: (B, C, H, W) pixels in [0, 1]."""
+    """The summed loss of one step and each objective's value. ``x01``: (B, C, H, W) pixels in [0, 1].
+    The views are made in float32, outside the network's autocast region."""
+    if model.config.mode == "supervised":
+        h = _normalise(views(x01, aug_gen), mean, std)
+    else:
+        h = _normalise(torch.cat([views(x01, aug_gen), views(x01, aug_gen)]), mean, std)
     with model.autocast(x01.device.type):
-        if model.config.mode == "supervised":
-            h = _normalise(views(x01, aug_gen), mean, std)
-        else:
-            h = _normalise(torch.cat([views(x01, aug_gen), views(x01, aug_gen)]), mean, std)
         losses = objective_losses(model, h, y, learning, noise_gen)
     return torch.stack(losses).sum(), [l.item() for l in losses]
 
@@ -299,8 +300,9 @@ def train_blockwise(model: BlockwiseModel, data: ImageTensors, *, device: str | 
                              f"({state.get('config')}); delete it or use the same options")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        aug_gen.set_state(state["augment_generator"])
-        noise_gen.set_state(state["noise_generator"].to(noise_gen.get_state().device))
+        # generator states are CPU byte tensors whatever the device (map_location moved them with the weights)
+        aug_gen.set_state(state["augment_generator"].cpu())
+        noise_gen.set_state(state["noise_generator"].cpu())
         start_phase, start_batch, elapsed = state["phase"], state["batch"], state["elapsed"]
         images, steps, group_t0 = state["images"], state["steps"], state["group_t0"]
 
@@ -356,8 +358,8 @@ def train_blockwise(model: BlockwiseModel, data: ImageTensors, *, device: str | 
                                 loss="/".join(f"{v:.3g}" for v in final_losses))
             if checkpoint and b % cfg.checkpoint_every == 0 and b < per_epoch:
                 elapsed += now - t0
-                t0 = now
                 save(p, b)
+                t0 = time.perf_counter()   # writing the checkpoint is not training: outside the budget
             if elapsed + now - t0 >= deadlines[p]:
                 stopped_by = "budget"
                 break

@@ -91,9 +91,10 @@ def _crop_grid(b: int, h: int, w: int, aug: Augment, generator, device) -> torch
     area = _uniform(b, *aug.scale, generator)
     log_ratio = _uniform(b, math.log(aug.ratio[0]), math.log(aug.ratio[1]), generator)
     ratio = log_ratio.exp()
-    # crop size as fractions of the width and height; shrink to fit (keeps the ratio where possible)
-    cw = (area * ratio).sqrt().clamp(max=1.0)
-    ch = (area / ratio).sqrt().clamp(max=1.0)
+    # crop size as fractions of the width and height (area and width/height ratio in pixels, as torchvision's,
+    # for any image shape); shrink to fit (keeps the ratio where possible)
+    cw = (area * ratio * (h / w)).sqrt().clamp(max=1.0)
+    ch = (area / ratio * (w / h)).sqrt().clamp(max=1.0)
     cx = (torch.rand(b, generator=generator) * 2 - 1) * (1 - cw)   # centre in [-1, 1] coordinates
     cy = (torch.rand(b, generator=generator) * 2 - 1) * (1 - ch)
     flip = torch.where(_bernoulli(b, aug.flip_p, generator), -1.0, 1.0)
@@ -158,8 +159,13 @@ def augment_batch(x: torch.Tensor, aug: Augment, generator: torch.Generator | No
     """One augmented view of ``x (B, C, H, W)`` (pixels in [0, 1]) under the options ``aug``.
 
     ``generator`` (a CPU generator; the global RNG if None) draws every random parameter, so the
-    same seed gives the same view on any device.
+    same seed gives the same view on any device. Computed in float32, inside an autocast region too.
     """
+    with torch.autocast(x.device.type, enabled=False):
+        return _augment_float32(x, aug, generator)
+
+
+def _augment_float32(x: torch.Tensor, aug: Augment, generator: torch.Generator | None) -> torch.Tensor:
     if x.dim() != 4:
         raise ValueError(f"augment: expected a (B, C, H, W) batch, got shape {tuple(x.shape)}")
     if generator is not None and generator.device.type != "cpu":
