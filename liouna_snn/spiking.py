@@ -96,7 +96,7 @@ class SpikingConfig:
             independently for every unit, position and input, uniform between the reset potential and the
             threshold; see :func:`initial_membranes`). With ``uniform`` an integrate-and-fire neuron's expected
             count is exactly ``T * I / threshold`` for currents ``0 <= I <= threshold``: no current is too weak to
-            fire now and then, where from rest ``I < threshold / T`` never fires. ``half``: every membrane starts
+            fire now and then, where from rest ``I <= threshold / T`` never fires. ``half``: every membrane starts
             midway between the reset potential and the threshold, so an integrate-and-fire neuron counts
             ``T * I / threshold`` rounded (an exact half down: it fires above threshold): deterministic, at most half
             a spike off, without the dead zone of ``rest`` or the noise of ``uniform``. Default ``rest``.

@@ -148,6 +148,24 @@ def test_beta_and_norse_time_constant_map_both_ways():
     assert torch.equal(run(NorseLIF(0.9, dt=1e-4), currents), run(NorseLIF(0.9, dt=1e-3), currents))
 
 
+@pytest.mark.parametrize("name", ["norse-lif", "norse-lifbox"])
+def test_norse_neurons_take_norse_units_too(name):
+    """``tau_mem_inv`` (1/s at ``dt``) and ``v_th`` in place of ``beta`` and ``threshold``: the same neuron."""
+    ours = make_neuron(name, beta=0.8, threshold=0.75, dt=1e-3)
+    norse = make_neuron(name, tau_mem_inv=200.0, v_th=0.75, dt=1e-3)
+    assert norse.p.beta == pytest.approx(0.8) and norse.p.threshold == 0.75
+    assert float(norse.cell.p.tau_mem_inv) == 200.0 and float(norse.cell.p.v_th) == 0.75   # Norse's own, unrounded
+    currents = random_currents()
+    assert torch.equal(run(norse, currents), run(ours, currents))
+    assert make_neuron(name).p.beta == 0.9 and make_neuron(name).p.threshold == 1.0   # Norse's defaults
+    with pytest.raises(ValueError, match="beta .* or tau_mem_inv .*not both"):
+        make_neuron(name, beta=0.9, tau_mem_inv=100.0)
+    with pytest.raises(ValueError, match="threshold .* or v_th .*not both"):
+        make_neuron(name, threshold=1.0, v_th=1.0)
+    with pytest.raises(ValueError, match="0 < dt \\* tau_mem_inv <= 1"):
+        make_neuron(name, tau_mem_inv=2000.0, dt=1e-3)
+
+
 # --- the interface ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(NEURONS))

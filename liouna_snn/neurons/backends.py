@@ -21,6 +21,10 @@ current I     input, added to the membrane as is         input ``I / (dt * tau_m
 (synapse)     none                                       ``LIFCell``: ``tau_syn_inv = 1 / dt``
 ============  =========================================  ============================================
 
+The Norse wrappers take their membrane in either units: ``beta`` and ``threshold`` (ours), or Norse's
+``tau_mem_inv`` (1/s, at the step ``dt`` in seconds) and ``v_th``; one of each pair, not both
+(``make_neuron("norse-lif", tau_mem_inv=100.0, v_th=3.0)`` is ``beta = 0.9``, ``threshold = 3``).
+
 Why the input is rescaled for Norse. Norse integrates ``dv = dt * tau_mem_inv * (v_leak - v + i)``: the
 input enters through the leak term, so one step adds ``dt * tau_mem_inv * i``, not ``i``. Feeding
 ``i = I / (dt * tau_mem_inv)`` gives ``v <- (1 - dt * tau_mem_inv) * v + I = beta * v + I``. (So Norse
@@ -92,15 +96,40 @@ def _as_param(value: float) -> torch.Tensor:
     return torch.tensor(value, dtype=torch.float64)
 
 
-def _norse_membrane(p: LIFParameters, dt: float, backend: str) -> tuple[float, float]:
-    """``(tau_mem_inv, input_scale)`` for Norse; raises for parameters Norse cannot express."""
-    if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and dt > 0):
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _norse_parameters(backend: str, beta: float | None, tau_mem_inv: float | None, threshold: float | None,
+                      v_th: float | None, dt: float) -> tuple[float, float]:
+    """``(beta, threshold)`` in our units from a Norse neuron's arguments, each given in our units (``beta``,
+    ``threshold``) or in Norse's (``tau_mem_inv`` in 1/s at ``dt``, ``v_th`` with ``v_leak = 0``), not both.
+    Neither: beta 0.9 (Norse's 100 /s at 1 ms), threshold 1.0."""
+    if not (_number(dt) and dt > 0):
         raise ValueError(f"{backend}: dt (integration step in seconds) must be a positive number, got {dt!r}")
+    for ours, norse, value, name in (("beta", "tau_mem_inv", beta, tau_mem_inv), ("threshold", "v_th", threshold,
+                                                                                 v_th)):
+        if value is not None and name is not None:
+            raise ValueError(f"{backend}: give {ours} (our units) or {norse} (Norse's), not both")
+    if tau_mem_inv is not None:
+        if not (_number(tau_mem_inv) and 0 < tau_mem_inv * dt <= 1):
+            raise ValueError(f"{backend}: tau_mem_inv (1/s) must be a number with 0 < dt * tau_mem_inv <= 1 "
+                             f"(dt = {dt} s), got {tau_mem_inv!r}")
+        beta = tau_mem_inv_to_beta(tau_mem_inv, dt)
+    return (0.9 if beta is None else beta), (1.0 if threshold is None and v_th is None else
+                                              (v_th if threshold is None else threshold))
+
+
+def _norse_membrane(p: LIFParameters, dt: float, backend: str,
+                    tau_mem_inv: float | None = None) -> tuple[float, float]:
+    """``(tau_mem_inv, input_scale)`` for Norse (``tau_mem_inv`` as given, else from ``p.beta``); raises for
+    parameters Norse cannot express."""
     if p.beta == 1.0:
         raise ValueError(f"{backend}: beta = 1 (no leak) is not expressible in Norse, whose input enters through "
                          "the leak term (dv = dt * tau_mem_inv * (v_leak - v + i)); use 'integrate-and-fire' "
                          "or 'native-lif'")
-    tau_mem_inv = beta_to_tau_mem_inv(p.beta, dt)
+    if tau_mem_inv is None:
+        tau_mem_inv = beta_to_tau_mem_inv(p.beta, dt)
     return tau_mem_inv, 1.0 / (dt * tau_mem_inv)
 
 
@@ -159,19 +188,24 @@ class NorseLIF(Neuron):
         threshold: firing threshold, > 0 (Norse ``v_th``, with ``v_leak = 0``). Default 1.0.
         reset: must be ``"zero"``. Default ``"zero"``.
         v_reset: the potential a spike resets to (Norse ``v_reset``). Default 0.
-        dt: Norse's integration step in seconds; only sets the units of ``cell.p``. Default 1e-3.
+        dt: Norse's integration step in seconds: the units of ``tau_mem_inv`` and of ``cell.p``. Default 1e-3.
+        tau_mem_inv: Norse's inverse membrane time constant in 1/s, in place of ``beta``
+            (``beta = 1 - dt * tau_mem_inv``).
+        v_th: Norse's threshold, in place of ``threshold`` (the same number: ``v_leak = 0``).
 
     State: Norse's ``LIFFeedForwardState(v, i)``, the membrane after reset and the (empty) synaptic current.
     """
 
-    def __init__(self, beta: float = 0.9, threshold: float = 1.0, reset: str = "zero", v_reset: float = 0.0,
-                 dt: float = NORSE_DT):
+    def __init__(self, beta: float | None = None, threshold: float | None = None, reset: str = "zero",
+                 v_reset: float = 0.0, dt: float = NORSE_DT, tau_mem_inv: float | None = None,
+                 v_th: float | None = None):
         super().__init__()
+        beta, threshold = _norse_parameters("norse-lif", beta, tau_mem_inv, threshold, v_th, dt)
         self.p = LIFParameters(beta=beta, threshold=threshold, reset=reset, v_reset=v_reset)
         if self.p.reset != "zero":
             raise ValueError(f"norse-lif: Norse's LIFCell only resets to v_reset, so reset must be 'zero', got "
                              f"{reset!r}; use 'norse-lifbox' for Norse's subtractive reset")
-        tau_mem_inv, self.input_scale = _norse_membrane(self.p, dt, "norse-lif")
+        tau_mem_inv, self.input_scale = _norse_membrane(self.p, dt, "norse-lif", tau_mem_inv)
         self.dt = float(dt)
         import_norse()
         from norse.torch import LIFCell, LIFParameters as NorseLIFParameters
@@ -207,16 +241,21 @@ class NorseLIFBox(Neuron):
         reset: ``"zero"`` (Norse ``reset_value``, its default) or ``"subtract"`` (Norse ``reset_subtract``,
             which subtracts before the next leak, unlike :class:`.lif.NativeLIF`). Default ``"zero"``.
         v_reset: the potential a ``"zero"`` reset sets (Norse ``v_reset``). Default 0.
-        dt: Norse's integration step in seconds; only sets the units of ``cell.p``. Default 1e-3.
+        dt: Norse's integration step in seconds: the units of ``tau_mem_inv`` and of ``cell.p``. Default 1e-3.
+        tau_mem_inv: Norse's inverse membrane time constant in 1/s, in place of ``beta``
+            (``beta = 1 - dt * tau_mem_inv``).
+        v_th: Norse's threshold, in place of ``threshold`` (the same number: ``v_leak = 0``).
 
     State: Norse's ``LIFBoxFeedForwardState(v)``, the membrane after reset.
     """
 
-    def __init__(self, beta: float = 0.9, threshold: float = 1.0, reset: str = "zero", v_reset: float = 0.0,
-                 dt: float = NORSE_DT):
+    def __init__(self, beta: float | None = None, threshold: float | None = None, reset: str = "zero",
+                 v_reset: float = 0.0, dt: float = NORSE_DT, tau_mem_inv: float | None = None,
+                 v_th: float | None = None):
         super().__init__()
+        beta, threshold = _norse_parameters("norse-lifbox", beta, tau_mem_inv, threshold, v_th, dt)
         self.p = LIFParameters(beta=beta, threshold=threshold, reset=reset, v_reset=v_reset)
-        tau_mem_inv, self.input_scale = _norse_membrane(self.p, dt, "norse-lifbox")
+        tau_mem_inv, self.input_scale = _norse_membrane(self.p, dt, "norse-lifbox", tau_mem_inv)
         self.dt = float(dt)
         import_norse()
         from norse.torch import LIFBoxCell, LIFBoxParameters

@@ -50,8 +50,8 @@ class LIFParameters:
     """Parameters of :func:`lif_step`; all dimensionless.
 
     Attributes:
-        beta: membrane decay per time step, in [0, 1] (``beta = exp(-dt / tau_mem)``; 1 = no leak,
-            0 = no memory). Default 0.9 (tau_mem = 9.5 steps).
+        beta: membrane decay per time step, in [0, 1] (``beta = 1 - dt / tau_mem``, forward Euler, as Norse's
+            ``1 - dt * tau_mem_inv``; 1 = no leak, 0 = no memory). Default 0.9 (tau_mem = 10 steps).
         threshold: firing threshold, > 0, in units of the input current. Default 1.0.
         reset: ``"subtract"`` (subtract ``threshold`` after a spike, keeping the excess: rate coding
             loses nothing) or ``"zero"`` (set the membrane to ``v_reset``). Default ``"subtract"``.
