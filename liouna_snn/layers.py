@@ -22,8 +22,8 @@ from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
 from .rules.liouna import check_conv_algorithm, convolve_patches, use_matmul
 from .neurons import compiled_counts, compiled_step
 from .neurons.rate import Triangle
-from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, initial_membranes,
-                      neuron_current, spike_counts)
+from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, generator_on,
+                      initial_membranes, neuron_current, spike_counts)
 
 ACTIVITY_PHASES = ("learning", "inference")
 
@@ -251,6 +251,7 @@ class PlasticLayer(nn.Module):
     def _learn_spiking(self, x: torch.Tensor, progress: float, generator: torch.Generator | None) -> torch.Tensor:
         """:meth:`learn` in spiking mode: ``T`` steps, then the rule on rates, or online traces at every step."""
         cfg, T = self.spiking, self.spiking.time_steps
+        generator = generator_on(x.device, generator)   # every draw of the step on x's device
         x_steps, x_pre = self._presynaptic(x, learning=True, generator=generator)
         u_steps, u = self._spiking_drive(x_steps, x_pre)
         learns = self.rule.learns

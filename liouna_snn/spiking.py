@@ -207,6 +207,19 @@ def spiking_config(table: dict, where: str = "[spiking]") -> SpikingConfig:
         raise ValueError(f"{where}: {err}") from None
 
 
+def generator_on(device: torch.device | str, generator: torch.Generator | None) -> torch.Generator | None:
+    """A generator on ``device`` for one learning step's draws: ``generator`` itself where it lives there (or is
+    ``None``); else a new one on ``device`` seeded by one draw of ``generator``, so a run seeded with a CPU
+    generator stays deterministic on a GPU while its spike trains and membranes (``T x B x C x H x W`` draws per
+    step) are drawn where they are used instead of crossing the bus."""
+    device = torch.device(device)
+    if generator is None or generator.device.type == device.type and (
+            device.index is None or generator.device.index in (None, device.index)):
+        return generator
+    seed = int(torch.randint(0, 2 ** 62, (), generator=generator, device=generator.device))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def encode(x: torch.Tensor, config: SpikingConfig, generator: torch.Generator | None = None,
            where: str = "spiking layer") -> torch.Tensor:
     """Spike trains ``(T, *x.shape)`` of the rates ``x`` (in [0, 1]) with ``config``'s spike encoder.

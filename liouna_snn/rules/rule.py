@@ -153,7 +153,8 @@ class LocalRule:
         else:
             p = self.config.mask_patch
             shape = (x.shape[0], 1, -(-x.shape[2] // p), -(-x.shape[3] // p))
-        keep = (torch.rand(shape, generator=generator, device="cpu") >= rho).to(device=x.device, dtype=x.dtype)
+        where = "cpu" if generator is None else generator.device   # a CPU generator keeps runs device-independent
+        keep = (torch.rand(shape, generator=generator, device=where) >= rho).to(device=x.device, dtype=x.dtype)
         if x.dim() == 2:
             return keep
         p = self.config.mask_patch
