@@ -229,7 +229,8 @@ def encode(x: torch.Tensor, config: SpikingConfig, generator: torch.Generator | 
     and the range found when ``x`` leaves [0, 1].
     """
     if not config.encodes_spikes:
-        raise ValueError(f"{where}: encoder {config.encoder!r} draws no spikes")
+        drawing = ", ".join(e for e in ENCODERS if e != "constant-current")
+        raise ValueError(f"{where}: encoder {config.encoder!r} draws no spikes; the encoders that do: {drawing}")
     lo, hi = torch.aminmax(x)
     if not (float(lo) >= 0.0 and float(hi) <= 1.0):
         raise ValueError(
@@ -388,7 +389,9 @@ def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: boo
         if per_step or on_step is not None:
             raise ValueError("spike_counts: loop runs a constant current without per-step callbacks; with per_step "
                              "currents or on_step pass step (or nothing) instead")
-        return loop(current, state)
+        count = loop(current, state)
+        neuron.release()
+        return count
     count = torch.zeros(shape, device=current.device, dtype=current.dtype)
     spikes = torch.empty_like(count)  # one buffer, overwritten by every step
     for t in range(T):
@@ -400,6 +403,7 @@ def spike_counts(neuron: Neuron, current: torch.Tensor, T: int, *, per_step: boo
         count += spikes
         if on_step is not None:
             on_step(t, spikes)
+    neuron.release()
     return count
 
 

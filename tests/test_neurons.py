@@ -186,6 +186,22 @@ def test_every_neuron_follows_the_interface(name):
     assert torch.equal(rates(neuron, constant, 10), run(neuron, constant.expand(10, *constant.shape)).mean(0))
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_no_neuron_keeps_a_batch_of_state_after_a_loop(compiled):
+    """snnTorch's Leaky stores its last membrane and reset signal on itself; the loop over time releases them."""
+    from liouna_snn.neurons import compiled_counts
+    from liouna_snn.spiking import spike_counts
+
+    neuron = make_neuron("snntorch-leaky", reset="zero")
+    current = torch.rand(16, 8, 6, 6, generator=torch.Generator().manual_seed(0))
+    counts = spike_counts(neuron, current, 5, loop=compiled_counts(neuron, 5) if compiled else None)
+    assert counts.sum() > 0
+    kept = [t for t in (getattr(neuron.leaky, "mem", None), getattr(neuron.leaky, "reset", None))
+            if isinstance(t, torch.Tensor)]
+    assert all(t.numel() == 0 for t in kept)
+    assert torch.equal(spike_counts(neuron, current, 5), counts)   # and the next run is unaffected
+
+
 def test_make_neuron_errors_name_the_allowed_choices():
     with pytest.raises(ValueError, match="unknown neuron 'lif'.*native-lif.*integrate-and-fire.*snntorch-leaky"
                                          ".*norse-lif.*norse-lifbox"):

@@ -173,6 +173,14 @@ class SnnTorchLeaky(Neuron):
         spikes, mem = self.leaky(current, state)
         return spikes.to(mem.dtype), mem  # snnTorch's spikes are always float32
 
+    def release(self) -> None:
+        """``snn.Leaky`` keeps its last membrane and reset signal as attributes (``mem``, ``reset``), a batch-sized
+        tensor each: dropped, so a probe's largest batch does not stay in memory with the neuron."""
+        for name in ("mem", "reset"):
+            kept = getattr(self.leaky, name, None)
+            if isinstance(kept, torch.Tensor):
+                setattr(self.leaky, name, kept.new_zeros(0))
+
     def extra_repr(self) -> str:
         return f"beta={self.p.beta}, threshold={self.p.threshold}, reset={self.p.reset!r}"
 

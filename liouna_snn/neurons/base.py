@@ -51,6 +51,10 @@ class Neuron(nn.Module, abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot start from given membrane potentials: implement "
                                   "membrane_state(v) to use initial_membrane = 'uniform'")
 
+    def release(self) -> None:
+        """Drop whatever the neuron itself keeps of the last run (its state belongs to the caller); called after
+        every loop over time steps. Nothing by default: a backend that stores its last state overrides it."""
+
     def step_(self, current: torch.Tensor, state: State, out: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """Like :meth:`step`, but free to overwrite ``state`` (the caller owns it and drops it) and, when given,
         to write the spikes into ``out`` (a tensor shaped and typed like the current) and return it."""
