@@ -202,6 +202,21 @@ def test_no_neuron_keeps_a_batch_of_state_after_a_loop(compiled):
     assert torch.equal(spike_counts(neuron, current, 5), counts)   # and the next run is unaffected
 
 
+def test_compiled_loops_are_freed_with_their_neuron():
+    import gc
+    import weakref
+    from liouna_snn.neurons import compiled_counts, compiled_step
+
+    neuron = make_neuron("native-lif")
+    current = torch.rand(2, 3)
+    compiled_step(neuron)(current, neuron.init_state(current.shape))
+    compiled_counts(neuron, 3)(current, neuron.init_state(current.shape))
+    gone = weakref.ref(neuron)
+    del neuron
+    gc.collect()
+    assert gone() is None   # the caches, keyed by the neuron, let it go
+
+
 def test_make_neuron_errors_name_the_allowed_choices():
     with pytest.raises(ValueError, match="unknown neuron 'lif'.*native-lif.*integrate-and-fire.*snntorch-leaky"
                                          ".*norse-lif.*norse-lifbox"):

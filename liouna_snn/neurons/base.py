@@ -77,7 +77,7 @@ _COMPILED_STEPS: "weakref.WeakKeyDictionary[Neuron, StepFunction]" = weakref.Wea
 
 def compiled_step(neuron: Neuron) -> StepFunction:
     """``neuron.step`` compiled by ``torch.compile`` (dynamic shapes: one graph for every batch size), made once
-    per neuron and kept while the neuron lives.
+    per neuron and kept while the neuron lives (and freed with it).
 
     The compiler fuses a step's elementwise operations into one loop. That matters for the wrapped backends,
     whose steps are a dozen separate tensor operations each (snnTorch's ``Leaky``, Norse's cells): compiled they
@@ -88,8 +88,19 @@ def compiled_step(neuron: Neuron) -> StepFunction:
     """
     step = _COMPILED_STEPS.get(neuron)
     if step is None:
-        step = _COMPILED_STEPS[neuron] = torch.compile(neuron.step, dynamic=True)
+        step = _COMPILED_STEPS[neuron] = _held_weakly(torch.compile(type(neuron).step, dynamic=True), neuron)
     return step
+
+
+def _held_weakly(function: Callable, neuron: Neuron) -> Callable:
+    """``function(neuron, *args)`` as a callable of ``*args`` that refers to ``neuron`` weakly: a cache entry keyed
+    by the neuron (a ``WeakKeyDictionary``) must not keep its own key alive, or it would never be freed."""
+    ref = weakref.ref(neuron)
+
+    def call(*args):
+        return function(ref(), *args)
+
+    return call
 
 
 CountFunction = Callable[[torch.Tensor, State], torch.Tensor]
@@ -115,16 +126,14 @@ def compiled_counts(neuron: Neuron, T: int) -> CountFunction:
     per_neuron = _COMPILED_COUNTS.setdefault(neuron, {})
     counts = per_neuron.get(T)
     if counts is None:
-        step = neuron.step
-
-        def loop(current: torch.Tensor, state: State) -> torch.Tensor:
+        def loop(cell: Neuron, current: torch.Tensor, state: State) -> torch.Tensor:
             count = torch.zeros_like(current)
             for _ in range(T):  # unrolled by the compiler: T is fixed per graph
-                spikes, state = step(current, state)
+                spikes, state = cell.step(current, state)
                 count = count + spikes
             return count
 
-        counts = per_neuron[T] = torch.compile(loop, dynamic=True)
+        counts = per_neuron[T] = _held_weakly(torch.compile(loop, dynamic=True), neuron)
     return counts
 
 
