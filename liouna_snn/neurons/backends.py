@@ -116,8 +116,9 @@ def _norse_parameters(backend: str, beta: float | None, tau_mem_inv: float | Non
             raise ValueError(f"{backend}: tau_mem_inv (1/s) must be a number with 0 < dt * tau_mem_inv <= 1 "
                              f"(dt = {dt} s), got {tau_mem_inv!r}")
         beta = tau_mem_inv_to_beta(tau_mem_inv, dt)
-    return (0.9 if beta is None else beta), (1.0 if threshold is None and v_th is None else
-                                              (v_th if threshold is None else threshold))
+    if v_th is not None:
+        threshold = v_th
+    return (0.9 if beta is None else beta), (1.0 if threshold is None else threshold)
 
 
 def _norse_membrane(p: LIFParameters, dt: float, backend: str,
