@@ -47,7 +47,7 @@ from liouna_snn.experiment import (
     write_json_atomic,
 )
 from liouna_snn.network import LocalNetwork, build_network, load_spec
-from liouna_snn.neurons import NEURONS, LIFParameters, make_neuron
+from liouna_snn.neurons import SPIKING_NEURONS, LIFParameters, make_neuron
 from liouna_snn.provenance import git_commit, machine, machine_name, same_machine, short_commit
 from liouna_snn.precision import PRECISIONS, resolve_precision
 from liouna_snn.precision import compute_dtype as dtype_of
@@ -72,10 +72,10 @@ SHARED_SPIKING_KEYS = {f.name for f in dataclasses.fields(SpikingConfig)} - PER_
 # --- configuration -----------------------------------------------------------------------------------------
 
 def check_neuron_names(names, where: str) -> None:
-    """Raise a ``ValueError`` naming the entries of ``names`` that are not neurons of the registry."""
-    unknown = [n for n in names if n not in NEURONS]
+    """Raise a ``ValueError`` naming the entries of ``names`` that are not spiking neurons of the registry."""
+    unknown = [n for n in names if n not in SPIKING_NEURONS]
     if unknown:
-        raise ValueError(f"{where}: unknown neuron(s) {unknown}; allowed: {', '.join(NEURONS)}")
+        raise ValueError(f"{where}: unknown spiking neuron(s) {unknown}; allowed: {', '.join(SPIKING_NEURONS)}")
 
 
 def check_time_steps(values, where: str) -> None:
@@ -362,7 +362,7 @@ def best_probe(record: dict, depths: list[int]) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="benchmark TOML (default: %(default)s)")
     parser.add_argument("--neurons", nargs="+", help=f"spiking backends to run (default: the config's; allowed: "
-                                                     f"{', '.join(NEURONS)}); the rate run always takes part, and "
+                                                     f"{', '.join(SPIKING_NEURONS)}); the rate run always takes part, and "
                                                      "'--neurons rate' runs it alone (e.g. with --rerun, to time "
                                                      "rate mode on this machine)")
     parser.add_argument("--time-steps", type=int, nargs="+", help="values of T (default: the config's)")

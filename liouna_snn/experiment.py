@@ -25,7 +25,7 @@
     options = { lr = [0.08, 0.005, 0.01], inverse_temperature = [1.0, 0.65, 0.25] }   # scalar or per layer
 
     [spiking]                           # optional: every run in spiking mode, unless it sets spiking = false
-    neuron = "native-lif"               # liouna_snn.neurons.NEURONS
+    neuron = "native-lif"               # liouna_snn.neurons.SPIKING_NEURONS
     neuron_params = { beta = 0.9, threshold = 1.0 }
     time_steps = 4
     encoder = "constant-current"        # or "bernoulli" / "poisson": then the data is not standardised

@@ -21,7 +21,7 @@ from .rules.factors import winner_index
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
 from .rules.liouna import check_conv_algorithm, convolve_patches, use_matmul
 from .neurons import compiled_counts, compiled_step
-from .neurons.rate import Triangle
+from .neurons.rate import RateNeuron, Triangle
 from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, generator_on,
                       initial_membranes, neuron_current, spike_counts)
 
@@ -99,7 +99,6 @@ class PlasticLayer(nn.Module):
         self.geometry = geometry
         self.norm = norm
         self.norm_kind = "none" if isinstance(norm, nn.Identity) else "batch"
-        self.activation = activation
         self.pool = pool if pool is not None else nn.Identity()
         self.compute_dtype = compute_dtype
         self.weight = nn.Parameter(self.rule.init_weight(weight_shape, generator), requires_grad=False)
@@ -108,7 +107,13 @@ class PlasticLayer(nn.Module):
         if spiking is not None and not isinstance(spiking, SpikingConfig):
             raise TypeError(f"spiking must be a SpikingConfig or None, got {type(spiking).__name__}")
         self.spiking = spiking
-        self.neuron = spiking.make_neuron() if spiking is not None else None
+        # One neuron interface in both modes: the rate neuron holds the spec's nonlinearity; a spiking layer keeps
+        # that nonlinearity beside its neuron, unused, because it is part of the layer's identity.
+        if spiking is None:
+            self.neuron = RateNeuron(activation)
+        else:
+            self.neuron = spiking.make_neuron()
+            self.rate_activation = activation
         # Run the neuron's step through torch.compile (LocalNetwork.compile_neurons): how it runs, not what it
         # computes, so it is not part of the network's identity.
         self.compile_neuron = False
@@ -120,6 +125,20 @@ class PlasticLayer(nn.Module):
             for phase in ACTIVITY_PHASES:
                 self.register_buffer(f"spike_counts_{phase}", torch.zeros(weight_shape[0], dtype=torch.float64))
                 self.register_buffer(f"unit_steps_{phase}", torch.zeros((), dtype=torch.float64))
+
+    @property
+    def activation(self) -> nn.Module:
+        """The spec's rate nonlinearity ``(B, K, ...) -> (B, K, ...)``: the rate neuron's in rate mode; in spiking
+        mode the one the spec names, unused (the spiking neuron replaces it)."""
+        return self.neuron.activation if self.spiking is None else self.rate_activation
+
+    def __setattr__(self, name: str, value) -> None:
+        # nn.Module registers a module attribute without consulting the class's property: route ``activation`` to
+        # where it lives, so ``layer.activation = nn.ReLU()`` swaps the nonlinearity rather than hiding it.
+        if name == "activation" and "neuron" in self._modules:
+            owner, name = (self.neuron, "activation") if self.spiking is None else (self, "rate_activation")
+            return nn.Module.__setattr__(owner, name, value)
+        super().__setattr__(name, value)
 
     @property
     def out_channels(self) -> int:

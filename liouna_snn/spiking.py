@@ -47,7 +47,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .neurons import NEURONS, LIFParameters, Neuron, bernoulli_rate, make_neuron, poisson_rate
+from .neurons import NEURONS, SPIKING_NEURONS, LIFParameters, Neuron, bernoulli_rate, make_neuron, poisson_rate
 from .neurons.base import CountFunction, StepFunction
 from .neurons.backends import NORSE_DT
 
@@ -69,7 +69,7 @@ class SpikingConfig:
     """How a layer spikes and learns in spiking mode (see the module docstring). Frozen; validated on creation.
 
     Attributes:
-        neuron: the spiking neuron, a name of :data:`liouna_snn.neurons.NEURONS` (``native-lif``,
+        neuron: the spiking neuron, a name of :data:`liouna_snn.neurons.SPIKING_NEURONS` (``native-lif``,
             ``integrate-and-fire``, ``snntorch-leaky``, ``norse-lif``, ``norse-lifbox``). Default ``native-lif``.
         neuron_params: keyword parameters of :func:`liouna_snn.neurons.make_neuron` for that neuron
             (e.g. ``{"beta": 0.9, "threshold": 1.0}``); defaults are the neuron's. Copied on creation.
@@ -125,7 +125,10 @@ class SpikingConfig:
             if value not in options:
                 raise ValueError(f"spiking option {name}={value!r} is not allowed; choose one of: {', '.join(options)}")
 
-        allowed("neuron", self.neuron, tuple(NEURONS))
+        if self.neuron in NEURONS and self.neuron not in SPIKING_NEURONS:
+            raise ValueError(f"spiking option neuron={self.neuron!r} is a rate neuron, which does not spike: run "
+                             f"rate mode (no spiking config) for it, or choose one of: {', '.join(SPIKING_NEURONS)}")
+        allowed("neuron", self.neuron, SPIKING_NEURONS)
         allowed("encoder", self.encoder, ENCODERS)
         allowed("plasticity", self.plasticity, PLASTICITIES)
         allowed("lateral_inhibition", self.lateral_inhibition, LATERAL_INHIBITIONS)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from liouna_snn.neurons import (
-    NEURONS, IntegrateAndFire, NativeLIF, NorseLIF, NorseLIFBox, SnnTorchLeaky, bernoulli_rate,
+    NEURONS, SPIKING_NEURONS, IntegrateAndFire, NativeLIF, NorseLIF, NorseLIFBox, SnnTorchLeaky, bernoulli_rate,
     beta_to_tau_mem_inv, constant_current, latency, lif_step, make_neuron, poisson_rate, rates, run,
     tau_mem_inv_to_beta,
 )
@@ -168,8 +168,8 @@ def test_norse_neurons_take_norse_units_too(name):
 
 # --- the interface ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", sorted(NEURONS))
-def test_every_neuron_follows_the_interface(name):
+@pytest.mark.parametrize("name", sorted(SPIKING_NEURONS))
+def test_every_spiking_neuron_follows_the_interface(name):
     neuron = make_neuron(name)
     currents = random_currents(T=6, shape=(2, 3, 4))
     given = neuron.init_state(currents.shape[1:], dtype=currents.dtype)
@@ -218,7 +218,7 @@ def test_compiled_loops_are_freed_with_their_neuron():
 
 
 def test_make_neuron_errors_name_the_allowed_choices():
-    with pytest.raises(ValueError, match="unknown neuron 'lif'.*native-lif.*integrate-and-fire.*snntorch-leaky"
+    with pytest.raises(ValueError, match="unknown neuron 'lif'.*rate.*native-lif.*integrate-and-fire.*snntorch-leaky"
                                          ".*norse-lif.*norse-lifbox"):
         make_neuron("lif")
     with pytest.raises(ValueError, match="unknown parameter.*tau_mem.*'native-lif'.*allowed: beta, threshold, "
@@ -347,3 +347,53 @@ def test_norse_neurons_build_without_norses_own_deprecation_warning():
             "import norse.torch.functional.correlation_sensor\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# --- the rate neuron ----------------------------------------------------------------------------------------------
+
+def test_the_rate_neuron_is_its_nonlinearity_at_every_step_behind_the_same_interface():
+    from liouna_snn.neurons import RateNeuron
+    from liouna_snn.neurons.rate import Triangle
+
+    assert SPIKING_NEURONS == tuple(n for n in NEURONS if n != "rate") and NEURONS["rate"] is RateNeuron
+    neuron = make_neuron("rate", activation="triangle", power=0.7)
+    assert not neuron.spiking and isinstance(neuron.activation, Triangle) and neuron.activation.power == 0.7
+    currents = random_currents(T=5, shape=(2, 6, 3))
+    expected = torch.relu(currents - currents.mean(dim=2, keepdim=True)) ** 0.7   # dim 1 of each step's (B, K, L)
+    torch.testing.assert_close(run(neuron, currents), expected, rtol=1e-6, atol=1e-7)
+    assert neuron.init_state(currents.shape[1:]) == ()
+    # no memory: the rate of a constant current is the nonlinearity itself, for every T, and equals the run's mean
+    constant = currents[0]
+    for T in (1, 7):
+        assert torch.equal(rates(neuron, constant, T), neuron.activation(constant))
+    torch.testing.assert_close(run(neuron, constant.expand(7, *constant.shape)).mean(0), rates(neuron, constant, 7))
+    relu = make_neuron("rate", activation="relu")
+    assert torch.equal(relu(constant)[0], torch.relu(constant))
+
+
+def test_the_integrate_and_fire_rate_approaches_the_rate_neuron_of_a_clipped_relu():
+    """Under a constant current the non-leaky neuron's rate tends to ``clamp(I / threshold, 0, 1)``: the rate neuron
+    of that nonlinearity, the limit the spiking layers approximate. Error at most one spike in T (from rest)."""
+    clipped = make_neuron("rate", activation=torch.nn.Hardtanh(0.0, 1.0))
+    current = torch.linspace(-0.5, 1.5, 201, dtype=torch.float64)
+    errors = [(rates(IntegrateAndFire(threshold=1.0), current, T) - rates(clipped, current, T)).abs().max().item()
+              for T in (4, 16, 64)]
+    assert all(e <= 1 / T + 1e-12 for e, T in zip(errors, (4, 16, 64))) and errors[2] < errors[1] < errors[0]
+
+
+def test_rate_neuron_errors_are_clear():
+    from liouna_snn.neurons import RateNeuron
+    from liouna_snn.spiking import SpikingConfig
+
+    with pytest.raises(ValueError, match="unknown activation 'softplus'; allowed: triangle, relu"):
+        make_neuron("rate", activation="softplus")
+    with pytest.raises(ValueError, match="bad parameters.*'relu'"):
+        make_neuron("rate", activation="relu", power=2.0)
+    with pytest.raises(ValueError, match="power is a parameter of the named activation 'triangle'"):
+        RateNeuron(torch.nn.ReLU(), power=2.0)
+    with pytest.raises(TypeError, match="activation must be a name"):
+        RateNeuron(3)
+    with pytest.raises(ValueError, match="has no membrane"):
+        make_neuron("rate").membrane_state(torch.zeros(3))
+    with pytest.raises(ValueError, match="neuron='rate' is a rate neuron, which does not spike.*native-lif"):
+        SpikingConfig(neuron="rate")

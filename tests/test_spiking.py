@@ -408,6 +408,14 @@ def test_with_spiking_reads_the_same_weights_out_in_either_mode():
         assert a.rule.config == b.rule.config
     back = spiking.with_spiking(None)  # and back to rate mode: the very same network
     assert torch.equal(back(x), rate(x)) and back.identity() == rate.identity()
+    # one neuron interface in both modes: rate layers hold a rate neuron of the spec's nonlinearity, spiking
+    # layers their spiking neuron (the spec's nonlinearity kept beside it, so the identity names it in both)
+    for a, b in zip(rate.layers, spiking.layers):
+        assert not a.neuron.spiking and a.activation is a.neuron.activation and b.neuron.spiking
+        assert repr(b.activation) == repr(a.activation) == "Triangle(power=1.0)"
+        h = torch.randn(2, 4, 3, 3)
+        assert torch.equal(rates(a.neuron, h, 8), a.activation(h))
+    assert [i["activation"] for i in spiking.identity()["layers"]] == [i["activation"] for i in rate.identity()["layers"]]
     # At layer 1 the integrate-and-fire read-out is the triangle (power 1) of the same drive, clamped at the
     # threshold in standard deviations, within 1/T.
     spiking.train()  # batch statistics of the input and of the current

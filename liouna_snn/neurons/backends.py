@@ -1,4 +1,4 @@
-r"""snnTorch and Norse LIF neurons behind the :class:`.base.Neuron` interface, and the neuron registry.
+r"""snnTorch and Norse LIF neurons behind the :class:`.base.Neuron` interface, and the registry of all neurons.
 
 These are wrappers: the membrane update is the library's own (``snn.Leaky.forward``,
 ``norse...lif_feed_forward_step``, ``lif_box_feed_forward_step``); the wrappers only translate
@@ -64,6 +64,7 @@ import torch
 
 from .base import Neuron
 from .lif import IntegrateAndFire, LIFParameters, NativeLIF
+from .rate import RateNeuron
 
 NORSE_DT = 1e-3
 """Norse's default integration step (s); our default ``dt`` for the Norse wrappers."""
@@ -294,12 +295,17 @@ class NorseLIFBox(Neuron):
 
 
 NEURONS: dict[str, type[Neuron]] = {
+    "rate": RateNeuron,
     "native-lif": NativeLIF,
     "integrate-and-fire": IntegrateAndFire,
     "snntorch-leaky": SnnTorchLeaky,
     "norse-lif": NorseLIF,
     "norse-lifbox": NorseLIFBox,
 }
+"""Every neuron by name: the rate neuron (``rate``, a nonlinearity with no memory) and the spiking ones."""
+
+SPIKING_NEURONS: tuple[str, ...] = tuple(name for name, cls in NEURONS.items() if cls.spiking)
+"""The names of :data:`NEURONS` that spike: those a :class:`liouna_snn.spiking.SpikingConfig` runs."""
 
 
 def neuron_parameters(name: str) -> tuple[str, ...]:
@@ -310,7 +316,8 @@ def neuron_parameters(name: str) -> tuple[str, ...]:
 
 
 def make_neuron(name: str, **params) -> Neuron:
-    """A spiking neuron by registry name (see :data:`NEURONS`), e.g. ``make_neuron("native-lif", beta=0.8)``."""
+    """A neuron by registry name (see :data:`NEURONS`), e.g. ``make_neuron("native-lif", beta=0.8)`` or
+    ``make_neuron("rate", activation="relu")``."""
     allowed = neuron_parameters(name)
     unknown = sorted(set(params) - set(allowed))
     if unknown:

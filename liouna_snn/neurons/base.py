@@ -7,7 +7,8 @@ A neuron is, Norse-style, a step function with explicit state::
         spikes, state = neuron.step(current[t], state)
 
 ``current`` is the synaptic drive of one time step (``W * x_t``, any shape, e.g. ``(B, K, H, W)``);
-``spikes`` has the same shape and dtype, with values in {0, 1}. The state is whatever the model
+``spikes`` has the same shape and dtype, with values in {0, 1} (for a spiking neuron; the rate neurons of
+:mod:`.rate` put out their rate ``act(current)`` at every step, and have ``spiking = False``). The state is whatever the model
 remembers between steps (a tensor, or a NamedTuple of tensors); it is never hidden in the module.
 
 :func:`run` threads a neuron through a ``(T, B, ...)`` current and returns the ``(T, B, ...)``
@@ -35,6 +36,9 @@ class Neuron(nn.Module, abc.ABC):
     that can update their state in place override :meth:`step_`; the loops in this module use it only on
     states they created themselves.
     """
+
+    spiking: bool = True
+    """``False`` for a rate neuron (:class:`.rate.RateNeuron`): its output at a step is a rate, not a spike."""
 
     @abc.abstractmethod
     def init_state(self, shape: torch.Size | tuple[int, ...], device: torch.device | str | None = None,
@@ -177,6 +181,8 @@ def rates(neuron: Neuron, current: torch.Tensor, T: int, state: State | None = N
     """
     _check_current(current, "rates")
     _check_steps(T, "rates")
+    if not neuron.spiking:  # no memory: every step puts out the same rate, which is the mean
+        return neuron.step(current, neuron.init_state(current.shape) if state is None else state)[0]
     owned = state is None
     if owned:
         state = neuron.init_state(current.shape, current.device, current.dtype)
