@@ -21,7 +21,7 @@ from .rules.factors import winner_index
 from .rules.geometry import LINEAR, PADDING_MODES, output_size, pad
 from .rules.liouna import check_conv_algorithm, convolve_patches, use_matmul
 from .neurons import compiled_counts, compiled_step
-from .neurons.rate import RateNeuron, Triangle
+from .neurons.rate import RateNeuron, Triangle, make_activation
 from .spiking import (CurrentScale, OnlineUpdate, SpikingConfig, activity_report, encode, generator_on,
                       initial_membranes, neuron_current, spike_counts)
 
@@ -109,6 +109,8 @@ class PlasticLayer(nn.Module):
         self.spiking = spiking
         # One neuron interface in both modes: the rate neuron holds the spec's nonlinearity; a spiking layer keeps
         # that nonlinearity beside its neuron, unused, because it is part of the layer's identity.
+        if isinstance(activation, str):
+            activation = make_activation(activation)
         if spiking is None:
             self.neuron = RateNeuron(activation)
         else:
@@ -136,8 +138,9 @@ class PlasticLayer(nn.Module):
         # nn.Module registers a module attribute without consulting the class's property: route ``activation`` to
         # where it lives, so ``layer.activation = nn.ReLU()`` swaps the nonlinearity rather than hiding it.
         if name == "activation" and "neuron" in self._modules:
-            owner, name = (self.neuron, "activation") if self.spiking is None else (self, "rate_activation")
-            return nn.Module.__setattr__(owner, name, value)
+            if self.spiking is None:
+                return setattr(self.neuron, "activation", value)
+            name = "rate_activation"
         super().__setattr__(name, value)
 
     @property

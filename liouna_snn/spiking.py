@@ -125,7 +125,7 @@ class SpikingConfig:
             if value not in options:
                 raise ValueError(f"spiking option {name}={value!r} is not allowed; choose one of: {', '.join(options)}")
 
-        if self.neuron in NEURONS and self.neuron not in SPIKING_NEURONS:
+        if isinstance(self.neuron, str) and self.neuron in NEURONS and self.neuron not in SPIKING_NEURONS:
             raise ValueError(f"spiking option neuron={self.neuron!r} is a rate neuron, which does not spike: run "
                              f"rate mode (no spiking config) for it, or choose one of: {', '.join(SPIKING_NEURONS)}")
         allowed("neuron", self.neuron, SPIKING_NEURONS)

@@ -1,4 +1,4 @@
-"""The interface every spiking neuron implements, and the two loops the rest of the library needs.
+"""The interface every neuron implements, and the two loops the rest of the library needs.
 
 A neuron is, Norse-style, a step function with explicit state::
 
@@ -30,7 +30,8 @@ State = Any
 
 
 class Neuron(nn.Module, abc.ABC):
-    """A spiking neuron: ``init_state`` and a one-step update ``step(current, state) -> (spikes, state)``.
+    """A neuron: ``init_state`` and a one-step update ``step(current, state) -> (out, state)``; ``out`` is the
+    step's spikes, or for a rate neuron (``spiking = False``) its rate.
 
     ``forward(current, state=None)`` is ``step``, creating a fresh state when none is given. Subclasses
     that can update their state in place override :meth:`step_`; the loops in this module use it only on
@@ -155,7 +156,8 @@ def _check_steps(T: int, where: str) -> None:
 
 @torch.no_grad()
 def run(neuron: Neuron, currents: torch.Tensor, state: State | None = None) -> torch.Tensor:
-    """The spike train ``(T, B, ...)`` of ``neuron`` driven by ``currents (T, B, ...)``, time first.
+    """The spike train ``(T, B, ...)`` of ``neuron`` driven by ``currents (T, B, ...)``, time first (for a rate
+    neuron its rate at every step).
 
     Starts from ``neuron.init_state`` unless ``state`` is given (a given state is not modified).
     """
@@ -175,14 +177,16 @@ def run(neuron: Neuron, currents: torch.Tensor, state: State | None = None) -> t
 
 @torch.no_grad()
 def rates(neuron: Neuron, current: torch.Tensor, T: int, state: State | None = None) -> torch.Tensor:
-    """Spike count / ``T`` of ``neuron`` under the constant ``current`` held for ``T`` steps (same shape as it).
+    """Spike count / ``T`` of ``neuron`` under the constant ``current`` held for ``T`` steps (same shape as it);
+    for a rate neuron its rate ``act(current)``, whatever ``T``.
 
     Starts from ``neuron.init_state`` unless ``state`` is given (a given state is not modified).
     """
     _check_current(current, "rates")
     _check_steps(T, "rates")
     if not neuron.spiking:  # no memory: every step puts out the same rate, which is the mean
-        return neuron.step(current, neuron.init_state(current.shape) if state is None else state)[0]
+        out = neuron.step(current, neuron.init_state(current.shape) if state is None else state)[0]
+        return out.clone() if out is current else out   # (an identity nonlinearity must not hand back the input)
     owned = state is None
     if owned:
         state = neuron.init_state(current.shape, current.device, current.dtype)
