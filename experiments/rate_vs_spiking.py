@@ -25,7 +25,8 @@ Runs already in ``PATH.json`` with the same conditions and at least the requeste
 skipped (``--rerun`` redoes them); an interrupted run resumes from its checkpoint. The table and plot
 show the runs of the current dataset, image counts and seed: one table per compute precision (bf16 and fp32
 runs are kept side by side; wall times and the time target compare only within one precision), each with the
-targets of every neuron current measured. ``--report`` trains nothing and rewrites them from ``PATH.json``.
+targets of every neuron current measured. ``--report`` trains nothing and rewrites them from ``PATH.json`` alone
+(no data needed), as the invocation that wrote it last showed them.
 """
 from __future__ import annotations
 
@@ -420,6 +421,9 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     n_layers = len(spec["layers"])
     depths = probe_depths(args.probe_layers or cfg["probe_layers"], n_layers, "--probe-layers")
     device = resolve_device(args.device)
+    out = Path(args.out)
+    if args.report:
+        return report_results(out, depths, cfg)
     data_cfg = exp["data"]
     dataset = args.dataset or data_cfg["dataset"]
     train, test, mean, std = experiment_data(data_cfg, device, root=args.data_root, dataset=dataset,
@@ -436,7 +440,6 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
     seed = cfg["seed"]
 
-    out = Path(args.out)
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else (
         DEFAULT_CHECKPOINTS if out.resolve() == DEFAULT_OUT.resolve() else out.parent / "checkpoints")
     results = {"experiment": cfg["name"], "command": command, "git_commit": git_commit(),
@@ -444,17 +447,13 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                "dataset": dataset, "train_images": len(train), "test_images": len(test),
                "unsupervised": {**dataclasses.asdict(train_cfg), "precision": precision},
                "probe": probe_cfg, "runs": [],
-               "targets": {**cfg["targets"], "spiking": spiking_run_config(
-                   cfg, cfg["targets"]["neuron"], cfg["targets"]["time_steps"]).to_dict()}}
+               "targets": config_targets(cfg)}
     json_path = out.with_suffix(".json")
-    if args.report and not json_path.is_file():
-        raise FileNotFoundError(f"--report: no results at {json_path} to report; run the benchmark first, or give "
-                                f"--out the path (without suffix) of an existing results JSON")
     if json_path.is_file():
         results["runs"] = json.loads(json_path.read_text()).get("runs", [])
 
     scope = (dataset, len(train), len(test), seed, precision)
-    plan = [] if args.report else [(None, 1)] + [(neuron, T) for neuron in neurons for T in time_steps]
+    plan = [(None, 1)] + [(neuron, T) for neuron in neurons for T in time_steps]
     for neuron, T in plan:
         spiking = None if neuron is None else spiking_run_config(cfg, neuron, T)
         training = {"dataset": dataset, "train_images": len(train), "seed": seed, "model": spec.get("name"),
@@ -510,14 +509,42 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         print(f"{label}: best probe {best_probe(record, depths):.2f} %, unsupervised {record['unsup_seconds']:.1f} s",
               flush=True)
 
-    shown = [r for r in results["runs"] if r.get("conditions") and scope_key(r)[:4] == scope[:4]
-             and set(depths) <= {layer["layer"] for layer in r["layers"]}]  # every precision, in its own table
+    return results, write_report(results, depths, out, cfg)
+
+
+def report_results(out: Path, depths: list[int], cfg: dict) -> tuple[dict, str]:
+    """``--report``: rewrite the table and plot of the results at ``out`` (a path without suffix) from its JSON alone,
+    without data or training; the runs shown are those of the dataset and image counts of the invocation that
+    wrote the JSON last, with this config's targets. Returns ``(results, table)``."""
+    json_path = out.with_suffix(".json")
+    if not json_path.is_file():
+        raise FileNotFoundError(f"--report: no results at {json_path} to report; run the benchmark first, or give "
+                                f"--out the path (without suffix) of an existing results JSON")
+    results = json.loads(json_path.read_text())
+    results["targets"] = config_targets(cfg)  # this config's target first, as a training invocation would
+    return results, write_report(results, depths, out, cfg)
+
+
+def config_targets(cfg: dict) -> dict:
+    """The config's ``[targets]`` with the target run's spiking options (``spiking``, :class:`SpikingConfig` fields)."""
+    target = cfg["targets"]
+    return {**target, "spiking": spiking_run_config(cfg, target["neuron"], target["time_steps"]).to_dict()}
+
+
+def write_report(results: dict, depths: list[int], out: Path, cfg: dict) -> str:
+    """Write ``out``.md (:func:`markdown_report`) and ``out``.png (:func:`plot_rate_vs_spiking`) for the runs of
+    ``results`` on its dataset, image counts and the config's seed that probed every depth of ``depths`` (every
+    precision, each in its own table); return the markdown."""
+    scope = (results["dataset"], results["train_images"], results["test_images"], cfg["seed"])
+    shown = [r for r in results["runs"] if r.get("conditions") and scope_key(r)[:4] == scope
+             and set(depths) <= {layer["layer"] for layer in r["layers"]}]
     table = markdown_report(results, shown, depths)
     out.with_suffix(".md").parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(table + "\n")
     plot_rate_vs_spiking(shown, depths, out.with_suffix(".png"),
-                         title=f"{cfg['name']}: {dataset}, {len(train)} train / {len(test)} test images, {device}")
-    return results, table
+                         title=f"{cfg['name']}: {results['dataset']}, {results['train_images']} train / "
+                               f"{results['test_images']} test images, {results['device']}")
+    return table
 
 
 def finished_network(spec: dict, rules: list, seed: int, compute_dtype, spiking: SpikingConfig | None,
@@ -661,6 +688,11 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
         commands = sorted({r["command"] for r in group if r.get("command")})
         lines += ["", f"**{precision}** ({'; '.join(machines)}; commits {', '.join(f'`{c}`' for c in commits)}; "
                       f"trained by {' and '.join(f'`{c}`' for c in commands) or 'commands not recorded'}):", ""]
+        if any(r["mode"] == "spiking" for r in group):
+            lines += ["Against T: each backend, neuron and current a row, each T a column; a cell is the best probe, its gap "
+                      "to the rate run of its machine (points), the unsupervised time against that run's, and the machine "
+                      "(several machines' runs of one cell one after the other; - where that T has not run):", ""]
+            lines += grid_table(group, depths, numbers) + ["", "Every run:", ""]
         lines += precision_table(group, depths, numbers)
         lines += ["", f"Targets (issue 4), {precision}:", ""]
         for targets in target_variants(group, results["targets"]):
@@ -700,6 +732,34 @@ def precision_table(runs: list[dict], depths: list[int], numbers: dict[str, int]
         lines.append(f"| {r['mode']} | {r['neuron']} | {neuron_variant(r)} | {current_variant(r)} | {r['time_steps']} | " + " | ".join(cells)
                      + f" | {best:.2f} | {vs_acc} | " + (f"{readout} | " if readouts else "")
                      + f"{number[machine_name(r)]} | {r['unsup_seconds']:.1f} | {vs_time} | " + " | ".join(activity) + " |")
+    return lines
+
+
+def grid_table(runs: list[dict], depths: list[int], numbers: dict[str, int] | None = None) -> list[str]:
+    """The spiking runs of one precision against ``T``, as markdown table rows: one row per backend, neuron and
+    current (:func:`neuron_variant`, :func:`current_variant`), one column per ``T`` measured. A cell reads
+    ``70.03 (-1.38, 1.69x, machine 1)``: the best probe, its gap to the rate run of its machine
+    (:func:`rate_run_for`; "other machine" in place of the time ratio where that machine has none) and the
+    machine's number (``numbers``, default :func:`machine_numbers`); runs of one cell on several machines are joined
+    by "; ", and a ``T`` not run is ``-``."""
+    number = numbers or machine_numbers(runs)
+    spiking = [r for r in runs if r["mode"] == "spiking"]
+    steps = sorted({r["time_steps"] for r in spiking})
+    rows: dict[tuple, dict[int, list[str]]] = {}
+    for r in sorted(spiking, key=lambda r: (r["neuron"], neuron_variant(r), current_variant(r), machine_name(r))):
+        rate = rate_run_for(r, runs)
+        best = best_probe(r, depths)
+        gap = "no rate run" if rate is None else f"{best - best_probe(rate, depths):+.2f}"
+        ratio = ("" if rate is None else "other machine" if not same_machine(r, rate) else
+                 f"{r['unsup_seconds'] / max(rate['unsup_seconds'], 1e-9):.2f}x")
+        cell = f"{best:.2f} ({', '.join(filter(None, (gap, ratio)))}, machine {number[machine_name(r)]})"
+        rows.setdefault((r["neuron"], neuron_variant(r), current_variant(r)), {}).setdefault(
+            r["time_steps"], []).append(cell)
+    lines = ["| neuron | neuron parameters | current | " + " | ".join(f"T = {t}" for t in steps) + " |",
+             "|---|---|---|" + "---|" * len(steps)]
+    for (neuron, variant, current), cells in rows.items():
+        lines.append(f"| {neuron} | {variant} | {current} | "
+                     + " | ".join("; ".join(cells.get(t, [])) or "-" for t in steps) + " |")
     return lines
 
 

@@ -151,6 +151,43 @@ def test_report_without_results_is_an_error_naming_the_missing_file(tmp_path, ca
     assert not out.parent.exists()
 
 
+def test_report_needs_only_the_results_json_and_shows_its_own_invocation(tmp_path):
+    """--report renders from the JSON alone: a dataset whose files are absent is never loaded, and the table is
+    headed by the command that wrote the results, with the runs of that command's dataset and image counts."""
+    config = _write_config(tmp_path)
+    out = tmp_path / "results" / "rvs"
+    conditions = {"dataset": "cifar10", "train_images": 50000, "test_images": 10000, "seed": 0,
+                  "unsupervised": {"precision": "fp32"}}
+
+    def run(mode, acc, seconds, train_images=50000):
+        return {"mode": mode, "neuron": "rate" if mode == "rate" else "native-lif", "time_steps": 1 if mode == "rate"
+                else 4, "unsup_seconds": seconds, "device": "cpu", "cpu": "x86_64", "threads": 2,
+                "spiking": None if mode == "rate" else {"neuron_params": {"beta": 0.9, "threshold": 1.0,
+                                                                          "reset": "zero"}},
+                "conditions": {**conditions, "train_images": train_images},
+                "layers": [{"layer": d, "probe_top1": acc, "knn_top1": acc - 10} for d in (1, 2, 3)]}
+
+    results = {"command": "python experiments/rate_vs_spiking.py --data-root /elsewhere", "git_commit": "0123456789abc",
+               "torch": "2.x", "device": "cpu", "cpu": "x86_64", "threads": 2, "dataset": "cifar10",
+               "train_images": 50000, "test_images": 10000,
+               "unsupervised": {"schedule": "greedy", "epochs": 1, "batch_size": 10, "precision": "fp32"},
+               "probe": {"epochs": 50}, "targets": {},
+               "runs": [run("rate", 71.0, 100.0), run("spiking", 70.0, 150.0), run("spiking", 50.0, 1.0, 300)]}
+    out.parent.mkdir()
+    out.with_suffix(".json").write_text(json.dumps(results))
+    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--dataset", "cifar10",
+            "--data-root", str(tmp_path / "no-data-here"), "--probe-layers", "3", "--report"]
+    assert driver.main(args) == 0
+    table = out.with_suffix(".md").read_text()
+    assert table.startswith("Latest invocation: `python experiments/rate_vs_spiking.py --data-root /elsewhere` — "
+                            "commit `0123456789`")
+    assert "cifar10: 50000 train / 10000 test images" in table
+    assert len(re.findall(r"^\| (rate|spiking) \|", table, flags=re.M)) == 2  # the 300-image run is not shown
+    assert "| native-lif | beta 0.9, threshold 1, reset zero |  | 70.00 (-1.00, 1.50x, machine 1) |" in table
+    assert out.with_suffix(".png").is_file()
+    assert json.loads(out.with_suffix(".json").read_text()) == results
+
+
 @pytest.mark.parametrize("rate_s,native_s,rate_acc,native_acc,verdicts", [
     (100.0, 300.0, 70.0, 68.0, ["met", "met"]),
     (100.0, 300.1, 70.0, 67.99, ["not met", "not met"]),
@@ -228,6 +265,34 @@ def test_each_spiking_run_compares_with_the_rate_run_of_its_machine():
     accuracy, time = driver.target_lines(runs, targets, depths=[3])
     assert accuracy.endswith("70.00 % vs 73.00 % (rate mode of another machine) (-3.00 points): **not met**")
     assert time.endswith("not comparable: **not measured**")
+
+
+def test_the_grid_against_T_has_a_row_per_neuron_and_current_and_a_cell_per_run():
+    """One row per backend, neuron and current; each cell the best probe with its machine's gap and time ratio;
+    runs of one cell on two machines joined; a T a row has not run is '-'."""
+    def run(mode, acc, seconds, cpu, T=8, threshold=3.0, membrane="rest"):
+        return {"mode": mode, "neuron": "rate" if mode == "rate" else "native-lif", "time_steps": 1 if mode == "rate"
+                else T, "unsup_seconds": seconds, "device": "cpu", "cpu": cpu, "threads": 2,
+                "spiking": None if mode == "rate" else {"neuron_params": {"threshold": threshold},
+                                                        "initial_membrane": membrane},
+                "layers": [{"layer": 3, "probe_top1": acc, "knn_top1": acc}]}
+
+    a, b = "AMD EPYC, avx2, 2 cores", "AMD EPYC, avx512_bf16, 2 cores"
+    runs = [run("rate", 71.0, 200.0, a), run("rate", 73.0, 100.0, b),
+            run("spiking", 69.5, 300.0, a, T=4), run("spiking", 70.0, 250.0, a), run("spiking", 72.5, 150.0, b),
+            run("spiking", 68.0, 220.0, a, T=16, membrane="uniform")]
+    header, rule, *rows = driver.grid_table(runs, [3])
+    assert header == "| neuron | neuron parameters | current | T = 4 | T = 8 | T = 16 |"
+    assert rule == "|---|---|---|---|---|---|"
+    assert rows == [
+        "| native-lif | beta 0.9, threshold 3, reset subtract |  | 69.50 (-1.50, 1.50x, machine 1) | "
+        "70.00 (-1.00, 1.25x, machine 1); 72.50 (-0.50, 1.50x, machine 2) | - |",
+        "| native-lif | beta 0.9, threshold 3, reset subtract | uniform initial membrane | - | - | "
+        "68.00 (-3.00, 1.10x, machine 1) |"]
+    runs.pop(0)  # machine a without a rate run: its cells compare with b's accuracy, not its time
+    assert driver.grid_table(runs, [3])[2].split(" | ")[3] == "69.50 (-3.50, other machine, machine 1)"
+    assert driver.grid_table([r for r in runs if r["mode"] == "spiking"], [3])[2].split(" | ")[3] == \
+        "69.50 (no rate run, machine 1)"
 
 
 def test_unknown_neuron_is_an_error_listing_the_allowed_ones(tmp_path, capsys):
