@@ -23,10 +23,11 @@ Outputs (``--out PATH``, without suffix; default ``experiments/results/rate_vs_s
 
 Runs already in ``PATH.json`` with the same conditions and at least the requested probe layers are
 skipped (``--rerun`` redoes them); an interrupted run resumes from its checkpoint. The table and plot
-show the runs of the current dataset, image counts and seed: one table per compute precision (bf16 and fp32
+show the runs of the current dataset, image counts and the config's seed: one table per compute precision (bf16 and fp32
 runs are kept side by side; wall times and the time target compare only within one precision), each with the
-targets of every neuron current measured. ``--report`` trains nothing and rewrites them from ``PATH.json`` alone
-(no data needed), as the invocation that wrote it last showed them.
+targets of every neuron current measured. ``--seeds`` trains each run once per seed; runs with several seeds on
+one machine get a table of their mean ± std (:func:`seeds_table`). ``--report`` trains nothing and rewrites them
+from ``PATH.json`` alone (no data needed), as the invocation that wrote it last showed them.
 """
 from __future__ import annotations
 
@@ -370,6 +371,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--neuron-param", action="append", metavar="KEY=VALUE",
                         help="set a neuron parameter on every backend, e.g. threshold=2 (repeatable); the runs are "
                              "keyed, tabled and checkpointed by their parameters, beside the config's own")
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help="seeds to train (default: the config's seed); the tables show the config's seed, and a "
+                             "seeds table gives every run trained with several seeds as mean ± std")
     parser.add_argument("--probe-layers", nargs="+", help="'all' or 1-based depths, e.g. 3 (default: the config's)")
     parser.add_argument("--dataset", help="dataset name (default: the base experiment's; cifar10-mini needs no files)")
     parser.add_argument("--data-root", help="folder holding the dataset's standard layout (default: the base's root)")
@@ -438,7 +442,9 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     if args.probe_epochs is not None:
         probe_cfg["epochs"] = args.probe_epochs
     rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
-    seed = cfg["seed"]
+    seeds = args.seeds or [cfg["seed"]]
+    if any(seed < 0 for seed in seeds):
+        raise ValueError(f"--seeds must be >= 0, got {seeds}")
 
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else (
         DEFAULT_CHECKPOINTS if out.resolve() == DEFAULT_OUT.resolve() else out.parent / "checkpoints")
@@ -452,9 +458,10 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     if json_path.is_file():
         results["runs"] = json.loads(json_path.read_text()).get("runs", [])
 
-    scope = (dataset, len(train), len(test), seed, precision)
-    plan = [(None, 1)] + [(neuron, T) for neuron in neurons for T in time_steps]
-    for neuron, T in plan:
+    plan = [(seed, None, 1) for seed in seeds] + [(seed, neuron, T) for seed in seeds for neuron in neurons
+                                                  for T in time_steps]
+    for seed, neuron, T in plan:
+        scope = (dataset, len(train), len(test), seed, precision)
         spiking = None if neuron is None else spiking_run_config(cfg, neuron, T)
         training = {"dataset": dataset, "train_images": len(train), "seed": seed, "model": spec.get("name"),
                     "rule_options": [dataclasses.asdict(r) for r in rules], "unsupervised": results["unsupervised"],
@@ -534,11 +541,13 @@ def config_targets(cfg: dict) -> dict:
 def write_report(results: dict, depths: list[int], out: Path, cfg: dict) -> str:
     """Write ``out``.md (:func:`markdown_report`) and ``out``.png (:func:`plot_rate_vs_spiking`) for the runs of
     ``results`` on its dataset, image counts and the config's seed that probed every depth of ``depths`` (every
-    precision, each in its own table); return the markdown."""
-    scope = (results["dataset"], results["train_images"], results["test_images"], cfg["seed"])
-    shown = [r for r in results["runs"] if r.get("conditions") and scope_key(r)[:4] == scope
-             and set(depths) <= {layer["layer"] for layer in r["layers"]}]
-    table = markdown_report(results, shown, depths)
+    precision, each in its own table; runs trained with several seeds also as mean ± std, :func:`seeds_table`);
+    return the markdown."""
+    scope = (results["dataset"], results["train_images"], results["test_images"])
+    seeded = [r for r in results["runs"] if r.get("conditions") and scope_key(r)[:3] == scope
+              and set(depths) <= {layer["layer"] for layer in r["layers"]}]
+    shown = [r for r in seeded if scope_key(r)[3] == cfg["seed"]]
+    table = markdown_report(results, shown, depths, seeded)
     out.with_suffix(".md").parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(table + "\n")
     plot_rate_vs_spiking(shown, depths, out.with_suffix(".png"),
@@ -669,9 +678,10 @@ def target_variants(runs: list[dict], targets: dict) -> list[dict]:
                                                     t["neuron"] != targets["neuron"], t["neuron"])) or [targets]
 
 
-def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
+def markdown_report(results: dict, runs: list[dict], depths: list[int], seeded: list[dict] | None = None) -> str:
     """One table per precision (one row per run, rate first) with the targets of each measured neuron current,
-    and the conditions they were measured under. Wall times only compare within one table."""
+    and the conditions they were measured under. Wall times only compare within one table. ``seeded``: the runs
+    of every seed (``runs`` holds one seed's), for the table of runs trained with several seeds."""
     u = results["unsupervised"]
     lines = [f"Latest invocation: `{results['command']}` — commit `{short_commit(results.get('git_commit'))}`, torch "
              f"{results['torch']}, {results['dataset']}: {results['train_images']} train / {results['test_images']} "
@@ -681,7 +691,8 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
              "precision; each spiking run is compared with the rate run of its own machine (device, CPU, threads; the "
              "machine column), in accuracy and wall time, and a run without one shows 'other machine' in place of a "
              "time ratio. Each run's command, commit and machine are in the JSON."]
-    numbers = machine_numbers(runs)  # one numbering for every table
+    seeded = seeded or runs
+    numbers = machine_numbers(seeded)  # one numbering for every table
     for precision, group in by_precision(runs, u["precision"]).items():
         machines = [f"machine {i}: {name}" for name, i in numbers.items() if any(machine_name(r) == name for r in group)]
         commits = sorted({short_commit(r.get("git_commit")) for r in group})
@@ -697,7 +708,59 @@ def markdown_report(results: dict, runs: list[dict], depths: list[int]) -> str:
         lines += ["", f"Targets (issue 4), {precision}:", ""]
         for targets in target_variants(group, results["targets"]):
             lines += target_lines(group, targets, depths)
+        several = seeds_table([r for r in seeded if precision_of(r) == precision], depths, numbers)
+        if several:
+            lines += ["", f"Seeds, {precision}: every run trained with several seeds on one machine, its best probe and "
+                          "unsupervised time as mean ± std over the seeds (sample std), against the mean of rate mode's "
+                          "seeds on the same machine:", ""] + several
     return "\n".join(lines)
+
+
+def seed_of(record: dict) -> int:
+    """The seed a run was trained with."""
+    return record["conditions"]["seed"]
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """``(mean, sample standard deviation)`` of ``values`` (std 0 for a single value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def seeds_table(runs: list[dict], depths: list[int], numbers: dict[str, int] | None = None) -> list[str]:
+    """Markdown rows for the runs of ``runs`` (one precision, any seeds) that were trained with at least two seeds on
+    one machine: one row per machine and run (:func:`run_key`) with its seeds, the best probe and the unsupervised
+    time as mean ± std, and the gaps of those means to the mean of the same machine's rate runs (over its seeds).
+    ``[]`` when no run has two seeds on one machine."""
+    number = numbers or machine_numbers(runs)
+    groups: dict[tuple, dict[int, dict]] = {}
+    for r in runs:  # the last record of a seed counts, as in the other tables
+        groups.setdefault((machine_name(r), run_key(r)), {})[seed_of(r)] = r
+    rows = sorted(((where, key, by_seed) for (where, key), by_seed in groups.items() if len(by_seed) >= 2),
+                  key=lambda g: (g[1][0] != "rate", g[1][1], neuron_variant(next(iter(g[2].values()))),
+                                 current_variant(next(iter(g[2].values()))), g[1][2], g[0]))
+    if not rows:
+        return []
+    rate_key = run_key({"mode": "rate", "neuron": "rate", "time_steps": 1})
+    lines = ["| mode | neuron | neuron parameters | current | T | machine | seeds | best probe | vs rate (points) "
+             "| unsup. time (s) | vs rate time |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for where, key, by_seed in rows:
+        r = next(iter(by_seed.values()))
+        acc = mean_std([best_probe(x, depths) for x in by_seed.values()])
+        secs = mean_std([x["unsup_seconds"] for x in by_seed.values()])
+        rate = groups.get((where, rate_key)) if key != rate_key else None
+        vs_acc = vs_time = ""
+        if rate:
+            rate_acc = mean_std([best_probe(x, depths) for x in rate.values()])[0]
+            rate_secs = mean_std([x["unsup_seconds"] for x in rate.values()])[0]
+            over = "" if set(rate) == set(by_seed) else f" (rate seeds {', '.join(map(str, sorted(rate)))})"
+            vs_acc, vs_time = f"{acc[0] - rate_acc:+.2f}{over}", f"{secs[0] / max(rate_secs, 1e-9):.2f}x"
+        lines.append(f"| {r['mode']} | {r['neuron']} | {neuron_variant(r)} | {current_variant(r)} | {r['time_steps']} "
+                     f"| {number[where]} | {', '.join(map(str, sorted(by_seed)))} | {acc[0]:.2f} ± {acc[1]:.2f} "
+                     f"| {vs_acc} | {secs[0]:.1f} ± {secs[1]:.1f} | {vs_time} |")
+    return lines
 
 
 def precision_table(runs: list[dict], depths: list[int], numbers: dict[str, int] | None = None) -> list[str]:

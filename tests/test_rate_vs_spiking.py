@@ -5,6 +5,9 @@ import re
 import shutil
 
 import pytest
+import torch
+
+from liouna_snn.training import load_checkpoint
 
 from .conftest import SMALL_SPEC_TOML, load_experiment_script
 
@@ -293,6 +296,59 @@ def test_the_grid_against_T_has_a_row_per_neuron_and_current_and_a_cell_per_run(
     assert driver.grid_table(runs, [3])[2].split(" | ")[3] == "69.50 (-3.50, other machine, machine 1)"
     assert driver.grid_table([r for r in runs if r["mode"] == "spiking"], [3])[2].split(" | ")[3] == \
         "69.50 (no rate run, machine 1)"
+
+
+def test_the_seeds_table_gives_mean_and_sample_std_per_machine_and_run_against_rate_modes_mean():
+    """Runs with two or more seeds on one machine get a row (mean ± sample std of best probe and time); the gap is
+    to the mean of the same machine's rate seeds; a run with one seed, or seeds split over machines, gets none."""
+    def run(mode, seed, acc, seconds, cpu, T=8):
+        return {"mode": mode, "neuron": "rate" if mode == "rate" else "native-lif", "time_steps": 1 if mode == "rate"
+                else T, "unsup_seconds": seconds, "device": "cpu", "cpu": cpu, "threads": 2,
+                "spiking": None if mode == "rate" else {"neuron_params": {"threshold": 3.0}},
+                "conditions": {"seed": seed}, "layers": [{"layer": 3, "probe_top1": acc, "knn_top1": acc}]}
+
+    a, b = "AMD EPYC, avx2, 2 cores", "AMD EPYC, avx512_bf16, 2 cores"
+    runs = [run("rate", 0, 71.0, 100.0, a), run("rate", 1, 73.0, 300.0, a), run("rate", 2, 72.0, 200.0, a),
+            run("spiking", 0, 70.0, 150.0, a), run("spiking", 1, 71.0, 250.0, a),
+            run("spiking", 0, 60.0, 100.0, a, T=4),  # one seed: no row
+            run("spiking", 1, 60.0, 100.0, b, T=4),  # its other seed on another machine: no row either
+            run("spiking", 1, 99.0, 999.0, b, T=16), run("spiking", 2, 97.0, 997.0, b, T=16)]  # b has no rate run
+    header, rule, *rows = driver.seeds_table(runs, [3])
+    assert header.startswith("| mode | neuron | neuron parameters | current | T | machine | seeds | best probe |")
+    assert rows == [
+        "| rate | rate |  |  | 1 | 1 | 0, 1, 2 | 72.00 ± 1.00 |  | 200.0 ± 100.0 |  |",
+        "| spiking | native-lif | beta 0.9, threshold 3, reset subtract |  | 8 | 1 | 0, 1 | 70.50 ± 0.71 "
+        "| -1.50 (rate seeds 0, 1, 2) | 200.0 ± 70.7 | 1.00x |",
+        "| spiking | native-lif | beta 0.9, threshold 3, reset subtract |  | 16 | 2 | 1, 2 | 98.00 ± 1.41 |  "
+        "| 998.0 ± 1.4 |  |"]
+    runs = [r for r in runs if r["conditions"]["seed"] != 2]  # the same seeds on both sides: no seeds note
+    assert driver.seeds_table(runs, [3])[3].split(" | ")[8] == "-1.50"
+    assert driver.seeds_table([r for r in runs if r["conditions"]["seed"] == 0], [3]) == []
+
+
+def test_seeds_train_each_seed_once_and_the_report_adds_their_mean(tmp_path, capsys):
+    config = _write_config(tmp_path)
+    out = tmp_path / "results" / "rvs"
+    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet", "--probe-layers", "3",
+            "--neurons", "native-lif", "--time-steps", "2"]
+    assert driver.main(args + ["--seeds", "0", "1"]) == 0
+    runs = json.loads(out.with_suffix(".json").read_text())["runs"]
+    assert sorted((r["neuron"], r["conditions"]["seed"]) for r in runs) == [
+        ("native-lif", 0), ("native-lif", 1), ("rate", 0), ("rate", 1)]
+    checkpoints = sorted((out.parent / "checkpoints").glob("*native-lif*.pt"))
+    assert len(checkpoints) == 2  # one per seed, and the seeds made different networks
+    first, second = (load_checkpoint(c)["network"] for c in checkpoints)
+    assert not torch.equal(first["layers.0.weight"], second["layers.0.weight"])
+    table = out.with_suffix(".md").read_text()
+    every_run = table.split("Every run:")[1].split("Targets")[0]
+    assert len([line for line in every_run.splitlines() if line.startswith("| ")]) == 3  # header + seed 0's two
+    seeds = table.split("Seeds, ")[1]
+    assert "| rate | rate |  |  | 1 | 1 | 0, 1 |" in seeds and "| spiking | native-lif |" in seeds
+    capsys.readouterr()
+    assert driver.main(args + ["--seeds", "1"]) == 0  # recorded: skipped
+    assert capsys.readouterr().out.count("skipped") == 2
+    assert driver.main(args + ["--seeds", "-1"]) == 2
+    assert "--seeds must be >= 0" in capsys.readouterr().err
 
 
 def test_unknown_neuron_is_an_error_listing_the_allowed_ones(tmp_path, capsys):
