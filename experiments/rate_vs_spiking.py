@@ -36,6 +36,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -722,11 +723,8 @@ def seed_of(record: dict) -> int:
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
-    """``(mean, sample standard deviation)`` of ``values`` (std 0 for a single value)."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    """``(mean, sample standard deviation)`` of ``values`` (std 0 for a single value), as ``experiments/report.py``."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def seeds_table(runs: list[dict], depths: list[int], numbers: dict[str, int] | None = None) -> list[str]:
