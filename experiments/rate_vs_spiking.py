@@ -390,6 +390,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-dir", help=f"where run checkpoints go (default: {DEFAULT_CHECKPOINTS}, or "
                                                  "OUT's folder/checkpoints when --out is given)")
     parser.add_argument("--rerun", action="store_true", help="redo runs already in the results file")
+    parser.add_argument("--this-machine", action="store_true",
+                        help="train every run (rate and spiking, each seed) that this machine has not recorded: a run "
+                             "recorded on another machine no longer skips it (the accuracy and time gaps only "
+                             "compare within one machine)")
     parser.add_argument("--rate-readout", action="store_true",
                         help="also read every spiking run's trained weights out in rate mode and probe them (from "
                              "its checkpoint when the run is already in the results): what learning on spikes cost "
@@ -478,9 +482,10 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                       {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"]})
         same = [r for r in results["runs"] if r.get("conditions") and scope_key(r) == scope
                 and run_key(r) == key]
-        if spiking is None:  # one rate run per machine: each spiking run compares with its own machine's
-            mine = [r for r in same if same_machine(r, results)]
-            same = mine if mine or args.rerun else same  # a rate run of another machine still skips it
+        mine = [r for r in same if same_machine(r, results)]
+        if args.this_machine or spiking is None:  # one rate run per machine: each spiking run compares with its own
+            # machine's; without --this-machine a run of another machine still skips it (unless --rerun, for rate)
+            same = mine if mine or args.rerun or args.this_machine else same
         checkpoint = ckpt_dir / f"{label}_{digest(as_json(checkpoint_conditions(training)))}.pt"
         # Spike encoders need pixels in [0, 1]; each layer's batch-norm then normalises after encoding.
         standardise = spiking is None or not spiking.encodes_spikes
