@@ -614,6 +614,31 @@ def test_each_machine_keeps_its_own_rate_run(tmp_path, capsys):
     assert len([line for line in table.splitlines() if line.startswith("| rate |")]) == 2
 
 
+def test_this_machine_trains_what_only_another_machine_recorded(tmp_path, capsys):
+    """Without ``--this-machine`` a spiking run of another machine skips it here; with it, this machine trains its
+    own rate and spiking runs beside the other machine's (a second call skips both: now recorded here)."""
+    config = _write_config(tmp_path)
+    out = tmp_path / "results" / "rvs"
+    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet", "--probe-layers", "3",
+            "--neurons", "native-lif", "--time-steps", "2"]
+    assert driver.main(args) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    for r in results["runs"]:
+        r["cpu"] = "Another CPU, avx512_bf16, 64 cores"
+    out.with_suffix(".json").write_text(json.dumps(results))
+    capsys.readouterr()
+    assert driver.main(args) == 0
+    assert capsys.readouterr().out.count("skipped") == 2  # rate and spiking: recorded elsewhere
+    assert driver.main(args + ["--this-machine"]) == 0
+    assert "skipped" not in capsys.readouterr().out
+    runs = json.loads(out.with_suffix(".json").read_text())["runs"]
+    assert sorted((r["neuron"], r["cpu"] == "Another CPU, avx512_bf16, 64 cores") for r in runs) == [
+        ("native-lif", False), ("native-lif", True), ("rate", False), ("rate", True)]
+    assert driver.main(args + ["--this-machine"]) == 0
+    assert capsys.readouterr().out.count("skipped") == 2
+    assert len(json.loads(out.with_suffix(".json").read_text())["runs"]) == 4
+
+
 def test_every_shipped_config_is_valid_and_the_half_membrane_runs_get_their_own_label():
     from pathlib import Path
 
