@@ -482,10 +482,11 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                       {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"]})
         same = [r for r in results["runs"] if r.get("conditions") and scope_key(r) == scope
                 and run_key(r) == key]
+        # Each machine keeps its own rate run (each spiking run compares with its machine's); otherwise a run of
+        # another machine skips this one, unless --this-machine asks for every run on this machine.
         mine = [r for r in same if same_machine(r, results)]
-        if args.this_machine or spiking is None:  # one rate run per machine: each spiking run compares with its own
-            # machine's; without --this-machine a run of another machine still skips it (unless --rerun, for rate)
-            same = mine if mine or args.rerun or args.this_machine else same
+        if args.this_machine or (spiking is None and (mine or args.rerun)):
+            same = mine
         checkpoint = ckpt_dir / f"{label}_{digest(as_json(checkpoint_conditions(training)))}.pt"
         # Spike encoders need pixels in [0, 1]; each layer's batch-norm then normalises after encoding.
         standardise = spiking is None or not spiking.encodes_spikes
