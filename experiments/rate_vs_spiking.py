@@ -201,11 +201,13 @@ def base_run(exp: dict, run: str) -> dict:
 
 def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition: str = "none",
               current_norm: str = "none", beta: float = LIFParameters.beta, overrides: dict | None = None,
-              initial_membrane: str = "rest", inference_initial_membrane: str | None = None) -> str:
+              initial_membrane: str = "rest", inference_initial_membrane: str | None = None,
+              current_calibration: str = "running") -> str:
     """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition and the current divided by its
     standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current`` (``-uniform-membrane`` when the membranes
     start uniformly below threshold, ``-uniform-membrane-half-at-inference`` when the forward pass starts them
-    otherwise); a leak other than the default
+    otherwise; ``-std-current-calibrated`` when the forward pass divides by the exact standard deviation,
+    ``current_calibration = "exact"``); a leak other than the default
     ``beta`` adds ``-beta1`` (so the labels of runs with the default leak stay what they were; the
     ``integrate-and-fire`` backend has no other beta and no suffix). The neuron parameters set on the command line
     (``overrides``, from ``--neuron-param``; beta aside) add one suffix each, ``-threshold2`` or ``-reset-subtract``,
@@ -214,6 +216,7 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
         return f"{rule}-rate"
     suffix = "" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition"
     suffix += "" if current_norm == "none" else f"-{current_norm}-current"
+    suffix += "-calibrated" if current_calibration == "exact" else ""
     suffix += "" if initial_membrane == "rest" else f"-{initial_membrane}-membrane"
     if inference_initial_membrane not in (None, initial_membrane):
         suffix += f"-{inference_initial_membrane}-at-inference"
@@ -240,7 +243,8 @@ def current_variant(record: dict) -> str:
     if spiking["lateral_inhibition"] != "none":
         words.append(f"{spiking['lateral_inhibition']} inhibition")
     if spiking["current_norm"] != "none":
-        words.append(f"current / {spiking['current_norm']}")
+        words.append(f"current / {spiking['current_norm']}" +
+                     (" (exact)" if spiking.get("current_calibration", "running") == "exact" else ""))
     inference = spiking.get("inference_initial_membrane") or spiking["initial_membrane"]
     if spiking["initial_membrane"] != "rest" or inference != "rest":
         words.append(f"{spiking['initial_membrane']} initial membrane" +
@@ -324,7 +328,8 @@ def digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
 
 
-NEWER_SPIKING_OPTIONS = {"current_norm": "none", "initial_membrane": "rest", "inference_initial_membrane": None}
+NEWER_SPIKING_OPTIONS = {"current_norm": "none", "initial_membrane": "rest", "inference_initial_membrane": None,
+                         "current_calibration": "running"}
 """Spiking options added after this benchmark's first checkpoints, with the default that they did not record."""
 
 
@@ -477,7 +482,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                                                      lif_parameters(neuron, spiking.neuron_params).beta,
                                                      parse_neuron_overrides(args.neuron_param),
                                                      spiking.initial_membrane,
-                                                     spiking.inference_initial_membrane)))
+                                                     spiking.inference_initial_membrane,
+                                                     spiking.current_calibration)))
         key = run_key({"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else
                       {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"]})
         same = [r for r in results["runs"] if r.get("conditions") and scope_key(r) == scope

@@ -55,6 +55,7 @@ ENCODERS = ("constant-current", "bernoulli", "poisson")
 PLASTICITIES = ("rate", "online")
 LATERAL_INHIBITIONS = ("none", "mean")
 CURRENT_NORMS = ("none", "std")
+CURRENT_CALIBRATIONS = ("running", "exact")
 INITIAL_MEMBRANES = ("rest", "uniform", "half")
 ENCODER_PARAMS: dict[str, dict[str, float]] = {
     "constant-current": {},
@@ -92,6 +93,13 @@ class SpikingConfig:
             gain, so ``threshold`` is in units of that standard deviation and the firing does not depend on
             the scale of the weights; batch statistic while learning and in ``train()``, a running estimate
             in ``eval()``; see :class:`CurrentScale`). Default ``none``.
+        current_calibration: with ``current_norm = "std"``, the standard deviation the forward pass divides by
+            (``eval()``: the next layer's input and the probes' features). ``running``: the moving estimate the
+            learning batches leave (about the last 10 batches, at batch 10 about 100 images: it can be off by tens
+            of percent, and the threshold with it). ``exact``: the training schedule recomputes it when the layer
+            stops learning, as the average over :data:`liouna_snn.training.CALIBRATION_IMAGES` training images with the final weights,
+            before any layer above learns from this one (:func:`liouna_snn.training.calibrate_current_scales`).
+            Learning steps divide by their own batch's either way. Default ``running``.
         initial_membrane: where the membranes start for each input: ``rest`` (0) or ``uniform`` (drawn
             independently for every unit, position and input, uniform between the reset potential and the
             threshold; see :func:`initial_membranes`). With ``uniform`` an integrate-and-fire neuron's expected
@@ -117,6 +125,7 @@ class SpikingConfig:
     trace_decay: float = 0.9
     lateral_inhibition: str = "none"
     current_norm: str = "none"
+    current_calibration: str = "running"
     initial_membrane: str = "rest"
     inference_initial_membrane: str | None = None
 
@@ -133,6 +142,11 @@ class SpikingConfig:
         allowed("plasticity", self.plasticity, PLASTICITIES)
         allowed("lateral_inhibition", self.lateral_inhibition, LATERAL_INHIBITIONS)
         allowed("current_norm", self.current_norm, CURRENT_NORMS)
+        allowed("current_calibration", self.current_calibration, CURRENT_CALIBRATIONS)
+        if self.current_calibration != "running" and self.current_norm == "none":
+            raise ValueError(f"spiking option current_calibration={self.current_calibration!r} calibrates the "
+                             f"current's standard deviation, which only current_norm = 'std' divides by; set "
+                             f"current_norm = 'std' or leave current_calibration at 'running'")
         allowed("initial_membrane", self.initial_membrane, INITIAL_MEMBRANES)
         if self.inference_initial_membrane is not None:
             allowed("inference_initial_membrane", self.inference_initial_membrane, INITIAL_MEMBRANES)

@@ -76,7 +76,7 @@ from ..network import LocalNetwork
 from ..rules.geometry import output_size
 from ..spiking import CurrentScale
 from .checkpoint import check_identity, load_checkpoint, save_atomic
-from .schedules import TrainConfig, _epoch_generator, _phases
+from .schedules import TrainConfig, _epoch_generator, _phases, exactly_calibrated
 
 PARALLEL_MODES = ("none", "pipeline", "data", "pipeline+data")
 DEFAULT_TIMEOUT_S = 300.0
@@ -438,6 +438,11 @@ def train_parallel(network: LocalNetwork, data: ImageTensors, config: TrainConfi
     if getattr(config, "max_seconds", None) is not None:
         raise ValueError("max_seconds (a wall-clock budget) is not supported by parallel training: the stages "
                          "would stop at different steps; set a number of epochs instead")
+    exact = [i + 1 for i, layer in enumerate(network.layers) if exactly_calibrated(layer)]
+    if exact and not (config.schedule == "simultaneous" and config.recalibrate_norms):
+        raise ValueError(f"layers {exact} ask for current_calibration = 'exact', which parallel training computes only "
+                         f"after a simultaneous run with recalibrate_norms; train them with train_unsupervised, or "
+                         f"use that schedule, or current_calibration = 'running'")
     device = torch.device(device)
     if device.type == "cpu":
         keep_freed_memory()  # as train_unsupervised

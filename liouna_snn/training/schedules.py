@@ -26,6 +26,8 @@ from .checkpoint import check_identity, load_checkpoint, save_atomic
 from .progress import TrainingBar
 
 SCHEDULES = ("greedy", "simultaneous")
+CALIBRATION_IMAGES = 10_000
+"""Training images whose exact averages :func:`recalibrate_norms` and :func:`calibrate_current_scales` compute."""
 
 
 @dataclass(frozen=True)
@@ -314,15 +316,20 @@ def train_unsupervised(
                 save(p, b)
             if elapsed + now - t0 >= deadlines[p]:
                 break
+        if config.schedule == "greedy" and (p + 1 == len(phases) or phases[p + 1][0] != learning):
+            calibrate_current_scales(network, data, learning, device=device, mean=mean, std=std)
         elapsed += time.perf_counter() - t0
         start_batch = 0
         if phase_seconds is not None:
             phase_seconds.append(elapsed - sum(phase_seconds))
         save(p + 1, 0)
     bar.close()
-    if config.schedule == "simultaneous" and config.recalibrate_norms:
+    if config.schedule == "simultaneous":
         t0 = time.perf_counter()
-        recalibrate_norms(network, data, device=device, mean=mean, std=std)
+        if config.recalibrate_norms:  # (the current scales with the rest)
+            recalibrate_norms(network, data, device=device, mean=mean, std=std)
+        else:
+            calibrate_current_scales(network, data, range(len(network)), device=device, mean=mean, std=std)
         elapsed += time.perf_counter() - t0
     network.eval()
     return {"seconds": elapsed, "images": images, "images_per_second": images / max(elapsed, 1e-9),
@@ -331,7 +338,7 @@ def train_unsupervised(
 
 @torch.no_grad()
 def recalibrate_norms(network: LocalNetwork, data: ImageTensors, *, device="cpu", mean=None, std=None,
-                      max_images: int | None = 10_000, batch_size: int = 250, progress: bool = False,
+                      max_images: int | None = CALIBRATION_IMAGES, batch_size: int = 250, progress: bool = False,
                       description: str = "recalibrating norms") -> None:
     """Recompute each batch-norm's running statistics, and in spiking mode each layer's :class:`CurrentScale`,
     as exact averages over the first ``max_images`` images (``None``: all of ``data``; a progress bar with
@@ -357,3 +364,45 @@ def recalibrate_norms(network: LocalNetwork, data: ImageTensors, *, device="cpu"
     for m, mom in zip(norms, saved):
         m.momentum = mom
     network.eval()
+
+
+def exactly_calibrated(layer) -> bool:
+    """Whether ``layer`` asks its schedule for an exact current scale (``current_calibration = "exact"``)."""
+    spiking = getattr(layer, "spiking", None)
+    return (spiking is not None and spiking.current_calibration == "exact"
+            and getattr(layer, "current_scale", None) is not None)
+
+
+@torch.no_grad()
+def calibrate_current_scales(network: LocalNetwork, data: ImageTensors, layers, *, device="cpu", mean=None,
+                             std=None, max_images: int = CALIBRATION_IMAGES, batch_size: int = 250) -> list[int]:
+    """Set the :class:`~liouna_snn.spiking.CurrentScale` estimate of each of ``layers`` (0-based indices) that asks
+    for ``current_calibration = "exact"`` to the average of its current's variance over the first ``max_images``
+    images of ``data``, with the weights as they are now; every other statistic is left as it is.
+
+    The layers below run as the layers above will see them (``eval()``: running batch-norm statistics), so the
+    estimate is the one the next layer's learning and the probes' features will use. Returns the layers
+    calibrated (none: nothing runs, e.g. in rate mode). The network is left in ``eval()`` mode.
+    """
+    chosen = [i for i in layers if exactly_calibrated(network.layers[i])]
+    if not chosen:
+        return []
+    if max_images < 1:
+        raise ValueError(f"calibrate_current_scales: max_images must be >= 1, got {max_images}")
+    network.eval()
+    scales = [network.layers[i].current_scale for i in chosen]
+    saved = [m.momentum for m in scales]
+    for m in scales:
+        m.reset_running_stats()
+        m.momentum = None  # the cumulative average of the batches' variances
+        m.train()
+    seen = 0
+    for x, _ in iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std):
+        network(x, depth=max(chosen) + 1)
+        seen += x.shape[0]
+        if seen >= max_images:
+            break
+    for m, momentum in zip(scales, saved):
+        m.momentum = momentum
+        m.eval()
+    return chosen
