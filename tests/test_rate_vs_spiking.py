@@ -406,6 +406,19 @@ def test_runs_differing_in_their_neurons_current_get_their_own_label_key_and_tar
     assert driver.run_key(split) != driver.run_key(dithered)
     assert driver.run_key({**dithered, "spiking": {**dithered["spiking"], "inference_initial_membrane": None}}) \
         == driver.run_key(dithered)  # records from before the option match the same run
+    calibrated = {**plain, "spiking": {**split["spiking"], "current_calibration": "exact"}}
+    assert driver.current_variant(calibrated) == ("mean inhibition, current / std (exact), uniform initial membrane "
+                                                  "(half at inference)")
+    assert driver.run_key(calibrated) != driver.run_key(split)
+    assert driver.run_key({**split, "spiking": {**split["spiking"], "current_calibration": "running"}}) \
+        == driver.run_key(split)  # records from before the option match the same run
+    assert (driver.run_label("liouna", "integrate-and-fire", 8, "mean", "std", initial_membrane="uniform",
+                             inference_initial_membrane="half", current_calibration="exact")
+            == "liouna-integrate-and-fire-T8-mean-inhibition-std-current-calibrated-uniform-membrane-half-at-inference")
+    training = {"seed": 0, "spiking": {**split["spiking"], "current_calibration": "running"}}
+    assert driver.checkpoint_conditions(training) == {"seed": 0, "spiking": split["spiking"]}  # the old name
+    assert driver.checkpoint_conditions({**training, "spiking": calibrated["spiking"]})["spiking"] \
+        == calibrated["spiking"]
     rate = {"mode": "rate", "neuron": "rate", "time_steps": 1, "unsup_seconds": 10.0,
             "layers": [{"layer": 1, "probe_top1": 70.0}]}
     runs = [rate] + [{**r, "unsup_seconds": 20.0, "layers": [{"layer": 1, "probe_top1": p}]}

@@ -14,7 +14,8 @@ from liouna_snn.export import load_trained_network
 from liouna_snn.neurons import bernoulli_rate, compiled_counts, compiled_step, make_neuron, rates, run
 from liouna_snn.network import LocalNetwork
 from liouna_snn.rules import ConvGeometry, RuleConfig
-from liouna_snn.spiking import SpikingConfig, Trace, initial_membranes, spike_counts, spiking_config
+from liouna_snn.spiking import (SpikingConfig, Trace, initial_membranes, neuron_current, spike_counts,
+                                spiking_config)
 
 from .test_network import SMALL_SPEC
 from .conftest import SMALL_SPEC_TOML
@@ -678,3 +679,91 @@ def test_spike_counts_do_not_depend_on_the_current_memory_layout(how):
         channels_last = current.contiguous(memory_format=torch.channels_last)
         counts = spike_counts(neuron, channels_last, 6, initial_membrane=start, **kwargs)
         assert torch.equal(counts, standard) and counts.is_contiguous() and standard.sum() > 0
+
+
+# --- current_calibration = "exact": the forward pass's current scale from many images -----------------------------
+
+
+def _layer_current_variance(net, x, depth):
+    """The variance of layer ``depth``'s (1-based) current for ``x``, every layer below in eval mode."""
+    layer = net.layers[depth - 1]
+    h = x if depth == 1 else net(x, depth - 1)
+    _, x_pre = layer._presynaptic(net._layer_input(depth - 1, h), learning=False)
+    _, u = layer._spiking_drive(None, x_pre)
+    return float(neuron_current(u, layer.spiking.lateral_inhibition).var(unbiased=False))
+
+
+def test_exact_current_calibration_averages_the_current_variance_over_the_images():
+    from liouna_snn.data import load_dataset
+    from liouna_snn.training import calibrate_current_scales
+
+    data = load_dataset("cifar10-mini", split="train").subset(40)
+    data.images = data.images[:, :, 10:22, 10:22].contiguous()
+    x = data.images.float() / 255
+    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4, lateral_inhibition="mean",
+                        current_norm="std", current_calibration="exact")
+    net = build_network(SMALL_SPEC, RuleConfig(name="softhebb"), spiking=cfg)
+    net(x)  # train mode: every estimate moves away from its start, toward the batch's
+    net.eval()
+    for layer in net.layers:
+        layer.current_scale.running_var.fill_(123.0)
+    assert calibrate_current_scales(net, data, [0, 1], max_images=20, batch_size=10) == [0, 1]
+    assert not net.training and not any(m.training for m in net.modules())
+    for depth in (1, 2):  # the mean of the two batches' variances, each layer below as the next layer sees it
+        expected = (_layer_current_variance(net, x[:10], depth) + _layer_current_variance(net, x[10:20], depth)) / 2
+        torch.testing.assert_close(float(net.layers[depth - 1].current_scale.running_var), expected, rtol=1e-5,
+                                   atol=0.0)
+        assert net.layers[depth - 1].current_scale.momentum == 0.1  # restored
+    assert float(net.layers[2].current_scale.running_var) == 123.0  # not asked for
+    running = build_network(SMALL_SPEC, RuleConfig(name="softhebb"),
+                            spiking=dataclasses.replace(cfg, current_calibration="running"))
+    assert calibrate_current_scales(running, data, [0, 1, 2]) == []  # a running estimate is left to the batches
+    assert calibrate_current_scales(build_network(SMALL_SPEC, RuleConfig(name="softhebb")), data, [0]) == []
+
+
+def test_the_greedy_schedule_calibrates_each_layer_once_when_it_stops_learning(monkeypatch):
+    from liouna_snn.data import load_dataset
+    from liouna_snn.training import TrainConfig, calibrate_current_scales, schedules, train_unsupervised
+
+    data = load_dataset("cifar10-mini", split="train").subset(32)
+    data.images = data.images[:, :, 10:22, 10:22].contiguous()
+    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4, lateral_inhibition="mean",
+                        current_norm="std", current_calibration="exact")
+    calls = []
+
+    def recording(network, data_, layers, **kw):
+        # what layer 2 will learn from: layer 1's scale is set before layer 2's first step
+        calls.append((list(layers), [float(layer.weight.norm()) for layer in network.layers]))
+        return calibrate_current_scales(network, data_, layers, **kw)
+
+    monkeypatch.setattr(schedules, "calibrate_current_scales", recording)
+    net = build_network(SMALL_SPEC, rule_config("liouna", lr=0.05), spiking=cfg)
+    before = [float(layer.weight.norm()) for layer in net.layers]
+    train_unsupervised(net, data, TrainConfig(schedule="greedy", epochs=2, batch_size=8), progress=False)
+    assert [layers for layers, _ in calls] == [[0], [1], [2]]  # after each layer's last epoch only
+    assert calls[0][1][1:] == before[1:] and calls[0][1][0] != before[0]  # layer 1 trained, layers 2-3 not yet
+    assert calls[1][1][2] == before[2] and calls[1][1][1] != before[1]
+    final = [float(layer.current_scale.running_var) for layer in net.layers]
+    calibrate_current_scales(net, data, [0, 1, 2])  # the final weights' exact estimate is what training left
+    assert [float(layer.current_scale.running_var) for layer in net.layers] == pytest.approx(final, rel=1e-6)
+
+
+def test_exact_current_calibration_needs_a_current_norm_and_unknown_calibrations_are_refused():
+    with pytest.raises(ValueError, match=r"current_calibration='sampled' is not allowed; choose one of: running, exact"):
+        SpikingConfig(current_norm="std", current_calibration="sampled")
+    with pytest.raises(ValueError, match=r"current_calibration='exact' calibrates .* only current_norm = 'std'"):
+        SpikingConfig(current_calibration="exact")
+    with pytest.raises(ValueError, match="unknown key"):
+        spiking_config({"current_calibrate": "exact"})
+    assert spiking_config({"current_norm": "std", "current_calibration": "exact"}).current_calibration == "exact"
+
+
+def test_parallel_training_refuses_an_exact_calibration_it_would_not_compute():
+    from liouna_snn.training import TrainConfig
+    from liouna_snn.training.distributed import train_parallel
+
+    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4, current_norm="std",
+                        current_calibration="exact")
+    net = build_network(SMALL_SPEC, RuleConfig(name="softhebb"), spiking=cfg)
+    with pytest.raises(ValueError, match=r"layers \[1, 2, 3\] ask for current_calibration = 'exact'"):
+        train_parallel(net, None, TrainConfig(schedule="greedy"), "pipeline")

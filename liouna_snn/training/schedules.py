@@ -380,29 +380,27 @@ def calibrate_current_scales(network: LocalNetwork, data: ImageTensors, layers, 
     for ``current_calibration = "exact"`` to the average of its current's variance over the first ``max_images``
     images of ``data``, with the weights as they are now; every other statistic is left as it is.
 
-    The layers below run as the layers above will see them (``eval()``: running batch-norm statistics), so the
-    estimate is the one the next layer's learning and the probes' features will use. Returns the layers
-    calibrated (none: nothing runs, e.g. in rate mode). The network is left in ``eval()`` mode.
+    The layers below run as the layers above will see them (``eval()``: running batch-norm statistics and, for the
+    layers calibrated here, their new estimates: one pass per layer, bottom up), so the estimate is the one the next
+    layer's learning and the probes' features will use. Returns the layers calibrated, ascending (none: nothing
+    runs, e.g. in rate mode). The network is left in ``eval()`` mode.
     """
-    chosen = [i for i in layers if exactly_calibrated(network.layers[i])]
-    if not chosen:
-        return []
-    if max_images < 1:
+    chosen = sorted(i for i in set(layers) if exactly_calibrated(network.layers[i]))
+    if chosen and max_images < 1:
         raise ValueError(f"calibrate_current_scales: max_images must be >= 1, got {max_images}")
     network.eval()
-    scales = [network.layers[i].current_scale for i in chosen]
-    saved = [m.momentum for m in scales]
-    for m in scales:
-        m.reset_running_stats()
-        m.momentum = None  # the cumulative average of the batches' variances
-        m.train()
-    seen = 0
-    for x, _ in iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std):
-        network(x, depth=max(chosen) + 1)
-        seen += x.shape[0]
-        if seen >= max_images:
-            break
-    for m, momentum in zip(scales, saved):
-        m.momentum = momentum
-        m.eval()
+    for i in chosen:  # one layer at a time, from the bottom: each sees the final estimates of those below
+        scale = network.layers[i].current_scale
+        momentum = scale.momentum
+        scale.reset_running_stats()
+        scale.momentum = None  # the cumulative average of the batches' variances
+        scale.train()
+        seen = 0
+        for x, _ in iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std):
+            network(x, depth=i + 1)
+            seen += x.shape[0]
+            if seen >= max_images:
+                break
+        scale.momentum = momentum
+        scale.eval()
     return chosen
