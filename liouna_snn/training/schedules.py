@@ -382,11 +382,13 @@ def calibrate_current_scales(network: LocalNetwork, data: ImageTensors, layers, 
 
     The layers below run as the layers above will see them (``eval()``: running batch-norm statistics and, for the
     layers calibrated here, their new estimates: one pass per layer, bottom up), so the estimate is the one the next
-    layer's learning and the probes' features will use. Returns the layers calibrated, ascending (none: nothing
-    runs, e.g. in rate mode). The network is left in ``eval()`` mode.
+    layer's learning and the probes' features will use. Returns the layers calibrated, ascending; with none (e.g. in
+    rate mode) nothing runs and the network is left as it is, else in ``eval()`` mode.
     """
     chosen = sorted(i for i in set(layers) if exactly_calibrated(network.layers[i]))
-    if chosen and max_images < 1:
+    if not chosen:
+        return []
+    if max_images < 1:
         raise ValueError(f"calibrate_current_scales: max_images must be >= 1, got {max_images}")
     network.eval()
     for i in chosen:  # one layer at a time, from the bottom: each sees the final estimates of those below
