@@ -348,22 +348,31 @@ def recalibrate_norms(network: LocalNetwork, data: ImageTensors, *, device="cpu"
     if max_images < 1:
         raise ValueError(f"recalibrate_norms: max_images must be >= 1 or None (all images), got {max_images}")
     norms = [m for m in network.modules() if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, CurrentScale))]
+    network.train()
+    _average_statistics(network, norms, data, len(network), device=device, mean=mean, std=std, max_images=max_images,
+                        batch_size=batch_size, progress=progress, description=description)
+    network.eval()
+
+
+def _average_statistics(network: LocalNetwork, norms: list, data: ImageTensors, depth: int, *, device, mean, std,
+                        max_images: int, batch_size: int, progress: bool = False, description: str | None = None) -> None:
+    """Reset the running statistics of ``norms`` (batch-norms, current scales) and set them to the cumulative average
+    over the first ``max_images`` images of ``data`` run through ``network`` up to layer ``depth`` (1-based), each
+    module in the mode it is in; their momentum is restored after."""
     saved = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average
-    network.train()
     seen = 0
     batches = iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std)
     total = -(-min(max_images, len(data)) // batch_size)
     for x, _ in tqdm(batches, total=total, disable=not progress, desc=description, unit="batch", leave=False):
-        network(x)
+        network(x, depth=depth)
         seen += x.shape[0]
         if seen >= max_images:
             break
     for m, mom in zip(norms, saved):
         m.momentum = mom
-    network.eval()
 
 
 def exactly_calibrated(layer) -> bool:
@@ -392,17 +401,8 @@ def calibrate_current_scales(network: LocalNetwork, data: ImageTensors, layers, 
         raise ValueError(f"calibrate_current_scales: max_images must be >= 1, got {max_images}")
     network.eval()
     for i in chosen:  # one layer at a time, from the bottom: each sees the final estimates of those below
-        scale = network.layers[i].current_scale
-        momentum = scale.momentum
-        scale.reset_running_stats()
-        scale.momentum = None  # the cumulative average of the batches' variances
-        scale.train()
-        seen = 0
-        for x, _ in iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std):
-            network(x, depth=i + 1)
-            seen += x.shape[0]
-            if seen >= max_images:
-                break
-        scale.momentum = momentum
+        scale = network.layers[i].current_scale.train()
+        _average_statistics(network, [scale], data, i + 1, device=device, mean=mean, std=std, max_images=max_images,
+                            batch_size=batch_size)
         scale.eval()
     return chosen
