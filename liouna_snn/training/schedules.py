@@ -349,15 +349,16 @@ def recalibrate_norms(network: LocalNetwork, data: ImageTensors, *, device="cpu"
         raise ValueError(f"recalibrate_norms: max_images must be >= 1 or None (all images), got {max_images}")
     norms = [m for m in network.modules() if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, CurrentScale))]
     network.train()
-    _average_statistics(network, norms, data, len(network), device=device, mean=mean, std=std, max_images=max_images,
+    _average_statistics(network, norms, data, None, device=device, mean=mean, std=std, max_images=max_images,
                         batch_size=batch_size, progress=progress, description=description)
     network.eval()
 
 
-def _average_statistics(network: LocalNetwork, norms: list, data: ImageTensors, depth: int, *, device, mean, std,
+def _average_statistics(network, norms: list, data: ImageTensors, depth: int | None, *, device, mean, std,
                         max_images: int, batch_size: int, progress: bool = False, description: str | None = None) -> None:
     """Reset the running statistics of ``norms`` (batch-norms, current scales) and set them to the cumulative average
-    over the first ``max_images`` images of ``data`` run through ``network`` up to layer ``depth`` (1-based), each
+    over the first ``max_images`` images of ``data`` run through ``network`` (any module; a
+    :class:`LocalNetwork` up to layer ``depth``, 1-based, unless ``None``), each
     module in the mode it is in; their momentum is restored after."""
     saved = [m.momentum for m in norms]
     for m in norms:
@@ -367,7 +368,7 @@ def _average_statistics(network: LocalNetwork, norms: list, data: ImageTensors, 
     batches = iterate_batches(data, batch_size, shuffle=False, device=device, mean=mean, std=std)
     total = -(-min(max_images, len(data)) // batch_size)
     for x, _ in tqdm(batches, total=total, disable=not progress, desc=description, unit="batch", leave=False):
-        network(x, depth=depth)
+        network(x) if depth is None else network(x, depth=depth)
         seen += x.shape[0]
         if seen >= max_images:
             break
