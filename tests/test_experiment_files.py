@@ -37,3 +37,31 @@ def test_the_cifar100_experiment_mirrors_the_cifar10_one_on_cifar100():
     runs10 = {run.get("label", run["rule"]): run for run in c10["runs"]}
     for run in c100["runs"]:   # the same rules with the same options as the CIFAR-10 runs of that name
         assert run == runs10[run.get("label", run["rule"])]
+
+
+def test_the_spiking_layer1_seeds_experiment_learns_layer_1_as_the_spiking_benchmark_does():
+    """Its spiking runs are the headline rate-vs-spiking neuron and options at layer 1 (only the threshold of the
+    ``thr2`` run differs), with the benchmark's base run's layer-1 learning rate, so its seeds speak for that run."""
+    import dataclasses
+    from pathlib import Path
+
+    from liouna_snn.experiment import run_spiking
+
+    from .conftest import load_experiment_script
+
+    root = Path(__file__).parent.parent / "experiments"
+    driver = load_experiment_script("rate_vs_spiking")
+    bench = driver.load_config(root / "rate_vs_spiking_if_uniform_half_std_current.toml")
+    target = bench["targets"]
+    headline = driver.spiking_run_config(bench, target["neuron"], target["time_steps"])
+    base = load_experiment(root / bench["base_experiment"])
+    base_lr = next(run for run in base["runs"] if run.get("label", run["rule"]) == bench["run"])["options"]["lr"]
+
+    exp = load_experiment(root / "cifar10_spiking_layer1_seeds.toml")
+    assert exp["depth"] == 1 and exp["model"] == base["model"] and exp["unsupervised"]["batch_size"] == 10
+    runs = {run["label"]: run for run in exp["runs"]}
+    assert run_spiking(exp, runs["rate"]) is None
+    assert run_spiking(exp, runs["if-T8"]) == headline
+    assert run_spiking(exp, runs["if-T8-thr2"]) == dataclasses.replace(
+        headline, neuron_params={**headline.neuron_params, "threshold": 2.0})
+    assert all(run["rule"] == "liouna" and run["options"] == {"lr": base_lr[0]} for run in runs.values())
