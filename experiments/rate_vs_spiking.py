@@ -174,6 +174,19 @@ def with_neuron_params(cfg: dict, overrides: list[str] | None, neurons: list[str
     return {**cfg, "neuron_params": params}
 
 
+def check_spiking_lr(values: list[float] | None, n_layers: int) -> list[float] | None:
+    """``--spiking-lr``'s values as floats, one per layer (``None`` when not given); a clear error otherwise."""
+    if values is None:
+        return None
+    if len(values) != n_layers:
+        raise ValueError(f"--spiking-lr: give one learning rate per layer ({n_layers} for this network), got "
+                         f"{len(values)}: {' '.join(f'{v:g}' for v in values)}")
+    bad = [v for v in values if not 0 < v < float("inf")]
+    if bad:
+        raise ValueError(f"--spiking-lr: learning rates must be finite and > 0, got {' '.join(f'{v:g}' for v in bad)}")
+    return [float(v) for v in values]
+
+
 def spiking_run_config(cfg: dict, neuron: str, time_steps: int, where: str = "[spiking]") -> SpikingConfig:
     """The :class:`SpikingConfig` of one spiking run: the shared ``[spiking]`` options, the backend's
     ``[neuron_params]`` and ``T``."""
@@ -202,7 +215,7 @@ def base_run(exp: dict, run: str) -> dict:
 def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition: str = "none",
               current_norm: str = "none", beta: float = LIFParameters.beta, overrides: dict | None = None,
               initial_membrane: str = "rest", inference_initial_membrane: str | None = None,
-              current_calibration: str = "running") -> str:
+              current_calibration: str = "running", spiking_lr: list[float] | None = None) -> str:
     """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition and the current divided by its
     standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current`` (``-uniform-membrane`` when the membranes
     start uniformly below threshold, ``-uniform-membrane-half-at-inference`` when the forward pass starts them
@@ -211,7 +224,8 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
     ``beta`` adds ``-beta1`` (so the labels of runs with the default leak stay what they were; the
     ``integrate-and-fire`` backend has no other beta and no suffix). The neuron parameters set on the command line
     (``overrides``, from ``--neuron-param``; beta aside) add one suffix each, ``-threshold2`` or ``-reset-subtract``,
-    so a run with parameters other than its config's never shares a label with the config's own run."""
+    so a run with parameters other than its config's never shares a label with the config's own run; learning rates
+    of its own (``spiking_lr``, from ``--spiking-lr``) add ``-lr0.16-0.005-0.01``."""
     if neuron is None:
         return f"{rule}-rate"
     suffix = "" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition"
@@ -224,6 +238,8 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
     for key, value in sorted((overrides or {}).items()):
         if key != "beta":
             suffix += f"-{key}{value:g}" if isinstance(value, float) else f"-{key}-{value}"
+    if spiking_lr:
+        suffix += "-lr" + "-".join(f"{lr:g}" for lr in spiking_lr)
     return f"{rule}-{neuron}-T{time_steps}{suffix}"
 
 
@@ -249,6 +265,8 @@ def current_variant(record: dict) -> str:
     if spiking["initial_membrane"] != "rest" or inference != "rest":
         words.append(f"{spiking['initial_membrane']} initial membrane" +
                      (f" ({inference} at inference)" if inference != spiking["initial_membrane"] else ""))
+    if record.get("spiking_lr"):
+        words.append("learning rates " + "/".join(f"{lr:g}" for lr in record["spiking_lr"]))
     return ", ".join(words)
 
 
@@ -298,10 +316,12 @@ def spiking_options(record: dict) -> tuple:
 
 
 def run_key(record: dict) -> tuple:
-    """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps, spiking options, neuron)``
-    (:func:`spiking_options`, :func:`neuron_key`): runs that differ in any spiking option or neuron parameter
-    are different runs, kept side by side."""
-    return record["mode"], record["neuron"], record["time_steps"], spiking_options(record), neuron_key(record)
+    """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps, spiking options, neuron, learning
+    rates)`` (:func:`spiking_options`, :func:`neuron_key`; the learning rates of ``--spiking-lr``, ``()`` for the base
+    run's): runs that differ in any spiking option, neuron parameter or learning rate are different runs, kept side
+    by side."""
+    return (record["mode"], record["neuron"], record["time_steps"], spiking_options(record), neuron_key(record),
+            tuple(record.get("spiking_lr") or ()))
 
 
 def scope_key(record_or_conditions: dict) -> tuple:
@@ -377,6 +397,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--neuron-param", action="append", metavar="KEY=VALUE",
                         help="set a neuron parameter on every backend, e.g. threshold=2 (repeatable); the runs are "
                              "keyed, tabled and checkpointed by their parameters, beside the config's own")
+    parser.add_argument("--spiking-lr", type=float, nargs="+", metavar="LR",
+                        help="the spiking runs' learning rates, one per layer, in place of the base run's (rate mode "
+                             "keeps its own): spike counts are noisier than rates, so a spiking layer may need its "
+                             "own rate; the runs are keyed, labelled (-lr...) and checkpointed by them")
     parser.add_argument("--seeds", type=int, nargs="+",
                         help="seeds to train (default: the config's seed); the tables show the config's seed, and a "
                              "seeds table gives every run trained with several seeds as mean ± std")
@@ -452,6 +476,9 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     if args.probe_epochs is not None:
         probe_cfg["epochs"] = args.probe_epochs
     rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
+    spiking_lr = check_spiking_lr(args.spiking_lr, n_layers)
+    spiking_rules = rules if spiking_lr is None else per_layer_rules(
+        run["rule"], {**run.get("options", {}), "lr": spiking_lr}, n_layers)
     seeds = args.seeds or [cfg["seed"]]
     if any(seed < 0 for seed in seeds):
         raise ValueError(f"--seeds must be >= 0, got {seeds}")
@@ -473,8 +500,11 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
     for seed, neuron, T in plan:
         scope = (dataset, len(train), len(test), seed, precision)
         spiking = None if neuron is None else spiking_run_config(cfg, neuron, T)
+        own_lr = spiking_lr if spiking is not None else None
+        run_rules = spiking_rules if spiking is not None else rules
         training = {"dataset": dataset, "train_images": len(train), "seed": seed, "model": spec.get("name"),
-                    "rule_options": [dataclasses.asdict(r) for r in rules], "unsupervised": results["unsupervised"],
+                    "rule_options": [dataclasses.asdict(r) for r in run_rules],
+                    "unsupervised": results["unsupervised"],
                     "spiking": None if spiking is None else spiking.to_dict()}
         conditions = {**training, "test_images": len(test), "probe": recorded_probe_options(probe_cfg)}
         label = run_label(run["rule"], neuron, T, *(("none", "none") if spiking is None else
@@ -483,9 +513,10 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                                                      parse_neuron_overrides(args.neuron_param),
                                                      spiking.initial_membrane,
                                                      spiking.inference_initial_membrane,
-                                                     spiking.current_calibration)))
+                                                     spiking.current_calibration, own_lr)))
         key = run_key({"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else
-                      {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"]})
+                      {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"],
+                       "spiking_lr": own_lr})
         same = [r for r in results["runs"] if r.get("conditions") and scope_key(r) == scope
                 and run_key(r) == key]
         # Each machine keeps its own rate run (each spiking run compares with its machine's); otherwise a run of
@@ -502,7 +533,7 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         if same and is_done(same[-1], conditions, depths) and not args.rerun:
             print(f"{label}: already in {json_path}, skipped", flush=True)
             if args.rate_readout and spiking is not None and not has_rate_readout(same[-1], depths):
-                net = finished_network(spec, rules, seed, compute_dtype, spiking, checkpoint)
+                net = finished_network(spec, run_rules, seed, compute_dtype, spiking, checkpoint)
                 if net is None:
                     print(f"{label}: no finished checkpoint at {checkpoint} to read out in rate mode; retrain it "
                           f"with --rerun", flush=True)
@@ -513,12 +544,14 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         if args.rerun:
             checkpoint.unlink(missing_ok=True)
         net, record = train_and_probe_run(
-            spec, run["rule"], rules, label=label, seed=seed, dataset=dataset, train=train, test=test,
+            spec, run["rule"], run_rules, label=label, seed=seed, dataset=dataset, train=train, test=test,
             mean=mean if standardise else None, std=std if standardise else None, train_cfg=train_cfg,
             compute_dtype=compute_dtype, probe_cfg=probe_cfg, spiking=spiking, device=device, checkpoint=checkpoint,
             progress=not args.quiet, command=command, git_commit=results["git_commit"],
             compile_neurons=args.compile_neurons and spiking is not None)
         record.update(train_images=len(train), test_images=len(test), conditions=as_json(conditions))
+        if own_lr is not None:
+            record["spiking_lr"] = own_lr
         if spiking is not None:
             record["layer_activity"] = [{"layer": i, **(layer.activity() or {})}
                                         for i, layer in enumerate(net.layers, start=1)]

@@ -699,3 +699,34 @@ def test_plot_labels_keep_only_the_words_that_tell_the_lines_apart():
     # one line shares nothing; a line with no words of its own keeps all of them
     assert driver.curve_labels([["native-lif", "fp32"]]) == (["native-lif, fp32"], [])
     assert driver.curve_labels([["a", "b"], ["a", "b", "c"]]) == (["a, b", "c"], ["a", "b"])
+
+
+def test_spiking_lr_gives_the_spiking_runs_their_own_learning_rates_label_key_and_row(tmp_path, capsys):
+    config = _write_config(tmp_path)
+    out = tmp_path / "results" / "rvs"
+    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet", "--probe-layers", "3",
+            "--neurons", "native-lif", "--time-steps", "2"]
+    assert driver.main(args) == 0
+    assert driver.main(args + ["--spiking-lr", "0.1", "0.05", "0.05"]) == 0  # a new run beside the base's: trained
+    runs = json.loads(out.with_suffix(".json").read_text())["runs"]
+    by_lr = {tuple(r.get("spiking_lr") or ()): r for r in runs if r["mode"] == "spiking"}
+    assert set(by_lr) == {(), (0.1, 0.05, 0.05)}
+    assert [o["lr"] for o in by_lr[(0.1, 0.05, 0.05)]["rule_options"]] == [0.1, 0.05, 0.05]
+    assert [o["lr"] for o in by_lr[()]["rule_options"]] == [0.05] * 3
+    rate = [r for r in runs if r["mode"] == "rate"]
+    assert len(rate) == 1 and [o["lr"] for o in rate[0]["rule_options"]] == [0.05] * 3  # rate mode keeps its own
+    assert by_lr[(0.1, 0.05, 0.05)]["label"].endswith("-lr0.1-0.05-0.05")
+    assert driver.run_key(by_lr[()]) != driver.run_key(by_lr[(0.1, 0.05, 0.05)])
+    assert "learning rates 0.1/0.05/0.05" in driver.current_variant(by_lr[(0.1, 0.05, 0.05)])
+    assert "learning rates" not in driver.current_variant(by_lr[()])
+    checkpoints = sorted(p.name for p in (out.parent / "checkpoints").glob("*native-lif*.pt"))
+    assert len(checkpoints) == 2 and any("-lr0.1-0.05-0.05_" in name for name in checkpoints)
+    table = out.with_suffix(".md").read_text()
+    assert "learning rates 0.1/0.05/0.05" in table
+    capsys.readouterr()
+    assert driver.main(args + ["--spiking-lr", "0.1", "0.05", "0.05"]) == 0  # recorded: skipped
+    assert capsys.readouterr().out.count("skipped") == 2
+    assert driver.main(args + ["--spiking-lr", "0.1", "0.05"]) == 2
+    assert "--spiking-lr: give one learning rate per layer (3 for this network), got 2: 0.1 0.05" in capsys.readouterr().err
+    assert driver.main(args + ["--spiking-lr", "0.1", "nan", "-1"]) == 2
+    assert "--spiking-lr: learning rates must be finite and > 0, got nan -1" in capsys.readouterr().err
