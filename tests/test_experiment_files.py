@@ -41,8 +41,8 @@ def test_the_cifar100_experiment_mirrors_the_cifar10_one_on_cifar100():
 
 def test_the_spiking_layer1_seeds_experiment_learns_layer_1_as_the_spiking_benchmark_does():
     """Its spiking runs are the headline rate-vs-spiking neuron and options at layer 1 (only the threshold of the
-    ``thr2`` run differs), with the benchmark's base run's layer-1 learning rate (twice it in the ``lr16`` run), so its
-    seeds speak for that run."""
+    ``thr2`` run differs), with the benchmark's base run's layer-1 learning rate (twice it in the ``lr16`` runs; the ``exact`` runs
+    recompute the current's deviation when the layer stops learning), so its seeds speak for that run."""
     import dataclasses
     from pathlib import Path
 
@@ -65,6 +65,8 @@ def test_the_spiking_layer1_seeds_experiment_learns_layer_1_as_the_spiking_bench
     assert run_spiking(exp, runs["if-T8"]) == headline
     assert run_spiking(exp, runs["if-T8-thr2"]) == dataclasses.replace(
         headline, neuron_params={**headline.neuron_params, "threshold": 2.0})
-    assert run_spiking(exp, runs["if-T8-lr16"]) == headline and runs["if-T8-lr16"]["options"] == {"lr": 2 * base_lr[0]}
-    assert all(run["rule"] == "liouna" and run["options"] == {"lr": base_lr[0]}
-               for label, run in runs.items() if label != "if-T8-lr16")
+    assert run_spiking(exp, runs["if-T8-lr16"]) == headline
+    exact = dataclasses.replace(headline, current_calibration="exact")
+    assert run_spiking(exp, runs["if-T8-exact"]) == exact and run_spiking(exp, runs["if-T8-lr16-exact"]) == exact
+    assert all(run["rule"] == "liouna" and run["options"] == {"lr": (2 if "-lr16" in label else 1) * base_lr[0]}
+               for label, run in runs.items())
