@@ -8,7 +8,8 @@
 The rate-vs-spiking benchmark trains *and* reads out in spiking mode, so its gap mixes two losses: what
 spiking learning does to the weights, and what spiking neurons do to a representation. This script
 isolates the second. It takes one trained network (a run's checkpoint of a ``liouna-snn run`` experiment,
-normally rate mode) and reads it out with each ``[[readouts]]`` entry: the same weights, with the rate
+normally rate mode; a spiking run's weights read out in rate mode say what its spiking inference costs them)
+and reads it out with each ``[[readouts]]`` entry: the same weights, with the rate
 activations (``spiking = false``) or with the spiking neurons of the entry's ``spiking`` table
 (:meth:`liouna_snn.network.LocalNetwork.with_spiking`). Before probing, each read-out's normalisation
 statistics are recomputed on ``calibration_images`` training images in that read-out's own mode
@@ -160,7 +161,12 @@ def run_readouts(args: argparse.Namespace, command: str) -> tuple[dict, str]:
         return report_only(cfg, Path(args.out))
     source_path = (Path(cfg["_path"]).parent / cfg["source_experiment"]).resolve()
     only = select_readouts(cfg["readouts"], args.readouts)
-    trained = load_trained_network(source_path, cfg["run"], cfg["seed"], checkpoint_dir=args.checkpoint_dir)
+    if args.seed is not None:
+        if args.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {args.seed}")
+        cfg = {**cfg, "seed": args.seed}
+    trained = load_trained_network(source_path, cfg["run"], cfg["seed"], checkpoint_dir=args.checkpoint_dir,
+                                   allow_spiking=True)
     exp = trained.experiment
     network = trained.network
     depths = depths_of(cfg["probe_layers"], len(network), f"{args.config} probe_layers")
@@ -318,6 +324,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-subset", type=int, default=None, help="first N test images only")
     parser.add_argument("--probe-epochs", type=int, default=None, help="override the probe's epochs")
     parser.add_argument("--readouts", nargs="+", default=None, metavar="LABEL", help="only these read-outs")
+    parser.add_argument("--seed", type=int, default=None, help="the source run's seed (default: the config's)")
     parser.add_argument("--checkpoint-dir", default=None, help="folder of the source run's checkpoint "
                         "(default: the source experiment's checkpoints/<name>/)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
