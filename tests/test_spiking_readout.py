@@ -113,3 +113,24 @@ def test_unknown_readout_and_missing_checkpoint_are_errors(tmp_path, capsys):
     assert "unknown read-out(s) ['nope']; the config has: rate, if-std" in capsys.readouterr().err
     assert script.main(["--config", str(config), "--out", str(tmp_path / "r")]) == 2  # nothing trained yet
     assert "no checkpoint for run 'softhebb'" in capsys.readouterr().err
+
+
+def test_a_spiking_trained_source_is_read_out_in_rate_mode_at_the_seed_asked(tmp_path, capsys):
+    exp, config = _experiment(tmp_path)
+    exp.write_text(exp.read_text() + '[[runs]]\nlabel = "spk"\nrule = "liouna"\nseeds = [0, 1]\n'
+                   'spiking = { neuron = "integrate-and-fire", neuron_params = { threshold = 2.0 }, time_steps = 4, '
+                   'lateral_inhibition = "mean", current_norm = "std" }\n')
+    config.write_text(config.read_text().replace('run = "softhebb"', 'run = "spk"'))
+    run_experiment(exp, progress=False, only_rules=["spk"])
+    out = tmp_path / "results" / "readout"
+    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet"]
+    assert script.main(args + ["--seed", "1", "--readouts", "rate"]) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["source"]["checkpoint"] == "spk_spiking_seed1.pt" and results["source"]["seed"] == 1
+    [rate] = results["readouts"]
+    assert rate["spiking"] is None and "activity" not in rate and [l["layer"] for l in rate["layers"]] == [2, 3]
+    source = load_trained_network(exp, "spk", 1, allow_spiking=True)
+    assert source.network.spiking is not None  # the checkpoint is a spiking network; the read-out ran it in rate mode
+    capsys.readouterr()
+    assert script.main(args + ["--seed", "-1"]) == 2
+    assert "--seed must be >= 0, got -1" in capsys.readouterr().err
