@@ -68,5 +68,7 @@ def test_the_spiking_layer1_seeds_experiment_learns_layer_1_as_the_spiking_bench
     assert run_spiking(exp, runs["if-T8-lr16"]) == headline
     exact = dataclasses.replace(headline, current_calibration="exact")
     assert run_spiking(exp, runs["if-T8-exact"]) == exact and run_spiking(exp, runs["if-T8-lr16-exact"]) == exact
+    assert run_spiking(exp, runs["if-T8-cosine"]) == headline
+    assert runs["if-T8-cosine"]["options"] == {"lr": 0.3, "lr_schedule": "cosine"}
     assert all(run["rule"] == "liouna" and run["options"] == {"lr": (2 if "-lr16" in label else 1) * base_lr[0]}
-               for label, run in runs.items())
+               for label, run in runs.items() if label != "if-T8-cosine")
