@@ -399,8 +399,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "keyed, tabled and checkpointed by their parameters, beside the config's own")
     parser.add_argument("--spiking-lr", type=float, nargs="+", metavar="LR",
                         help="the spiking runs' learning rates, one per layer, in place of the base run's (rate mode "
-                             "keeps its own): spike counts are noisier than rates, so a spiking layer may need its "
-                             "own rate; the runs are keyed, labelled (-lr...) and checkpointed by them")
+                             "keeps its own): with current / std a spiking layer's outputs do not grow with its "
+                             "weights as rate mode's do, so it may need its own rates; the runs are keyed, labelled "
+                             "(-lr...) and checkpointed by them")
     parser.add_argument("--seeds", type=int, nargs="+",
                         help="seeds to train (default: the config's seed); the tables show the config's seed, and a "
                              "seeds table gives every run trained with several seeds as mean ± std")
