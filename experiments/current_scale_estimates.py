@@ -172,11 +172,7 @@ def run(args, command: str) -> tuple[dict, str]:
                          f"{args.test_images}")
     driver = _driver()
     cfg = driver.load_config(args.config)
-    neuron = args.neuron or cfg["targets"]["neuron"]
-    T = args.time_steps or cfg["targets"]["time_steps"]
-    if neuron not in cfg["neuron_params"]:
-        raise ValueError(f"--neuron {neuron!r} has no [neuron_params] in {args.config}; configured: "
-                         f"{', '.join(cfg['neuron_params'])}")
+    neuron, T = driver.chosen_neuron(cfg, args.neuron, args.time_steps)
     device = resolve_device(args.device)
     exp = driver.load_experiment(Path(cfg["_path"]).parent / cfg["base_experiment"])
     train, test, mean, std = experiment_data(exp["data"], device, root=args.data_root, dataset=args.dataset,

@@ -187,6 +187,16 @@ def check_spiking_lr(values: list[float] | None, n_layers: int) -> list[float] |
     return [float(v) for v in values]
 
 
+def chosen_neuron(cfg: dict, neuron: str | None, time_steps: int | None) -> tuple[str, int]:
+    """``(neuron, T)`` a script over this benchmark's config measures: ``neuron`` and ``time_steps`` where given, else
+    the config's target; a neuron without ``[neuron_params]`` is an error naming the configured ones."""
+    neuron = neuron or cfg["targets"]["neuron"]
+    if neuron not in cfg["neuron_params"]:
+        raise ValueError(f"--neuron {neuron!r} has no [neuron_params] in {cfg['_path']}; configured: "
+                         f"{', '.join(cfg['neuron_params'])}")
+    return neuron, time_steps or cfg["targets"]["time_steps"]
+
+
 def spiking_run_config(cfg: dict, neuron: str, time_steps: int, where: str = "[spiking]") -> SpikingConfig:
     """The :class:`SpikingConfig` of one spiking run: the shared ``[spiking]`` options, the backend's
     ``[neuron_params]`` and ``T``."""

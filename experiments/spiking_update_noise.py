@@ -167,11 +167,7 @@ def run(args: argparse.Namespace, command: str) -> tuple[dict, str]:
     if any(s < 0 for s in args.at_steps):
         raise ValueError(f"--at-steps must be >= 0, got {args.at_steps}")
     cfg = driver.load_config(args.config)
-    neuron = args.neuron or cfg["targets"]["neuron"]
-    T = args.time_steps or cfg["targets"]["time_steps"]
-    if neuron not in cfg["neuron_params"]:
-        raise ValueError(f"--neuron {neuron!r} has no [neuron_params] in {cfg['_path']}; configured: "
-                         f"{', '.join(cfg['neuron_params'])}")
+    neuron, T = driver.chosen_neuron(cfg, args.neuron, args.time_steps)
     exp = load_experiment(Path(cfg["_path"]).parent / cfg["base_experiment"])
     run_entry = driver.base_run(exp, cfg["run"])
     spec = load_spec(resolve_model(exp["model"], exp["_path"]))
