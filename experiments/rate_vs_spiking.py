@@ -54,6 +54,7 @@ from liouna_snn.neurons import SPIKING_NEURONS, LIFParameters, make_neuron
 from liouna_snn.provenance import git_commit, machine, machine_name, same_machine, short_commit
 from liouna_snn.precision import PRECISIONS, resolve_precision
 from liouna_snn.precision import compute_dtype as dtype_of
+from liouna_snn.rules.rule import LR_SCHEDULES
 from liouna_snn.spiking import SpikingConfig, spiking_config
 from liouna_snn.training import TrainConfig, load_checkpoint
 from liouna_snn.training.checkpoint import check_identity
@@ -225,7 +226,8 @@ def base_run(exp: dict, run: str) -> dict:
 def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition: str = "none",
               current_norm: str = "none", beta: float = LIFParameters.beta, overrides: dict | None = None,
               initial_membrane: str = "rest", inference_initial_membrane: str | None = None,
-              current_calibration: str = "running", spiking_lr: list[float] | None = None) -> str:
+              current_calibration: str = "running", spiking_lr: list[float] | None = None,
+              spiking_lr_schedule: str | None = None) -> str:
     """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition and the current divided by its
     standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current`` (``-uniform-membrane`` when the membranes
     start uniformly below threshold, ``-uniform-membrane-half-at-inference`` when the forward pass starts them
@@ -235,7 +237,8 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
     ``integrate-and-fire`` backend has no other beta and no suffix). The neuron parameters set on the command line
     (``overrides``, from ``--neuron-param``; beta aside) add one suffix each, ``-threshold2`` or ``-reset-subtract``,
     so a run with parameters other than its config's never shares a label with the config's own run; learning rates
-    of its own (``spiking_lr``, from ``--spiking-lr``) add ``-lr0.16-0.005-0.01``."""
+    of its own (``spiking_lr``, from ``--spiking-lr``) add ``-lr0.16-0.005-0.01``, a learning-rate schedule of its own
+    (``spiking_lr_schedule``, from ``--spiking-lr-schedule``) ``-cosine``."""
     if neuron is None:
         return f"{rule}-rate"
     suffix = "" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition"
@@ -250,6 +253,8 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
             suffix += f"-{key}{value:g}" if isinstance(value, float) else f"-{key}-{value}"
     if spiking_lr:
         suffix += "-lr" + "-".join(f"{lr:g}" for lr in spiking_lr)
+    if spiking_lr_schedule:
+        suffix += f"-{spiking_lr_schedule}"
     return f"{rule}-{neuron}-T{time_steps}{suffix}"
 
 
@@ -277,6 +282,8 @@ def current_variant(record: dict) -> str:
                      (f" ({inference} at inference)" if inference != spiking["initial_membrane"] else ""))
     if record.get("spiking_lr"):
         words.append("learning rates " + "/".join(f"{lr:g}" for lr in record["spiking_lr"]))
+    if record.get("spiking_lr_schedule"):
+        words.append(f"{record['spiking_lr_schedule']} learning-rate schedule")
     return ", ".join(words)
 
 
@@ -327,11 +334,12 @@ def spiking_options(record: dict) -> tuple:
 
 def run_key(record: dict) -> tuple:
     """What distinguishes the runs of one comparison: ``(mode, neuron, time_steps, spiking options, neuron, learning
-    rates)`` (:func:`spiking_options`, :func:`neuron_key`; the learning rates of ``--spiking-lr``, ``()`` for the base
-    run's): runs that differ in any spiking option, neuron parameter or learning rate are different runs, kept side
+    rates, learning-rate schedule)`` (:func:`spiking_options`, :func:`neuron_key`; the learning rates of
+    ``--spiking-lr``, ``()`` for the base run's; the schedule of ``--spiking-lr-schedule``, ``""`` for the base run's):
+    runs that differ in any spiking option, neuron parameter, learning rate or schedule are different runs, kept side
     by side."""
     return (record["mode"], record["neuron"], record["time_steps"], spiking_options(record), neuron_key(record),
-            tuple(record.get("spiking_lr") or ()))
+            tuple(record.get("spiking_lr") or ()), record.get("spiking_lr_schedule") or "")
 
 
 def scope_key(record_or_conditions: dict) -> tuple:
@@ -412,6 +420,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "keeps its own): with current / std a spiking layer's outputs do not grow with its "
                              "weights as rate mode's do, so it may need its own rates; the runs are keyed, labelled "
                              "(-lr...) and checkpointed by them")
+    parser.add_argument("--spiking-lr-schedule", choices=LR_SCHEDULES,
+                        help="the spiking runs' learning-rate schedule in place of the base run's (rate mode keeps its "
+                             "own): SoftHebb's norm-adaptive rate assumes the weight norms fall towards 1, which they do "
+                             "not under current / std; 'cosine' anneals to 0 whatever the norms do. Keyed, labelled "
+                             "(-cosine) and checkpointed by it; combine with --spiking-lr for the rates it starts from")
     parser.add_argument("--seeds", type=int, nargs="+",
                         help="seeds to train (default: the config's seed); the tables show the config's seed, and a "
                              "seeds table gives every run trained with several seeds as mean ± std")
@@ -488,8 +501,10 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         probe_cfg["epochs"] = args.probe_epochs
     rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
     spiking_lr = check_spiking_lr(args.spiking_lr, n_layers)
-    spiking_rules = rules if spiking_lr is None else per_layer_rules(
-        run["rule"], {**run.get("options", {}), "lr": spiking_lr}, n_layers)
+    own_options = {**({} if spiking_lr is None else {"lr": spiking_lr}),
+                   **({} if args.spiking_lr_schedule is None else {"lr_schedule": args.spiking_lr_schedule})}
+    spiking_rules = per_layer_rules(run["rule"], {**run.get("options", {}), **own_options}, n_layers) \
+        if own_options else rules
     seeds = args.seeds or [cfg["seed"]]
     if any(seed < 0 for seed in seeds):
         raise ValueError(f"--seeds must be >= 0, got {seeds}")
@@ -512,6 +527,7 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         scope = (dataset, len(train), len(test), seed, precision)
         spiking = None if neuron is None else spiking_run_config(cfg, neuron, T)
         own_lr = spiking_lr if spiking is not None else None
+        own_schedule = args.spiking_lr_schedule if spiking is not None else None
         run_rules = spiking_rules if spiking is not None else rules
         training = {"dataset": dataset, "train_images": len(train), "seed": seed, "model": spec.get("name"),
                     "rule_options": [dataclasses.asdict(r) for r in run_rules],
@@ -524,10 +540,10 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                                                      parse_neuron_overrides(args.neuron_param),
                                                      spiking.initial_membrane,
                                                      spiking.inference_initial_membrane,
-                                                     spiking.current_calibration, own_lr)))
+                                                     spiking.current_calibration, own_lr, own_schedule)))
         key = run_key({"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else
                       {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"],
-                       "spiking_lr": own_lr})
+                       "spiking_lr": own_lr, "spiking_lr_schedule": own_schedule})
         same = [r for r in results["runs"] if r.get("conditions") and scope_key(r) == scope
                 and run_key(r) == key]
         # Each machine keeps its own rate run (each spiking run compares with its machine's); otherwise a run of
@@ -563,6 +579,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         record.update(train_images=len(train), test_images=len(test), conditions=as_json(conditions))
         if own_lr is not None:
             record["spiking_lr"] = own_lr
+        if own_schedule is not None:
+            record["spiking_lr_schedule"] = own_schedule
         if spiking is not None:
             record["layer_activity"] = [{"layer": i, **(layer.activity() or {})}
                                         for i, layer in enumerate(net.layers, start=1)]

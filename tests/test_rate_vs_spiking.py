@@ -730,3 +730,33 @@ def test_spiking_lr_gives_the_spiking_runs_their_own_learning_rates_label_key_an
     assert "--spiking-lr: give one learning rate per layer (3 for this network), got 2: 0.1 0.05" in capsys.readouterr().err
     assert driver.main(args + ["--spiking-lr", "0.1", "nan", "-1"]) == 2
     assert "--spiking-lr: learning rates must be finite and > 0, got nan -1" in capsys.readouterr().err
+
+
+def test_spiking_lr_schedule_gives_the_spiking_runs_their_own_schedule_label_key_and_row(tmp_path, capsys):
+    config = _write_config(tmp_path)
+    out = tmp_path / "results" / "rvs"
+    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet", "--probe-layers", "3",
+            "--neurons", "native-lif", "--time-steps", "2"]
+    assert driver.main(args) == 0
+    own = ["--spiking-lr-schedule", "cosine", "--spiking-lr", "0.2", "0.1", "0.1"]
+    assert driver.main(args + own) == 0  # a new run beside the base's: trained
+    runs = json.loads(out.with_suffix(".json").read_text())["runs"]
+    spiking = {r.get("spiking_lr_schedule", ""): r for r in runs if r["mode"] == "spiking"}
+    assert set(spiking) == {"", "cosine"}
+    cosine = spiking["cosine"]
+    assert [(o["lr"], o["lr_schedule"]) for o in cosine["rule_options"]] == [(0.2, "cosine"), (0.1, "cosine"),
+                                                                            (0.1, "cosine")]
+    assert {o["lr_schedule"] for o in spiking[""]["rule_options"]} == {"norm-adaptive"}
+    (rate,) = [r for r in runs if r["mode"] == "rate"]
+    assert {o["lr_schedule"] for o in rate["rule_options"]} == {"norm-adaptive"}  # rate mode keeps its own
+    assert cosine["label"].endswith("-lr0.2-0.1-0.1-cosine")
+    assert driver.run_key(cosine) != driver.run_key(spiking[""])
+    assert "cosine learning-rate schedule" in driver.current_variant(cosine)
+    assert "schedule" not in driver.current_variant(spiking[""])
+    assert "cosine learning-rate schedule" in out.with_suffix(".md").read_text()
+    capsys.readouterr()
+    assert driver.main(args + own) == 0  # recorded: skipped
+    assert capsys.readouterr().out.count("skipped") == 2
+    with pytest.raises(SystemExit) as exit_:
+        driver.main(args + ["--spiking-lr-schedule", "linear"])
+    assert exit_.value.code == 2 and "invalid choice: 'linear'" in capsys.readouterr().err
