@@ -2,6 +2,7 @@
 
     python experiments/report.py experiments/results/cifar10_local_rules.json
     python experiments/report.py --norms experiments/results/cifar10_liouna_ablations.json   # + mean unit norms
+    python experiments/report.py --geometry experiments/results/cifar10_spiking_layer1_seeds.json  # + weights, firing
     python experiments/report.py experiments/results/transfer.json      # a transfer experiment's results
     python experiments/report.py --plot experiments/results/cifar10_local_rules.json   # + redraw <name>_layers.png
 
@@ -17,8 +18,30 @@ from liouna_snn.experiment import layer_cells, probed_depths
 from liouna_snn.provenance import named_cpu, short_commit
 
 
-def table(results: dict, norms: bool = False) -> str:
-    """The README table of ``results``; ``norms`` adds each layer's mean unit weight norm ||w_k||."""
+def _firing(layer: dict) -> str:
+    """A spiking layer's mean firing rate (spikes per step) while learning / at inference; ``-`` in rate mode."""
+    activity = layer.get("activity") or {}
+    rates = [activity.get(phase, {}).get("firing_rate_mean") for phase in ("learning", "inference")]
+    return "-" if all(r is None for r in rates) else " / ".join("-" if r is None else f"{r:.3f}" for r in rates)
+
+
+# --geometry's columns: heading, and the cell of one probed layer's entry
+GEOMETRY = (("firing rate, learning / inference", _firing),
+            ("mean unit norm", lambda l: "-" if l.get("weight_norm_mean") is None else f"{l['weight_norm_mean']:.2f}"),
+            ("cosine to init", lambda l: "-" if l.get("init_cosine_mean") is None else f"{l['init_cosine_mean']:.3f}"),
+            ("effective rank", lambda l: "-" if l.get("weight_effective_rank") is None
+             else f"{l['weight_effective_rank']:.1f}"))
+
+
+def table(results: dict, norms: bool = False, geometry: bool = False) -> str:
+    """The README table of ``results``; ``norms`` adds each layer's mean unit weight norm ||w_k||, ``geometry`` the
+    learned weights' geometry per probed layer (mean unit norm, mean cosine of each unit to its initial weights,
+    effective rank) and, for spiking runs, the mean firing rate while learning and at inference (``/``-separated per
+    layer where several are probed)."""
+    norms = norms and not geometry  # (geometry has the norms)
+    extra = [("mean unit norm per layer", GEOMETRY[1][1])] if norms else []
+    extra += [(f"{heading}{' per layer' if len(probed_depths(results['runs'])) > 1 else ''}", cell)
+              for heading, cell in GEOMETRY] if geometry else []
     runs = results["runs"]
     depths = probed_depths(runs)
     n = len(depths)
@@ -45,9 +68,9 @@ def table(results: dict, norms: bool = False) -> str:
         "",
         "| rule | seed | " + " | ".join(f"layer {d} probe (k-NN)" for d in depths)
         + " | unsup. time (s) | dataset img/s | layer-pass img/s | eval time (s) | dead units per layer |"
-        + (" mean unit norm per layer |" if norms else "") + (" precision | commit |" if mixed else "")
+        + "".join(f" {heading} |" for heading, _ in extra) + (" precision | commit |" if mixed else "")
         + (" CPU |" if several_cpus else ""),
-        "|---|---|" + "---|" * n + "---|---|---|---|---|" + ("---|" if norms else "") + ("---|---|" if mixed else "")
+        "|---|---|" + "---|" * n + "---|---|---|---|---|" + "---|" * len(extra) + ("---|---|" if mixed else "")
         + ("---|" if several_cpus else ""),
     ]
     for r in runs:
@@ -56,8 +79,7 @@ def table(results: dict, norms: bool = False) -> str:
         lines.append(f"| {r['label']} | {r['seed']} | " + " | ".join(cells)
                      + f" | {r['unsup_seconds']:.0f} | {results['train_images'] * r['epochs'] / r['unsup_seconds']:.0f}"
                      f" | {r['unsup_images_per_second']:.0f} | {r['probe_seconds']:.0f} | {dead} |"
-                     + (" " + "/".join(layer_cells(r, depths, lambda l: "-" if l.get("weight_norm_mean") is None
-                                                   else f"{l['weight_norm_mean']:.2f}")) + " |" if norms else "")
+                     + "".join(" " + "/".join(layer_cells(r, depths, cell)) + " |" for _, cell in extra)
                      + (f" {provenance(r)[2]} | `{short_commit(provenance(r)[1])}` |" if mixed else "")
                      + (f" {cpu(r)} |" if several_cpus else ""))
     if mixed:
@@ -134,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="report", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", help="results JSON file(s), e.g. experiments/results/<name>.json")
     parser.add_argument("--norms", action="store_true", help="add each layer's mean unit weight norm")
+    parser.add_argument("--geometry", action="store_true",
+                        help="add each probed layer's weight geometry (mean unit norm, cosine to the initial weights, "
+                             "effective rank) and, for spiking runs, the firing rates while learning / at inference")
     parser.add_argument("--plot", action="store_true",
                         help="also redraw the accuracy-per-layer figure the run wrote, <results>_layers.png beside the "
                              "JSON, from the JSON (no training)")
@@ -146,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {path}: not a readable results JSON ({err})", file=sys.stderr)
             return 2
         transfer = "image_size" in results and results["runs"] and "source_dataset" in results["runs"][0]
-        print(transfer_markdown(results) if transfer else table(results, norms=args.norms))
+        print(transfer_markdown(results) if transfer else table(results, norms=args.norms, geometry=args.geometry))
         print()
         if args.plot:
             from liouna_snn.plots import plot_layer_accuracy, plot_transfer  # matplotlib only when plotting

@@ -249,7 +249,8 @@ def report_only(cfg: dict, out: Path) -> tuple[dict, str]:
 # --- reporting -----------------------------------------------------------------------------------------------
 
 def describe(spiking: dict | None) -> str:
-    """A read-out's neuron in a few words: ``rate``, or neuron, parameters, T, inhibition and current norm."""
+    """A read-out's neuron in a few words: ``rate``, or neuron, parameters, T, inhibition, current norm and where the
+    forward pass starts the membranes (unless at rest)."""
     if spiking is None:
         return "rate activations"
     params = ", ".join(f"{k} {v}" for k, v in spiking["neuron_params"].items())
@@ -258,6 +259,11 @@ def describe(spiking: dict | None) -> str:
         words.append(f"{spiking['lateral_inhibition']} lateral inhibition")
     if spiking.get("current_norm", "none") != "none":
         words.append(f"current / its {spiking['current_norm']}")
+    # a read-out is a forward pass: its membranes start where the forward pass starts them
+    start = spiking.get("inference_initial_membrane") or spiking.get("initial_membrane", "rest")
+    if start != "rest":
+        words.append({"half": "membranes from half the threshold",
+                      "uniform": "membranes drawn uniformly below threshold"}.get(start, f"{start} initial membranes"))
     return ", ".join(words)
 
 

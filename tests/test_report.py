@@ -67,6 +67,24 @@ def test_columns_follow_the_probed_depths_not_the_entry_count():
     assert summary[2].startswith("| deep | 0 | - | 70.00 / 60.00 |")
 
 
+def test_geometry_adds_each_probed_layers_weights_and_spiking_firing_rates():
+    spiking = _run("spk", 62.0)
+    spiking["layers"][0].update(init_cosine_mean=0.8123, weight_effective_rank=42.44,
+                                activity={"learning": {"firing_rate_mean": 0.1346}, "inference": {"firing_rate_mean": 0.2}})
+    rate = _run("rate", 63.0)  # no activity, no geometry beyond the norm
+    lines = report.table(_results([rate, spiking]), geometry=True).splitlines()
+    assert lines[2].endswith("| dead units per layer | firing rate, learning / inference | mean unit norm | cosine to init "
+                             "| effective rank |")
+    assert lines[4].endswith("| 0 | - | 2.50 | - | - |")
+    assert lines[5].endswith("| 0 | 0.135 / 0.200 | 2.50 | 0.812 | 42.4 |")
+    # with --norms too the norm is shown once; several probed depths are named in the heading and split by "/"
+    two = _run("two", 60.0)
+    two["layers"].append({**two["layers"][0], "layer": 2, "weight_norm_mean": 4.0})
+    lines = report.table(_results([two]), norms=True, geometry=True).splitlines()
+    assert lines[2].count("norm") == 1 and "| mean unit norm per layer |" in lines[2]
+    assert lines[4].endswith("| 0/0 | -/- | 2.50/4.00 | -/- | -/- |")
+
+
 def test_several_seeds_get_mean_and_sample_std():
     runs = [{**_run("a", top1), "seed": seed} for seed, top1 in reversed(list(enumerate((60.0, 62.0, 64.0))))]
     runs.append(_run("b", 50.0))

@@ -134,3 +134,15 @@ def test_a_spiking_trained_source_is_read_out_in_rate_mode_at_the_seed_asked(tmp
     capsys.readouterr()
     assert script.main(args + ["--seed", "-1"]) == 2
     assert "--seed must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_describe_names_where_the_forward_pass_starts_the_membranes():
+    spiking = {"neuron": "integrate-and-fire", "neuron_params": {"threshold": 3.0}, "time_steps": 8}
+    assert script.describe(spiking) == "integrate-and-fire (threshold 3.0), T = 8"
+    assert script.describe({**spiking, "initial_membrane": "rest"}) == "integrate-and-fire (threshold 3.0), T = 8"
+    # the read-out infers: the inference start counts, the learning one only where no inference start is set
+    assert script.describe({**spiking, "initial_membrane": "uniform", "inference_initial_membrane": "half"}).endswith(
+        ", membranes from half the threshold")
+    assert script.describe({**spiking, "initial_membrane": "uniform"}).endswith(
+        ", membranes drawn uniformly below threshold")
+    assert script.describe(None) == "rate activations"
