@@ -76,3 +76,20 @@ def test_the_spiking_layer1_seeds_experiment_learns_layer_1_as_the_spiking_bench
     assert runs["rate-cosine"]["options"] == runs["if-T8-cosine"]["options"]
     assert all(run["rule"] == "liouna" and run["options"] == {"lr": (2 if "-lr16" in label else 1) * base_lr[0]}
                for label, run in runs.items() if not label.endswith("-cosine"))
+
+
+def test_the_simultaneous_experiment_is_the_benchmark_with_only_the_schedule_changed():
+    """cifar10_simultaneous.toml times and probes the benchmark's own runs: same rules and options, data, batch, epochs
+    and probe; only the schedule differs."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "experiments"
+    fast, bench = load_experiment(root / "cifar10_simultaneous.toml"), load_experiment(root / "cifar10_local_rules.toml")
+    assert fast["unsupervised"] == {**bench["unsupervised"], "schedule": "simultaneous"}
+    assert bench["unsupervised"]["schedule"] == "greedy"
+    assert (fast["model"], fast["data"]["dataset"], fast["probe"]) == (bench["model"], bench["data"]["dataset"],
+                                                                      bench["probe"])
+    by_label = {run.get("label", run["rule"]): run for run in bench["runs"]}
+    assert len(fast["runs"]) == 3
+    for run in fast["runs"]:
+        assert run == by_label[run.get("label", run["rule"])]
