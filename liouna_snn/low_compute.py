@@ -254,7 +254,7 @@ def run_low_compute(args: argparse.Namespace) -> dict:
     precision = resolve_precision(args.precision, device)
     for budget in args.budgets:
         for method in args.methods:
-            label = record_label(method, args)
+            label = record_label(method, args, exp["unsupervised"].get("schedule", "greedy"))
             key = (label, float(budget), args.seed, args.dataset, precision, len(train), len(test), args.probe_epochs)
             done = [r for r in results["runs"] if run_key(r) == key]
             if done and not args.rerun:
@@ -303,13 +303,15 @@ _LABEL_OPTIONS = (("arch", "resnet18", "-{}", "resnet"), ("width", 64, "-w{}", "
 _LABEL_SUFFIXES = re.compile(r"(-resnet\d+|-w\d+|-pool\d+|-head\d+|-bs\d+|-ep\d+)+$")
 
 
-def record_label(method: str, args: argparse.Namespace) -> str:
+def record_label(method: str, args: argparse.Namespace, hebbian_schedule: str = "greedy") -> str:
     """The label a method's run is recorded under: the method, plus a suffix per backprop option that is not
     its default (``-resnet50``, ``-w{width}``, ``-pool{P}``, ``-head{N}`` for blockwise heads, ``-bs{B}``,
     ``-ep{E}``), so such runs do not replace (or get skipped as) the default runs. Hebbian methods take
-    their options from the Hebbian experiment and keep their label, plus ``-compiled`` under ``--compile``."""
+    their options from the Hebbian experiment and keep their label, plus ``-simultaneous`` when that experiment's
+    schedule (``hebbian_schedule``) is not the default greedy one and ``-compiled`` under ``--compile``."""
     if method not in BACKPROP:
-        return method + ("-compiled" if getattr(args, "compile", False) else "")
+        return (method + ("" if hebbian_schedule == "greedy" else f"-{hebbian_schedule}")
+                + ("-compiled" if getattr(args, "compile", False) else ""))
     mode, _, model = BACKPROP[method]
     label = method
     for option, default, suffix, applies in _LABEL_OPTIONS:
@@ -322,7 +324,7 @@ def record_label(method: str, args: argparse.Namespace) -> str:
 def _method(label: str) -> str:
     """The method a recorded label runs (:func:`record_label` undone)."""
     base = _LABEL_SUFFIXES.sub("", label)
-    return base if base in BACKPROP else label.removesuffix("-compiled")
+    return base if base in BACKPROP else label.removesuffix("-compiled").removesuffix("-simultaneous")
 
 
 def run_key(run: dict) -> tuple:

@@ -345,6 +345,11 @@ def test_low_compute_labels_name_non_default_options_and_runs_key_on_their_data(
     assert [lc.record_label(m, compiled) for m in ("softhebb", "e2e-supervised-3layer")] == \
         ["softhebb-compiled", "e2e-supervised-3layer"]
     assert lc._method("softhebb-compiled") == "softhebb"
+    # a Hebbian experiment with another schedule is another run: its label says which (backprop labels do not change)
+    assert [lc.record_label(m, compiled, "simultaneous") for m in ("softhebb", "e2e-supervised-3layer")] == \
+        ["softhebb-simultaneous-compiled", "e2e-supervised-3layer"]
+    assert lc.record_label("softhebb", defaults, "simultaneous") == "softhebb-simultaneous"
+    assert lc._method("softhebb-simultaneous-compiled") == lc._method("softhebb-simultaneous") == "softhebb"
     assert [lc.budget_name(b) for b in (120.0, 600, 200.0, 0.5)] == ["2 min", "10 min", "200 s", "0.5 s"]
     # runs recorded before image counts and probe epochs were per run take the file's values; other counts differ
     old = {"train_images": 50000, "test_images": 10000, "probe": {"epochs": 50},
