@@ -188,6 +188,23 @@ def check_spiking_lr(values: list[float] | None, n_layers: int) -> list[float] |
     return [float(v) for v in values]
 
 
+def check_spiking_lr_schedule(values: list[str] | None, n_layers: int) -> str | list[str] | None:
+    """``--spiking-lr-schedule``'s value: one schedule for every layer (a string), one per layer (a list, when they
+    differ), or ``None`` when not given; a clear error for another count (argparse checks the names)."""
+    if values is None:
+        return None
+    if len(values) not in (1, n_layers):
+        raise ValueError(f"--spiking-lr-schedule: give one schedule for every layer or one per layer ({n_layers} for "
+                         f"this network), got {len(values)}: {' '.join(values)}")
+    return values[0] if len(set(values)) == 1 else list(values)
+
+
+def schedule_words(schedule: str | list[str]) -> str:
+    """A schedule of ``--spiking-lr-schedule`` in a label or a table: ``cosine``, or per layer
+    ``cosine-norm-adaptive-norm-adaptive`` (label) / ``cosine/norm-adaptive/norm-adaptive`` (table)."""
+    return schedule if isinstance(schedule, str) else "/".join(schedule)
+
+
 def chosen_neuron(cfg: dict, neuron: str | None, time_steps: int | None) -> tuple[str, int]:
     """``(neuron, T)`` a script over this benchmark's config measures: ``neuron`` and ``time_steps`` where given, else
     the config's target; a neuron without ``[neuron_params]`` is an error naming the configured ones."""
@@ -227,7 +244,7 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
               current_norm: str = "none", beta: float = LIFParameters.beta, overrides: dict | None = None,
               initial_membrane: str = "rest", inference_initial_membrane: str | None = None,
               current_calibration: str = "running", spiking_lr: list[float] | None = None,
-              spiking_lr_schedule: str | None = None) -> str:
+              spiking_lr_schedule: str | list[str] | None = None) -> str:
     """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition and the current divided by its
     standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current`` (``-uniform-membrane`` when the membranes
     start uniformly below threshold, ``-uniform-membrane-half-at-inference`` when the forward pass starts them
@@ -238,7 +255,8 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
     (``overrides``, from ``--neuron-param``; beta aside) add one suffix each, ``-threshold2`` or ``-reset-subtract``,
     so a run with parameters other than its config's never shares a label with the config's own run; learning rates
     of its own (``spiking_lr``, from ``--spiking-lr``) add ``-lr0.16-0.005-0.01``, a learning-rate schedule of its own
-    (``spiking_lr_schedule``, from ``--spiking-lr-schedule``) ``-cosine``."""
+    (``spiking_lr_schedule``, from ``--spiking-lr-schedule``) ``-cosine``, or one per layer
+    ``-cosine-norm-adaptive-norm-adaptive``."""
     if neuron is None:
         return f"{rule}-rate"
     suffix = "" if lateral_inhibition == "none" else f"-{lateral_inhibition}-inhibition"
@@ -254,7 +272,7 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
     if spiking_lr:
         suffix += "-lr" + "-".join(f"{lr:g}" for lr in spiking_lr)
     if spiking_lr_schedule:
-        suffix += f"-{spiking_lr_schedule}"
+        suffix += "-" + schedule_words(spiking_lr_schedule).replace("/", "-")
     return f"{rule}-{neuron}-T{time_steps}{suffix}"
 
 
@@ -283,7 +301,7 @@ def current_variant(record: dict) -> str:
     if record.get("spiking_lr"):
         words.append("learning rates " + "/".join(f"{lr:g}" for lr in record["spiking_lr"]))
     if record.get("spiking_lr_schedule"):
-        words.append(f"{record['spiking_lr_schedule']} learning-rate schedule")
+        words.append(f"{schedule_words(record['spiking_lr_schedule'])} learning-rate schedule")
     return ", ".join(words)
 
 
@@ -339,7 +357,7 @@ def run_key(record: dict) -> tuple:
     runs that differ in any spiking option, neuron parameter, learning rate or schedule are different runs, kept side
     by side."""
     return (record["mode"], record["neuron"], record["time_steps"], spiking_options(record), neuron_key(record),
-            tuple(record.get("spiking_lr") or ()), record.get("spiking_lr_schedule") or "")
+            tuple(record.get("spiking_lr") or ()), schedule_words(record.get("spiking_lr_schedule") or ""))
 
 
 def scope_key(record_or_conditions: dict) -> tuple:
@@ -420,11 +438,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "keeps its own): with current / std a spiking layer's outputs do not grow with its "
                              "weights as rate mode's do, so it may need its own rates; the runs are keyed, labelled "
                              "(-lr...) and checkpointed by them")
-    parser.add_argument("--spiking-lr-schedule", choices=LR_SCHEDULES,
+    parser.add_argument("--spiking-lr-schedule", choices=LR_SCHEDULES, nargs="+", metavar="SCHEDULE",
                         help="the spiking runs' learning-rate schedule in place of the base run's (rate mode keeps its "
                              "own): SoftHebb's norm-adaptive rate assumes the weight norms fall towards 1, which they do "
-                             "not under current / std; 'cosine' anneals to 0 whatever the norms do. Keyed, labelled "
-                             "(-cosine) and checkpointed by it; combine with --spiking-lr for the rates it starts from")
+                             "not under current / std; 'cosine' anneals to 0 whatever the norms do. One for every layer or "
+                             f"one per layer (of: {', '.join(LR_SCHEDULES)}). Keyed, labelled (-cosine) and checkpointed "
+                             "by it; combine with --spiking-lr for the rates it starts from")
     parser.add_argument("--seeds", type=int, nargs="+",
                         help="seeds to train (default: the config's seed); the tables show the config's seed, and a "
                              "seeds table gives every run trained with several seeds as mean ± std")
@@ -501,8 +520,9 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         probe_cfg["epochs"] = args.probe_epochs
     rules = per_layer_rules(run["rule"], run.get("options", {}), n_layers)
     spiking_lr = check_spiking_lr(args.spiking_lr, n_layers)
+    spiking_schedule = check_spiking_lr_schedule(args.spiking_lr_schedule, n_layers)
     own_options = {**({} if spiking_lr is None else {"lr": spiking_lr}),
-                   **({} if args.spiking_lr_schedule is None else {"lr_schedule": args.spiking_lr_schedule})}
+                   **({} if spiking_schedule is None else {"lr_schedule": spiking_schedule})}
     spiking_rules = per_layer_rules(run["rule"], {**run.get("options", {}), **own_options}, n_layers) \
         if own_options else rules
     seeds = args.seeds or [cfg["seed"]]
@@ -527,7 +547,7 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
         scope = (dataset, len(train), len(test), seed, precision)
         spiking = None if neuron is None else spiking_run_config(cfg, neuron, T)
         own_lr = spiking_lr if spiking is not None else None
-        own_schedule = args.spiking_lr_schedule if spiking is not None else None
+        own_schedule = spiking_schedule if spiking is not None else None
         run_rules = spiking_rules if spiking is not None else rules
         training = {"dataset": dataset, "train_images": len(train), "seed": seed, "model": spec.get("name"),
                     "rule_options": [dataclasses.asdict(r) for r in run_rules],

@@ -760,3 +760,20 @@ def test_spiking_lr_schedule_gives_the_spiking_runs_their_own_schedule_label_key
     with pytest.raises(SystemExit) as exit_:
         driver.main(args + ["--spiking-lr-schedule", "linear"])
     assert exit_.value.code == 2 and "invalid choice: 'linear'" in capsys.readouterr().err
+    assert driver.main(args + ["--spiking-lr-schedule", "cosine", "constant"]) == 2
+    assert ("--spiking-lr-schedule: give one schedule for every layer or one per layer (3 for this network), got 2: "
+            "cosine constant") in capsys.readouterr().err
+    # one schedule per layer: its own run, label and row
+    per_layer = ["--spiking-lr-schedule", "cosine", "norm-adaptive", "norm-adaptive"]
+    assert driver.main(args + per_layer) == 0
+    runs = json.loads(out.with_suffix(".json").read_text())["runs"]
+    (mixed,) = [r for r in runs if isinstance(r.get("spiking_lr_schedule"), list)]
+    assert mixed["spiking_lr_schedule"] == ["cosine", "norm-adaptive", "norm-adaptive"]
+    assert [o["lr_schedule"] for o in mixed["rule_options"]] == mixed["spiking_lr_schedule"]
+    assert mixed["label"].endswith("-T2-cosine-norm-adaptive-norm-adaptive")
+    assert "cosine/norm-adaptive/norm-adaptive learning-rate schedule" in driver.current_variant(mixed)
+    assert len({driver.run_key(r) for r in runs if r["mode"] == "spiking"}) == 3
+    capsys.readouterr()
+    same = ["--spiking-lr-schedule", "cosine", "cosine", "cosine", "--spiking-lr", "0.2", "0.1", "0.1"]
+    assert driver.main(args + same) == 0  # the same run as "cosine" for every layer: skipped
+    assert capsys.readouterr().out.count("skipped") == 2
