@@ -585,7 +585,9 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                     print(f"{label}: no finished checkpoint at {checkpoint} to read out in rate mode; retrain it "
                           f"with --rerun", flush=True)
                 else:
+                    recorded = json.loads(json.dumps(same[-1]))  # (as written, before the read-out joins it)
                     add_rate_readout(same[-1], net, **evaluation)
+                    results["runs"] = [r for r in merged_runs(json_path, results["runs"]) if r != recorded]
                     write_json_atomic(results, json_path)
             continue
         if args.rerun:
@@ -606,12 +608,19 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                                         for i, layer in enumerate(net.layers, start=1)]
             if args.rate_readout:
                 add_rate_readout(record, net, **evaluation)
-        results["runs"] = [r for r in results["runs"] if r not in same] + [record]
+        results["runs"] = [r for r in merged_runs(json_path, results["runs"]) if r not in same] + [record]
         write_json_atomic(results, json_path)
         print(f"{label}: best probe {best_probe(record, depths):.2f} %, unsupervised {record['unsup_seconds']:.1f} s",
               flush=True)
 
     return results, write_report(results, depths, out, cfg)
+
+
+def merged_runs(json_path: Path, runs: list[dict]) -> list[dict]:
+    """The runs of ``json_path`` as it is now, then those of ``runs`` (this invocation's) it lacks: another invocation
+    writing the same file since this one read it (one run at a time each) keeps its runs."""
+    on_disk = json.loads(json_path.read_text()).get("runs", []) if json_path.is_file() else []
+    return on_disk + [r for r in runs if r not in on_disk]
 
 
 def report_results(out: Path, depths: list[int], cfg: dict) -> tuple[dict, str]:

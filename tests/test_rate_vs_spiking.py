@@ -777,3 +777,12 @@ def test_spiking_lr_schedule_gives_the_spiking_runs_their_own_schedule_label_key
     same = ["--spiking-lr-schedule", "cosine", "cosine", "cosine", "--spiking-lr", "0.2", "0.1", "0.1"]
     assert driver.main(args + same) == 0  # the same run as "cosine" for every layer: skipped
     assert capsys.readouterr().out.count("skipped") == 2
+
+
+def test_merged_runs_keeps_what_another_invocation_wrote_since_this_one_read_the_file(tmp_path):
+    path = tmp_path / "rvs.json"
+    a, b, c = {"label": "a", "seed": 0}, {"label": "b", "seed": 0}, {"label": "c", "seed": 1}
+    assert driver.merged_runs(path, [a, b]) == [a, b]  # no file yet
+    path.write_text(json.dumps({"runs": [a, c]}))  # the other invocation added c after this one read [a]
+    assert driver.merged_runs(path, [a, b]) == [a, c, b]
+    assert driver.merged_runs(path, [a]) == [a, c]
