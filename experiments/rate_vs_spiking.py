@@ -927,10 +927,21 @@ def grid_table(runs: list[dict], depths: list[int], numbers: dict[str, int] | No
     return lines
 
 
+# The machines this benchmark's published tables (and the README's prose) have numbered, in their numbers, so that a
+# machine added later does not renumber them.
+NUMBERED_MACHINES = ("cpu (AMD EPYC, avx2, 2 cores), 2 threads", "cpu (AMD EPYC, avx512_bf16, 2 cores), 2 threads",
+                     "cpu (CPU not recorded), 2 threads",
+                     "cpu (Intel(R) Xeon(R) Processor, avx512_bf16, 2 cores), 2 threads")
+
+
 def machine_numbers(runs: list[dict]) -> dict[str, int]:
-    """Each machine of ``runs`` (:func:`machine_name`) numbered from 1 in sorted order, for the tables' machine
-    column and the line that names them."""
-    return {name: i for i, name in enumerate(sorted({machine_name(r) for r in runs}), start=1)}
+    """Each machine of ``runs`` (:func:`machine_name`) numbered for the tables' machine column and the line that names
+    them: those of :data:`NUMBERED_MACHINES` by their place there, the others after the highest of those present, in
+    sorted order. The published numbers stay what they were when a machine is added."""
+    names = {machine_name(r) for r in runs}
+    numbers = {name: i for i, name in enumerate(NUMBERED_MACHINES, start=1) if name in names}
+    start = max(numbers.values(), default=0)
+    return {**numbers, **{name: start + i for i, name in enumerate(sorted(names - set(numbers)), start=1)}}
 
 
 def _words(text: str) -> list[str]:

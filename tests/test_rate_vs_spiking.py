@@ -786,3 +786,18 @@ def test_merged_runs_keeps_what_another_invocation_wrote_since_this_one_read_the
     path.write_text(json.dumps({"runs": [a, c]}))  # the other invocation added c after this one read [a]
     assert driver.merged_runs(path, [a, b]) == [a, c, b]
     assert driver.merged_runs(path, [a]) == [a, c]
+
+
+def test_machine_numbers_keep_the_published_numbers_when_a_machine_is_added():
+    def run(cpu):
+        return {"device": "cpu", "cpu": cpu, "threads": 2}
+
+    published = [run("AMD EPYC, avx2, 2 cores"), run("Intel(R) Xeon(R) Processor, avx512_bf16, 2 cores")]
+    new = run("Intel(R) Xeon(R) Processor, amx_bf16, 2 cores")  # sorts between the published ones
+    numbers = driver.machine_numbers(published + [new])
+    assert numbers["cpu (AMD EPYC, avx2, 2 cores), 2 threads"] == 1
+    assert numbers["cpu (Intel(R) Xeon(R) Processor, avx512_bf16, 2 cores), 2 threads"] == 4
+    assert numbers["cpu (Intel(R) Xeon(R) Processor, amx_bf16, 2 cores), 2 threads"] == 5
+    # machines none of the published tables named: numbered from 1 in sorted order
+    assert driver.machine_numbers([run("B CPU, avx2, 8 cores"), run("A CPU, avx2, 8 cores")]) == {
+        "cpu (A CPU, avx2, 8 cores), 2 threads": 1, "cpu (B CPU, avx2, 8 cores), 2 threads": 2}
