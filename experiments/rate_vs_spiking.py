@@ -935,13 +935,13 @@ NUMBERED_MACHINES = ("cpu (AMD EPYC, avx2, 2 cores), 2 threads", "cpu (AMD EPYC,
 
 
 def machine_numbers(runs: list[dict]) -> dict[str, int]:
-    """Each machine of ``runs`` (:func:`machine_name`) numbered for the tables' machine column and the line that names
-    them: those of :data:`NUMBERED_MACHINES` by their place there, the others after the highest of those present, in
-    sorted order. The published numbers stay what they were when a machine is added."""
+    """Each machine of ``runs`` (:func:`machine_name`) numbered from 1 for the tables' machine column and the line that
+    names them: those of :data:`NUMBERED_MACHINES` first, in that order, then the others in sorted order. Over the
+    benchmark's results (which hold every published machine) the published numbers stay what they were when a
+    machine is added."""
     names = {machine_name(r) for r in runs}
-    numbers = {name: i for i, name in enumerate(NUMBERED_MACHINES, start=1) if name in names}
-    start = max(numbers.values(), default=0)
-    return {**numbers, **{name: start + i for i, name in enumerate(sorted(names - set(numbers)), start=1)}}
+    ordered = [name for name in NUMBERED_MACHINES if name in names] + sorted(names - set(NUMBERED_MACHINES))
+    return {name: i for i, name in enumerate(ordered, start=1)}
 
 
 def _words(text: str) -> list[str]:
