@@ -701,12 +701,18 @@ def test_plot_labels_keep_only_the_words_that_tell_the_lines_apart():
     assert driver.curve_labels([["a", "b"], ["a", "b", "c"]]) == (["a, b", "c"], ["a", "b"])
 
 
-def test_spiking_lr_gives_the_spiking_runs_their_own_learning_rates_label_key_and_row(tmp_path, capsys):
+def _base_spiking_run(tmp_path):
+    """The mini benchmark's base run (rate and native LIF at T = 2, layer 3 probed) trained: ``(out, args)``."""
     config = _write_config(tmp_path)
     out = tmp_path / "results" / "rvs"
     args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet", "--probe-layers", "3",
             "--neurons", "native-lif", "--time-steps", "2"]
     assert driver.main(args) == 0
+    return out, args
+
+
+def test_spiking_lr_gives_the_spiking_runs_their_own_learning_rates_label_key_and_row(tmp_path, capsys):
+    out, args = _base_spiking_run(tmp_path)
     assert driver.main(args + ["--spiking-lr", "0.1", "0.05", "0.05"]) == 0  # a new run beside the base's: trained
     runs = json.loads(out.with_suffix(".json").read_text())["runs"]
     by_lr = {tuple(r.get("spiking_lr") or ()): r for r in runs if r["mode"] == "spiking"}
@@ -733,11 +739,7 @@ def test_spiking_lr_gives_the_spiking_runs_their_own_learning_rates_label_key_an
 
 
 def test_spiking_lr_schedule_gives_the_spiking_runs_their_own_schedule_label_key_and_row(tmp_path, capsys):
-    config = _write_config(tmp_path)
-    out = tmp_path / "results" / "rvs"
-    args = ["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet", "--probe-layers", "3",
-            "--neurons", "native-lif", "--time-steps", "2"]
-    assert driver.main(args) == 0
+    out, args = _base_spiking_run(tmp_path)
     own = ["--spiking-lr-schedule", "cosine", "--spiking-lr", "0.2", "0.1", "0.1"]
     assert driver.main(args + own) == 0  # a new run beside the base's: trained
     runs = json.loads(out.with_suffix(".json").read_text())["runs"]
