@@ -281,7 +281,13 @@ class PlasticLayer(nn.Module):
         online = learns and cfg.plasticity == "online"
         per_step = x_steps is not None
 
+        # learning_code = "current": the rule reads the rates in the drive's units, which needs this step's gain
+        # before the neurons run (the online traces apply the rule at every step).
+        gain = self._learning_gain(u_steps, u) if learns and cfg.learning_code == "current" else None
+        code_scale = None if gain is None else self.neuron.p.threshold / gain
+
         def delta(x_, u_, y_):
+            y_ = y_ if code_scale is None else y_ * code_scale
             return self.rule.delta(x_, u_, y_, self.weight, self.geometry, visible, self.compute_dtype)
 
         def tracker(u_steps_, u_):
@@ -290,7 +296,7 @@ class PlasticLayer(nn.Module):
 
         acc = tracker(u_steps, u) if online and visible is None else None
         v0 = self._initial_membrane(u, generator, learning=True)
-        counts, gain = self._spike_counts(u_steps, u, on_step=acc, initial_membrane=v0)
+        counts, gain = self._spike_counts(u_steps, u, on_step=acc, gain=gain, initial_membrane=v0)
         self._record_activity(counts, "learning")
         y = counts / T
         if learns:
@@ -364,6 +370,20 @@ class PlasticLayer(nn.Module):
             return None
         return initial_membranes(self.neuron, u.shape, u.device, u.dtype, generator, mode=mode)
 
+    def _current(self, u_steps: torch.Tensor | None, u: torch.Tensor) -> torch.Tensor:
+        """The neurons' current from the drive ``u_steps`` (``(T, B, K, ...)``, or ``None`` for the constant
+        drive ``u``, ``(B, K, ...)``) after lateral inhibition, before the gain."""
+        per_step = u_steps is not None
+        return neuron_current(u_steps if per_step else u, self.spiking.lateral_inhibition,
+                              channel_dim=2 if per_step else 1)
+
+    def _learning_gain(self, u_steps: torch.Tensor | None, u: torch.Tensor) -> torch.Tensor:
+        """The gain a learning step's current is multiplied by, a 0-dim tensor: :class:`CurrentScale`'s (its
+        running estimate updated once, as :meth:`_spike_counts` would) or 1 with ``current_norm = "none"``."""
+        if self.current_scale is None:
+            return torch.ones((), dtype=u.dtype, device=u.device)
+        return self.current_scale.gain(self._current(u_steps, u))
+
     def _spike_counts(self, u_steps: torch.Tensor | None, u: torch.Tensor, on_step=None,
                       gain: torch.Tensor | None = None,
                       initial_membrane: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -372,8 +392,7 @@ class PlasticLayer(nn.Module):
         masked run of a learning step keeps the unmasked run's gain, as a fixed threshold would, and its
         ``initial_membrane``)."""
         per_step = u_steps is not None
-        current = neuron_current(u_steps if per_step else u, self.spiking.lateral_inhibition,
-                                 channel_dim=2 if per_step else 1)
+        current = self._current(u_steps, u)
         if self.current_scale is not None:
             gain = self.current_scale.gain(current) if gain is None else gain
             current = current * gain

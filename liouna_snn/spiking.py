@@ -22,7 +22,8 @@ One frozen record, :class:`SpikingConfig`, switches a layer (or a whole network,
    receives rates in [0, 1]. Probes use these rates as features. The rule sees the synaptic drive ``u``.
 3. **Plasticity.** ``rate``: after the ``T`` steps the rule of the rule document (section 2) is applied
    to rates, ``dW = LocalRule.delta(x, u, y)`` with ``x = mean_t`` of the normalised presynaptic input,
-   ``u = mean_t u_t`` and ``y = count / T``. ``online``: low-pass traces of the presynaptic input, the
+   ``u = mean_t u_t`` and ``y = count / T`` (with ``learning_code = "current"``: ``y = threshold * count / T /
+   gain``, the rate in the drive's units, see :class:`SpikingConfig`). ``online``: low-pass traces of the presynaptic input, the
    drive and the postsynaptic spikes (:class:`Trace`, decay ``trace_decay``); at every step
    ``dW += LocalRule.delta(xbar_t, ubar_t, ybar_t)`` (the same pure function: ``corr(hbar_t, xbar_t -
    x_hat(cbar_t))`` for Liouna), and the sum divided by ``T`` is applied once per batch with the rule's
@@ -56,6 +57,7 @@ PLASTICITIES = ("rate", "online")
 LATERAL_INHIBITIONS = ("none", "mean")
 CURRENT_NORMS = ("none", "std")
 CURRENT_CALIBRATIONS = ("running", "exact")
+LEARNING_CODES = ("rate", "current")
 INITIAL_MEMBRANES = ("rest", "uniform", "half")
 ENCODER_PARAMS: dict[str, dict[str, float]] = {
     "constant-current": {},
@@ -114,6 +116,16 @@ class SpikingConfig:
             ``inference_initial_membrane = "half"`` learns on stochastically rounded counts (unbiased: the update
             is right on average, as with rates) and infers with deterministically rounded ones (no noise in the
             features): see :attr:`membrane_at_inference`.
+        learning_code: what the rule reads as the layer's output ``y`` in a learning step. ``rate``: the firing
+            rate ``count / T`` (spikes per step, in [0, 1]). ``current``: that rate in the units of the drive, ``y =
+            threshold * count / T / gain`` (``gain``: the step's :class:`CurrentScale` gain, 1 with ``current_norm =
+            "none"``). For an integrate-and-fire neuron with mean inhibition this is, on average, rate mode's
+            triangle activation of power 1, ``relu(u - mean_k u)``, clipped at ``threshold / gain``: it grows with
+            the weights as rate mode's output does, so the rule's top-down prediction ``sum_k y_k w_k`` balances
+            the input at rate mode's weight norms and a norm-adaptive learning rate anneals as it does in rate mode.
+            With ``rate`` the output is fixed by the threshold whatever the weights, so the norms settle several
+            times larger (and that learning rate stays high to the end of the epoch). The layer's output to the
+            next layer and to probes is the firing rate either way. Default ``rate``.
     """
 
     neuron: str = "native-lif"
@@ -128,6 +140,7 @@ class SpikingConfig:
     current_calibration: str = "running"
     initial_membrane: str = "rest"
     inference_initial_membrane: str | None = None
+    learning_code: str = "rate"
 
     def __post_init__(self):
         def allowed(name, value, options):
@@ -150,6 +163,7 @@ class SpikingConfig:
         allowed("initial_membrane", self.initial_membrane, INITIAL_MEMBRANES)
         if self.inference_initial_membrane is not None:
             allowed("inference_initial_membrane", self.inference_initial_membrane, INITIAL_MEMBRANES)
+        allowed("learning_code", self.learning_code, LEARNING_CODES)
         T = self.time_steps
         if isinstance(T, bool) or not isinstance(T, int) or T < 1:
             raise ValueError(f"spiking option time_steps={T!r} must be a positive integer (the number of steps T)")
