@@ -244,12 +244,13 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
               current_norm: str = "none", beta: float = LIFParameters.beta, overrides: dict | None = None,
               initial_membrane: str = "rest", inference_initial_membrane: str | None = None,
               current_calibration: str = "running", spiking_lr: list[float] | None = None,
-              spiking_lr_schedule: str | list[str] | None = None) -> str:
+              spiking_lr_schedule: str | list[str] | None = None, learning_code: str = "rate") -> str:
     """``liouna-rate``, ``liouna-native-lif-T8`` or, with mean lateral inhibition and the current divided by its
     standard deviation, ``liouna-native-lif-T8-mean-inhibition-std-current`` (``-uniform-membrane`` when the membranes
     start uniformly below threshold, ``-uniform-membrane-half-at-inference`` when the forward pass starts them
     otherwise; ``-std-current-calibrated`` when the forward pass divides by the exact standard deviation,
-    ``current_calibration = "exact"``); a leak other than the default
+    ``current_calibration = "exact"``; ``-current-code`` when the rule learns from the rates in the drive's units,
+    ``learning_code = "current"``); a leak other than the default
     ``beta`` adds ``-beta1`` (so the labels of runs with the default leak stay what they were; the
     ``integrate-and-fire`` backend has no other beta and no suffix). The neuron parameters set on the command line
     (``overrides``, from ``--neuron-param``; beta aside) add one suffix each, ``-threshold2`` or ``-reset-subtract``,
@@ -265,6 +266,7 @@ def run_label(rule: str, neuron: str | None, time_steps: int, lateral_inhibition
     suffix += "" if initial_membrane == "rest" else f"-{initial_membrane}-membrane"
     if inference_initial_membrane not in (None, initial_membrane):
         suffix += f"-{inference_initial_membrane}-at-inference"
+    suffix += "" if learning_code == "rate" else f"-{learning_code}-code"
     suffix += "" if beta == LIFParameters.beta or neuron == "integrate-and-fire" else f"-beta{beta:g}"
     for key, value in sorted((overrides or {}).items()):
         if key != "beta":
@@ -298,6 +300,8 @@ def current_variant(record: dict) -> str:
     if spiking["initial_membrane"] != "rest" or inference != "rest":
         words.append(f"{spiking['initial_membrane']} initial membrane" +
                      (f" ({inference} at inference)" if inference != spiking["initial_membrane"] else ""))
+    if spiking.get("learning_code", "rate") != "rate":
+        words.append(f"learns from rates in {spiking['learning_code']} units")
     if record.get("spiking_lr"):
         words.append("learning rates " + "/".join(f"{lr:g}" for lr in record["spiking_lr"]))
     if record.get("spiking_lr_schedule"):
@@ -385,7 +389,7 @@ def digest(obj) -> str:
 
 
 NEWER_SPIKING_OPTIONS = {"current_norm": "none", "initial_membrane": "rest", "inference_initial_membrane": None,
-                         "current_calibration": "running"}
+                         "current_calibration": "running", "learning_code": "rate"}
 """Spiking options added after this benchmark's first checkpoints, with the default that they did not record."""
 
 
@@ -560,7 +564,8 @@ def run_benchmark(args: argparse.Namespace, command: str | None = None) -> tuple
                                                      parse_neuron_overrides(args.neuron_param),
                                                      spiking.initial_membrane,
                                                      spiking.inference_initial_membrane,
-                                                     spiking.current_calibration, own_lr, own_schedule)))
+                                                     spiking.current_calibration, own_lr, own_schedule,
+                                                     spiking.learning_code)))
         key = run_key({"mode": "rate", "neuron": "rate", "time_steps": 1} if spiking is None else
                       {"mode": "spiking", "neuron": neuron, "time_steps": T, "spiking": training["spiking"],
                        "spiking_lr": own_lr, "spiking_lr_schedule": own_schedule})

@@ -43,7 +43,8 @@ def test_the_spiking_layer1_seeds_experiment_learns_layer_1_as_the_spiking_bench
     """Its spiking runs are the headline rate-vs-spiking neuron and options at layer 1 (only the threshold of the
     ``thr2`` run differs), with the benchmark's base run's layer-1 learning rate (twice it in the ``lr16`` runs; the ``exact`` runs
     recompute the current's deviation when the layer stops learning; the ``cosine`` runs, spiking and rate, anneal lr 0.3 by a
-    cosine), so its seeds speak for that run."""
+    cosine; the ``current-code`` run learns from the rates in the drive's units, as rate_vs_spiking_if_current_code.toml
+    does at full depth), so its seeds speak for that run."""
     import dataclasses
     from pathlib import Path
 
@@ -74,6 +75,13 @@ def test_the_spiking_layer1_seeds_experiment_learns_layer_1_as_the_spiking_bench
     # rate mode under the same schedule (is the schedule a spiking fix, or does rate mode gain as much?)
     assert run_spiking(exp, runs["rate-cosine"]) is None
     assert runs["rate-cosine"]["options"] == runs["if-T8-cosine"]["options"]
+    # the headline neuron learning from its rates in the drive's units, and its full-depth benchmark config
+    current = dataclasses.replace(headline, learning_code="current")
+    assert run_spiking(exp, runs["if-T8-current-code"]) == current
+    full = driver.load_config(root / "rate_vs_spiking_if_current_code.toml")
+    assert driver.spiking_run_config(full, target["neuron"], target["time_steps"]) == current
+    assert (full["name"], full["base_experiment"], full["run"], full["targets"]) == (
+        bench["name"], bench["base_experiment"], bench["run"], bench["targets"])
     assert all(run["rule"] == "liouna" and run["options"] == {"lr": (2 if "-lr16" in label else 1) * base_lr[0]}
                for label, run in runs.items() if not label.endswith("-cosine"))
 

@@ -415,7 +415,16 @@ def test_runs_differing_in_their_neurons_current_get_their_own_label_key_and_tar
     assert (driver.run_label("liouna", "integrate-and-fire", 8, "mean", "std", initial_membrane="uniform",
                              inference_initial_membrane="half", current_calibration="exact")
             == "liouna-integrate-and-fire-T8-mean-inhibition-std-current-calibrated-uniform-membrane-half-at-inference")
-    training = {"seed": 0, "spiking": {**split["spiking"], "current_calibration": "running"}}
+    current_code = {**plain, "spiking": {**split["spiking"], "learning_code": "current"}}
+    assert driver.current_variant(current_code) == ("mean inhibition, current / std, uniform initial membrane (half "
+                                                    "at inference), learns from rates in current units")
+    assert driver.run_key(current_code) != driver.run_key(split)
+    assert driver.run_key({**split, "spiking": {**split["spiking"], "learning_code": "rate"}}) \
+        == driver.run_key(split)  # records from before the option match the same run
+    assert (driver.run_label("liouna", "integrate-and-fire", 8, "mean", "std", initial_membrane="uniform",
+                             inference_initial_membrane="half", learning_code="current")
+            == "liouna-integrate-and-fire-T8-mean-inhibition-std-current-uniform-membrane-half-at-inference-current-code")
+    training = {"seed": 0, "spiking": {**split["spiking"], "current_calibration": "running", "learning_code": "rate"}}
     assert driver.checkpoint_conditions(training) == {"seed": 0, "spiking": split["spiking"]}  # the old name
     assert driver.checkpoint_conditions({**training, "spiking": calibrated["spiking"]})["spiking"] \
         == calibrated["spiking"]

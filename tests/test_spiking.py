@@ -118,10 +118,11 @@ def test_rate_plasticity_is_the_rule_on_rates(encoder, inhibition):
     assert report["firing_rate_mean"] == pytest.approx(float(y.mean()))
 
 
-def _online_vs_rate(T, decay):
+def _online_vs_rate(T, decay, threshold=1.0, **options):
     updates = []
     for plasticity in ("online", "rate"):
-        cfg = SpikingConfig("integrate-and-fire", {"threshold": 1.0}, T, plasticity=plasticity, trace_decay=decay)
+        cfg = SpikingConfig("integrate-and-fire", {"threshold": threshold}, T, plasticity=plasticity,
+                            trace_decay=decay, **options)
         layer = PlasticConv2d(3, 4, 3, padding=1, norm=False, spiking=cfg,
                               rule=rule_config("liouna", lr=1.0, init_radius=1.0, **PLAIN),
                               generator=torch.Generator().manual_seed(2))
@@ -137,6 +138,54 @@ def test_online_plasticity_approaches_the_rate_update():
     errors = [_online_vs_rate(T, 1.0) for T in (4, 16, 64)]
     assert errors[0] > errors[1] > errors[2]
     assert errors[2] < 0.12  # measured: 0.44, 0.22, 0.089 (about log(T) / T: early steps see noisy traces)
+
+
+def test_online_plasticity_approaches_the_rate_update_with_the_current_code():
+    """The online traces read the rates in the drive's units too (the gain is known before the first step)."""
+    options = dict(threshold=2.0, current_norm="std", learning_code="current")
+    errors = [_online_vs_rate(T, 1.0, **options) for T in (4, 16, 64)]
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.12  # measured: 0.31, 0.16, 0.063
+
+
+class InhibitedReLU(nn.Module):
+    """Rate mode's triangle activation of power 1, ``relu(u - mean_k u)``, units along dim 1."""
+
+    def forward(self, u):
+        return torch.relu(u - u.mean(dim=1, keepdim=True))
+
+
+def test_the_current_code_learns_rate_mode_s_update_as_T_grows():
+    """With learning_code = "current" an integrate-and-fire layer (mean inhibition, current / std, membranes from half
+    the threshold: counts round(T I / threshold)) hands the rule threshold * count / T / gain, which tends to rate
+    mode's triangle of power 1 (no unit saturates at this threshold): its learning step tends to rate mode's. The
+    rates themselves (learning_code = "rate") are a different, weight-scale-free code, far from it; the layer's
+    output is the firing rate under either code."""
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def step(activation=None, spiking=None):
+        layer = PlasticConv2d(3, 6, 3, padding=1, activation=activation, spiking=spiking,
+                              rule=rule_config("liouna", lr=0.1, init_radius=2.0, **PLAIN),
+                              generator=torch.Generator().manual_seed(1))
+        w0 = layer.weight.clone()
+        out = layer.learn(x, generator=torch.Generator().manual_seed(2))
+        return layer.weight - w0, out
+
+    def config(T, code):
+        return SpikingConfig("integrate-and-fire", {"threshold": 6.0}, T, lateral_inhibition="mean",
+                             current_norm="std", initial_membrane="half", learning_code=code)
+
+    expected, _ = step(activation=InhibitedReLU())
+    assert float(expected.abs().max()) > 0.01
+    errors = {}
+    for T in (8, 64, 512):
+        dw, out = step(spiking=config(T, "current"))
+        errors[T] = float((dw - expected).norm() / expected.norm())
+        dw_rate, out_rate = step(spiking=config(T, "rate"))
+        assert torch.equal(out, out_rate)  # the code the rule reads does not change what the layer outputs
+        assert float((dw_rate - expected).norm() / expected.norm()) > 0.5
+    assert errors[8] > errors[64] > errors[512]
+    assert errors[512] < 0.01  # measured: 0.088, 0.011, 0.0013 (the rate code: 0.96 at every T)
 
 
 def test_trace_is_an_unbiased_weighted_mean():
@@ -289,6 +338,7 @@ def test_run_labels_must_be_distinct_and_neuron_params_merge_entry_by_entry(tmp_
     (dict(plasticity="stdp"), r"plasticity='stdp' is not allowed; choose one of: rate, online"),
     (dict(trace_decay=1.5), r"trace_decay=1.5 must be a number in \[0, 1\]"),
     (dict(lateral_inhibition="divisive"), r"lateral_inhibition='divisive' is not allowed; choose one of: none, mean"),
+    (dict(learning_code="voltage"), r"learning_code='voltage' is not allowed; choose one of: rate, current"),
     (dict(neuron_params={"tau": 3}), r"unknown parameter\(s\) tau for neuron 'native-lif'; allowed: beta, threshold"),
     (dict(neuron="norse-lif", neuron_params={"beta": 1.0}), r"beta = 1 \(no leak\) is not expressible in Norse"),
     (dict(encoder_params={"f_max": 10}), r"unknown key\(s\) \['f_max'\] for encoder 'constant-current'; allowed: none"),
