@@ -86,6 +86,31 @@ def test_the_spiking_layer1_seeds_experiment_learns_layer_1_as_the_spiking_bench
                for label, run in runs.items() if not label.endswith("-cosine"))
 
 
+def test_the_leaky_current_code_config_is_the_leaky_subtract_run_learning_from_the_drives_units():
+    """rate_vs_spiking_lif_current_code.toml trains the leaky native LIF of the run made with
+    rate_vs_spiking_lif_uniform_half_std_current.toml and ``--neuron-param reset=subtract``, changing only the code the
+    rule reads (``learning_code = "current"``), and holds it to issue 4's targets."""
+    import dataclasses
+    from pathlib import Path
+
+    from .conftest import load_experiment_script
+
+    root = Path(__file__).parent.parent / "experiments"
+    driver = load_experiment_script("rate_vs_spiking")
+    leaky = driver.load_config(root / "rate_vs_spiking_lif_uniform_half_std_current.toml")
+    subtract = driver.spiking_run_config(leaky, "native-lif", 8)
+    subtract = dataclasses.replace(subtract, neuron_params={**subtract.neuron_params, "reset": "subtract"})
+    full = driver.load_config(root / "rate_vs_spiking_lif_current_code.toml")
+    assert full["neurons"] == ["native-lif"] and full["time_steps"] == [8]
+    current = driver.spiking_run_config(full, "native-lif", 8)
+    assert current.learning_code == "current" and subtract.learning_code == "rate"
+    assert current == dataclasses.replace(subtract, learning_code="current")
+    assert full["targets"] == {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0,
+                               "max_time_ratio": 3.0}
+    assert (full["name"], full["base_experiment"], full["run"]) == (
+        leaky["name"], leaky["base_experiment"], leaky["run"])
+
+
 def test_the_simultaneous_experiment_is_the_benchmark_with_only_the_schedule_changed():
     """cifar10_simultaneous.toml times and probes the benchmark's own runs: same rules and options, data, batch, epochs
     and probe; only the schedule differs."""
