@@ -55,7 +55,8 @@ from liouna_snn.provenance import git_commit, machine, machine_name, same_machin
 from liouna_snn.precision import PRECISIONS, resolve_precision
 from liouna_snn.precision import compute_dtype as dtype_of
 from liouna_snn.rules.rule import LR_SCHEDULES
-from liouna_snn.spiking import SpikingConfig, spiking_config
+from liouna_snn.spiking import (LEGACY_DEFAULTS, SpikingConfig, spiking_config, with_default_threshold,
+                                with_legacy_defaults)
 from liouna_snn.training import TrainConfig, load_checkpoint
 from liouna_snn.training.checkpoint import check_identity
 from liouna_snn.training.schedules import unfinished_phases
@@ -89,8 +90,9 @@ def check_time_steps(values, where: str) -> None:
         raise ValueError(f"{where}: time steps must be a non-empty list of positive integers, got {values!r}")
 
 
-def check_matched_neurons(neuron_params: dict, where: str) -> None:
-    """Raise a ``ValueError`` unless every backend's parameters give the same LIF neuron.
+def check_matched_neurons(neuron_params: dict, where: str, current_norm: str = SpikingConfig.current_norm) -> None:
+    """Raise a ``ValueError`` unless every backend's parameters give the same LIF neuron (with ``current_norm =
+    "std"``, a backend given no threshold has :class:`SpikingConfig`'s default one).
 
     Each backend translates its parameters to :class:`liouna_snn.neurons.LIFParameters` (``beta``,
     ``threshold``, ``reset``, ``v_reset``; Norse's ``dt`` only sets the units of its ``tau_mem_inv``), so
@@ -100,7 +102,7 @@ def check_matched_neurons(neuron_params: dict, where: str) -> None:
     lif = {}
     for name, params in neuron_params.items():
         try:
-            lif[name] = make_neuron(name, **params).p
+            lif[name] = make_neuron(name, **with_default_threshold(params, current_norm)).p
         except ValueError as err:
             message = str(err)  # (make_neuron's messages start with the neuron's name already)
             raise ValueError(f"{where}: {message if message.startswith(name) else f'{name}: {message}'}") from None
@@ -134,7 +136,8 @@ def load_config(path: str | Path) -> dict:
         raise ValueError(f"{where} [targets]: neuron {cfg['targets']['neuron']!r} has no [neuron_params] entry, so "
                          f"the target names no neuron; configured: {', '.join(cfg['neuron_params'])}")
     check_time_steps(cfg["time_steps"], f"{where} time_steps")
-    check_matched_neurons(cfg["neuron_params"], f"{where} [neuron_params]")
+    check_matched_neurons(cfg["neuron_params"], f"{where} [neuron_params]",
+                          cfg.get("spiking", {}).get("current_norm", SpikingConfig.current_norm))
     for neuron, params in cfg["neuron_params"].items():  # bad [spiking] values raise now, not after the rate run
         spiking_run_config(cfg, neuron, cfg["time_steps"][0], f"{where} [spiking]")
     cfg.setdefault("name", path.stem)
@@ -171,7 +174,8 @@ def with_neuron_params(cfg: dict, overrides: list[str] | None, neurons: list[str
     changes = parse_neuron_overrides(overrides)
     chosen = set(neurons) | {cfg["targets"]["neuron"]}
     params = {name: {**p, **changes} for name, p in cfg["neuron_params"].items() if name in chosen}
-    check_matched_neurons(params, f"--neuron-param {' '.join(overrides)}")
+    check_matched_neurons(params, f"--neuron-param {' '.join(overrides)}",
+                          cfg.get("spiking", {}).get("current_norm", SpikingConfig.current_norm))
     return {**cfg, "neuron_params": params}
 
 
@@ -388,8 +392,9 @@ def digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
 
 
-NEWER_SPIKING_OPTIONS = {"current_norm": "none", "initial_membrane": "rest", "inference_initial_membrane": None,
-                         "current_calibration": "running", "learning_code": "rate"}
+NEWER_SPIKING_OPTIONS = {k: LEGACY_DEFAULTS[k] for k in ("current_norm", "initial_membrane",
+                                                         "inference_initial_membrane", "current_calibration",
+                                                         "learning_code")}
 """Spiking options added after this benchmark's first checkpoints, with the default that they did not record."""
 
 
@@ -404,12 +409,13 @@ def checkpoint_conditions(training: dict) -> dict:
 
 
 def with_spiking_defaults(conditions: dict) -> dict:
-    """``conditions`` with every :class:`SpikingConfig` field its spiking dict lacks set to the default, so a
-    record written before a field existed (e.g. ``lateral_inhibition``) still matches the same run."""
+    """``conditions`` with every :class:`SpikingConfig` field its spiking dict lacks set to the default it ran with
+    (:func:`liouna_snn.spiking.with_legacy_defaults`), so a record written before a field existed (e.g.
+    ``lateral_inhibition``) still matches the same run."""
     spiking = conditions.get("spiking")
     if not isinstance(spiking, dict):
         return conditions
-    return {**conditions, "spiking": {**as_json(SpikingConfig().to_dict()), **spiking}}
+    return {**conditions, "spiking": as_json(with_legacy_defaults(spiking))}
 
 
 def is_done(record: dict, conditions: dict, depths: list[int]) -> bool:

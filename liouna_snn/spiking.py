@@ -65,6 +65,14 @@ ENCODER_PARAMS: dict[str, dict[str, float]] = {
     "poisson": {"f_max": 100.0, "dt": NORSE_DT},  # Norse's defaults: at most 0.1 spike per step
 }
 """The parameters each encoder takes, with their defaults."""
+STD_CURRENT_THRESHOLD = 3.0
+"""The threshold a neuron gets with ``current_norm = "std"`` where its parameters give none, in standard deviations of
+the layer's current: the value that measured best on issue 4's benchmark (2 lost 1.4 points with the integrate-and-fire
+neuron; README, "Rate versus spiking")."""
+LEGACY_DEFAULTS = {"lateral_inhibition": "none", "current_norm": "none", "current_calibration": "running",
+                   "initial_membrane": "rest", "inference_initial_membrane": None, "learning_code": "rate"}
+"""The defaults of the options that changed or came after the first spiking runs: what a results record or a
+checkpoint's identity that lacks one of them ran with (:func:`with_legacy_defaults`)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,10 @@ class SpikingConfig:
         neuron: the spiking neuron, a name of :data:`liouna_snn.neurons.SPIKING_NEURONS` (``native-lif``,
             ``integrate-and-fire``, ``snntorch-leaky``, ``norse-lif``, ``norse-lifbox``). Default ``native-lif``.
         neuron_params: keyword parameters of :func:`liouna_snn.neurons.make_neuron` for that neuron
-            (e.g. ``{"beta": 0.9, "threshold": 1.0}``); defaults are the neuron's. Copied on creation.
+            (e.g. ``{"beta": 0.9, "threshold": 1.0}``); defaults are the neuron's, except that with ``current_norm =
+            "std"`` a neuron given no threshold (``threshold``, or Norse's ``v_th``) gets
+            :data:`STD_CURRENT_THRESHOLD` (3 standard deviations), which the config then holds like a given one
+            (records show it; ``dataclasses.replace`` keeps it). Copied on creation.
         time_steps: ``T``, steps per input, >= 1. Default 8.
         encoder: ``constant-current`` (the drive ``W * norm(x)`` computed once, the same current every step),
             ``bernoulli`` (``P(spike) = x`` per step; ``x`` in [0, 1]) or ``poisson`` (Norse's encoder,
@@ -89,12 +100,12 @@ class SpikingConfig:
         lateral_inhibition: ``none`` (each neuron is driven by its own drive ``u_k``) or ``mean`` (an
             inhibitory current equal to the mean drive of all the layer's units at the same position is
             subtracted: ``I_k = u_k - mean_j u_j``, the competition of rate mode's triangle activation
-            ``relu(u - mean u)^p``; see :func:`neuron_current`). Default ``none``.
+            ``relu(u - mean u)^p``; see :func:`neuron_current`). Default ``mean``.
         current_norm: ``none`` (the current is the drive, in the drive's units) or ``std`` (the current is
             divided by its standard deviation over the layer's units, positions and samples: a per-layer
             gain, so ``threshold`` is in units of that standard deviation and the firing does not depend on
             the scale of the weights; batch statistic while learning and in ``train()``, a running estimate
-            in ``eval()``; see :class:`CurrentScale`). Default ``none``.
+            in ``eval()``; see :class:`CurrentScale`). Default ``std``.
         current_calibration: with ``current_norm = "std"``, the standard deviation the forward pass divides by
             (``eval()``: the next layer's input and the probes' features). ``running``: the moving estimate the
             learning batches leave (about the last 10 batches, at batch 10 about 100 images: it can be off by tens
@@ -109,10 +120,12 @@ class SpikingConfig:
             fire now and then, where from rest ``I <= threshold / T`` never fires. ``half``: every membrane starts
             midway between the reset potential and the threshold, so an integrate-and-fire neuron counts
             ``T * I / threshold`` rounded (an exact half down: it fires above threshold): deterministic, at most half
-            a spike off, without the dead zone of ``rest`` or the noise of ``uniform``. Default ``rest``.
+            a spike off, without the dead zone of ``rest`` or the noise of ``uniform``. Default ``uniform``.
         inference_initial_membrane: the same choice for the layer's forward pass only (its output to the next
             layer and to probes, :meth:`PlasticLayer.forward`), where ``initial_membrane`` then governs only the
-            learning step; ``None`` (default): ``initial_membrane`` in both. ``initial_membrane = "uniform"`` with
+            learning step; ``None``: ``initial_membrane`` in both (a TOML table, which cannot write ``None``, gives
+            the same start as ``initial_membrane`` for that; :func:`spiking_config`). Default ``half``, whatever
+            ``initial_membrane`` is. ``initial_membrane = "uniform"`` with
             ``inference_initial_membrane = "half"`` learns on stochastically rounded counts (unbiased: the update
             is right on average, as with rates) and infers with deterministically rounded ones (no noise in the
             features): see :attr:`membrane_at_inference`.
@@ -125,7 +138,12 @@ class SpikingConfig:
             the input at rate mode's weight norms and a norm-adaptive learning rate anneals as it does in rate mode.
             With ``rate`` the output is fixed by the threshold whatever the weights, so the norms settle several
             times larger (and that learning rate stays high to the end of the epoch). The layer's output to the
-            next layer and to probes is the firing rate either way. Default ``rate``.
+            next layer and to probes is the firing rate either way. Default ``current``.
+
+    The defaults are the configuration that measured best on issue 4's benchmark (the README's "Rate versus
+    spiking"): mean inhibition, the current in standard deviations with threshold 3, uniform membranes while
+    learning and half-threshold ones at inference, learning from the rate in the drive's units. Records and
+    checkpoints written before they were the defaults mean :data:`LEGACY_DEFAULTS` for the options they lack.
     """
 
     neuron: str = "native-lif"
@@ -135,12 +153,12 @@ class SpikingConfig:
     encoder_params: dict = field(default_factory=dict)
     plasticity: str = "rate"
     trace_decay: float = 0.9
-    lateral_inhibition: str = "none"
-    current_norm: str = "none"
+    lateral_inhibition: str = "mean"
+    current_norm: str = "std"
     current_calibration: str = "running"
-    initial_membrane: str = "rest"
-    inference_initial_membrane: str | None = None
-    learning_code: str = "rate"
+    initial_membrane: str = "uniform"
+    inference_initial_membrane: str | None = "half"
+    learning_code: str = "current"
 
     def __post_init__(self):
         def allowed(name, value, options):
@@ -175,11 +193,14 @@ class SpikingConfig:
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"spiking option {name} must be a table/dict, got {getattr(self, name)!r}")
             object.__setattr__(self, name, dict(getattr(self, name)))
+        given = dict(self.neuron_params)
+        object.__setattr__(self, "neuron_params", with_default_threshold(given, self.current_norm))
         object.__setattr__(self, "trace_decay", float(d))
         try:
             make_neuron(self.neuron, **self.neuron_params)  # the neuron's own checks, with its own messages
         except ValueError as err:
-            raise ValueError(f"spiking option neuron_params={self.neuron_params!r}: {err}") from None
+            default = "" if given == self.neuron_params else f" (with the default threshold {STD_CURRENT_THRESHOLD})"
+            raise ValueError(f"spiking option neuron_params={given!r}{default}: {err}") from None
         known = ENCODER_PARAMS[self.encoder]
         unknown = sorted(set(self.encoder_params) - set(known))
         if unknown:
@@ -224,14 +245,35 @@ class SpikingConfig:
         return dataclasses.asdict(self)
 
 
+def with_default_threshold(neuron_params: dict, current_norm: str) -> dict:
+    """``neuron_params`` (a copy) with :data:`STD_CURRENT_THRESHOLD` as ``threshold`` where ``current_norm`` is
+    ``std`` and they give none (neither ``threshold`` nor Norse's ``v_th``): the neuron a :class:`SpikingConfig`
+    builds from them."""
+    if current_norm == "std" and not {"threshold", "v_th"} & set(neuron_params):
+        return {**neuron_params, "threshold": STD_CURRENT_THRESHOLD}
+    return dict(neuron_params)
+
+
+def with_legacy_defaults(options: dict) -> dict:
+    """A recorded :meth:`SpikingConfig.to_dict` with every field it lacks filled in: from :data:`LEGACY_DEFAULTS`
+    for the options it predates, else the current default. So a record or checkpoint written before an option
+    existed, or before its default changed, still matches the run it describes."""
+    return {**dataclasses.asdict(SpikingConfig(**LEGACY_DEFAULTS)), **options}
+
+
 def spiking_config(table: dict, where: str = "[spiking]") -> SpikingConfig:
-    """A :class:`SpikingConfig` from a TOML table; unknown keys raise a ``ValueError`` listing the allowed ones."""
+    """A :class:`SpikingConfig` from a TOML table; unknown keys raise a ``ValueError`` listing the allowed ones.
+    TOML has no ``None``: an ``inference_initial_membrane`` equal to ``initial_membrane`` is read as ``None``, the
+    same start in both phases (so a config that spells it out is the config that ran without it)."""
     if not isinstance(table, dict):
         raise ValueError(f"{where}: expected a table of spiking options, got {table!r}")
     fields = [f.name for f in dataclasses.fields(SpikingConfig)]
     unknown = sorted(set(table) - set(fields))
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(fields)}")
+    if "inference_initial_membrane" in table and table["inference_initial_membrane"] == table.get(
+            "initial_membrane", SpikingConfig.initial_membrane):
+        table = {**table, "inference_initial_membrane": None}
     try:
         return SpikingConfig(**table)
     except ValueError as err:

@@ -1,5 +1,5 @@
 """The shipped experiment files of the other datasets: each loads, follows its published protocol, and builds."""
-from liouna_snn.experiment import load_experiment
+from liouna_snn.experiment import load_experiment, run_spiking
 
 
 def test_the_imagenette_experiment_is_softhebbs_protocol_and_every_run_builds():
@@ -47,8 +47,6 @@ def test_the_spiking_layer1_seeds_experiment_learns_layer_1_as_the_spiking_bench
     does at full depth), so its seeds speak for that run."""
     import dataclasses
     from pathlib import Path
-
-    from liouna_snn.experiment import run_spiking
 
     from .conftest import load_experiment_script
 
@@ -129,3 +127,50 @@ def test_the_simultaneous_experiment_is_the_benchmark_with_only_the_schedule_cha
     assert len(fast["runs"]) == 3
     for run in fast["runs"]:
         assert run == by_label[run.get("label", run["rule"])]
+
+
+def test_the_spiking_defaults_are_the_leaky_current_code_run():
+    """``SpikingConfig(time_steps=8)`` with no other option trains the network of
+    rate_vs_spiking_lif_current_code.toml's target run: the same shared options and the same neuron (beta 0.9,
+    threshold 3 standard deviations, subtractive reset), so a user who only switches to spiking mode gets the
+    configuration measured best."""
+    import dataclasses
+    from pathlib import Path
+
+    from liouna_snn.spiking import SpikingConfig
+
+    from .conftest import load_experiment_script
+
+    driver = load_experiment_script("rate_vs_spiking")
+    full = driver.load_config(Path(__file__).parent.parent / "experiments" / "rate_vs_spiking_lif_current_code.toml")
+    measured = driver.spiking_run_config(full, "native-lif", 8)
+    default = SpikingConfig(time_steps=8)
+    assert dataclasses.replace(default, neuron_params=measured.neuron_params) == measured
+    assert default.neuron_params == {"threshold": 3.0}
+    assert default.make_neuron().p == measured.make_neuron().p
+
+
+def test_the_configs_of_earlier_spiking_runs_still_describe_what_ran():
+    """Every experiment config that ran before the spiking defaults changed sets the changed options to their old
+    defaults (``LEGACY_DEFAULTS``), so its runs are those its results record. Checked on rate_vs_spiking.toml, whose
+    plain LIF set none of them, and on the layer-1 experiment and read-out."""
+    from pathlib import Path
+
+    from liouna_snn.spiking import LEGACY_DEFAULTS
+
+    from .conftest import load_experiment_script
+
+    root = Path(__file__).parent.parent / "experiments"
+    driver = load_experiment_script("rate_vs_spiking")
+    plain = driver.spiking_run_config(driver.load_config(root / "rate_vs_spiking.toml"), "native-lif", 8).to_dict()
+    assert {k: plain[k] for k in LEGACY_DEFAULTS} == LEGACY_DEFAULTS
+    assert plain["neuron_params"] == {"beta": 0.9, "threshold": 2.0, "reset": "zero"}
+    exp = load_experiment(root / "cifar10_spiking_layer1.toml")
+    lif = run_spiking(exp, exp["runs"][1]).to_dict()
+    assert {k: lif[k] for k in LEGACY_DEFAULTS} == LEGACY_DEFAULTS
+    readout = load_experiment_script("spiking_readout")
+    cfg = readout.load_config(root / "spiking_readout.toml")
+    for entry in cfg["readouts"]:
+        if entry["spiking"] is not False:
+            options = readout.readout_spiking(entry["spiking"], entry["label"]).to_dict()
+            assert options["learning_code"] == "rate" and options["inference_initial_membrane"] is None

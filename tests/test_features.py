@@ -27,9 +27,9 @@ def _trained_looking(spiking=None):
         for i, layer in enumerate(net.layers):
             for name, buf in layer.named_buffers():
                 if name.endswith("running_mean"):
-                    buf.copy_(torch.linspace(-0.2, 0.3, len(buf)) * (i + 1))
-                elif name.endswith("running_var"):
-                    buf.copy_(torch.linspace(0.5, 2.0, len(buf)))
+                    buf.copy_(torch.linspace(-0.2, 0.3, buf.numel()).reshape(buf.shape) * (i + 1))
+                elif name.endswith("running_var"):  # batch-norm's per channel; the current scale's one number
+                    buf.copy_(torch.linspace(0.5, 2.0, buf.numel()).reshape(buf.shape))
     return net
 
 

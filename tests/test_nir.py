@@ -10,7 +10,7 @@ import torch
 import liouna_snn as ls
 from liouna_snn.export import NIR_DT, export_nir, import_nir
 from liouna_snn.network import LocalNetwork
-from liouna_snn.spiking import SpikingConfig
+from liouna_snn.spiking import LEGACY_DEFAULTS, SpikingConfig
 
 nir = pytest.importorskip("nir")
 
@@ -23,9 +23,15 @@ STRIDED = {"name": "tiny-strided", "input_channels": 3, "input_size": 8, "layers
 ZERO_LIF = {"beta": 0.8, "threshold": 1.0, "reset": "zero"}
 
 
+def plain_config(**options) -> SpikingConfig:
+    """A :class:`SpikingConfig` on the drive as is, from rest (``LEGACY_DEFAULTS``) unless ``options`` say otherwise:
+    the graph's synapses then hold the learned weights themselves, which most tests below compare."""
+    return SpikingConfig(**{**LEGACY_DEFAULTS, **options})
+
+
 def trained(spec, neuron="native-lif", params=None, T=6, seed=0, lateral_inhibition="none"):
     """A spiking network that has learned a few batches (non-trivial weights and batch-norm statistics)."""
-    cfg = SpikingConfig(neuron=neuron, neuron_params=ZERO_LIF if params is None else params, time_steps=T,
+    cfg = plain_config(neuron=neuron, neuron_params=ZERO_LIF if params is None else params, time_steps=T,
                         lateral_inhibition=lateral_inhibition)
     net = ls.build_network(spec, ls.rule_config("softhebb"), seed=seed, spiking=cfg)
     x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 + 0.5
@@ -127,7 +133,7 @@ def test_unrepresentable_layers_are_errors_naming_the_layer(change, pattern):
     spec = {**POOLED, "layers": [dict(layer) for layer in POOLED["layers"]]}
     change(spec)
     net = ls.build_network(spec, ls.rule_config("softhebb"),
-                           spiking=SpikingConfig(neuron_params=ZERO_LIF, time_steps=2)).eval()
+                           spiking=plain_config(neuron_params=ZERO_LIF, time_steps=2)).eval()
     with pytest.raises(ValueError, match=pattern):
         export_nir(net)
 
@@ -255,6 +261,10 @@ batch_size = 20
 neuron = "native-lif"
 neuron_params = {{ beta = 0.9, threshold = 2.0 }}
 time_steps = 3
+lateral_inhibition = "none"
+current_norm = "none"
+initial_membrane = "rest"
+inference_initial_membrane = "rest"
 [[runs]]
 rule = "softhebb"
 """)
@@ -280,7 +290,7 @@ rule = "softhebb"
 def test_current_norm_is_folded_into_the_synapse_and_round_trips():
     """With current_norm = "std" the eval-mode current is (W - mean_k W) * x / s: the synapse node holds that
     effective weight (so any NIR tool computes the current), and the import restores W and s exactly."""
-    cfg = SpikingConfig(neuron="native-lif", neuron_params={**ZERO_LIF, "threshold": 1.5}, time_steps=6,
+    cfg = plain_config(neuron="native-lif", neuron_params={**ZERO_LIF, "threshold": 1.5}, time_steps=6,
                         lateral_inhibition="mean", current_norm="std")
     net = ls.build_network(POOLED, ls.rule_config("softhebb"), spiking=cfg)
     x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 + 0.5
@@ -309,7 +319,7 @@ def test_current_norm_is_folded_into_the_synapse_and_round_trips():
 def test_uniform_initial_membranes_are_recorded_in_the_graph_and_restored(tmp_path):
     """NIR neurons have no initial state: the graph's metadata says the membranes start uniformly below threshold,
     and the import runs them so (same draws, same spikes)."""
-    cfg = SpikingConfig(neuron="native-lif", neuron_params=ZERO_LIF, time_steps=6, initial_membrane="uniform")
+    cfg = plain_config(neuron="native-lif", neuron_params=ZERO_LIF, time_steps=6, initial_membrane="uniform")
     net = ls.build_network(POOLED, ls.rule_config("softhebb"), spiking=cfg).eval()
     path = tmp_path / "net.nir"
     nir.write(path, export_nir(net))
@@ -321,7 +331,30 @@ def test_uniform_initial_membranes_are_recorded_in_the_graph_and_restored(tmp_pa
     out = net(images(3))
     torch.manual_seed(5)
     assert torch.equal(back(images(3)), out)
-    assert "initial_membrane" not in export_nir(trained(POOLED)).metadata  # the default, rest, is not written
+    assert "initial_membrane" not in export_nir(trained(POOLED)).metadata  # a start from rest is not written
     split = ls.build_network(POOLED, ls.rule_config("softhebb"), spiking=dataclasses.replace(
         cfg, inference_initial_membrane="half"))
     assert export_nir(split).metadata["initial_membrane"] == "half"  # a graph runs inference: its start
+
+
+def test_a_network_of_the_default_spiking_config_round_trips():
+    """The defaults (mean inhibition, the current in standard deviations, half-threshold membranes at inference,
+    subtractive reset) export with the reset approximated and import as the same network: the same inference start,
+    current, neuron and outputs."""
+    net = ls.build_network(POOLED, ls.rule_config("softhebb"), seed=0, spiking=SpikingConfig(time_steps=6))
+    x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 + 0.5
+    net.train()
+    for i in range(len(net)):
+        net.learn_layer(i, x if i == 0 else net(x, i), 0.0)
+    net = net.eval()
+    graph = export_nir(net, approximate_subtractive_reset=True)
+    assert graph.metadata["initial_membrane"] == "half"
+    back = import_nir(graph)
+    for a, b in zip(net.layers, back.layers):
+        assert b.spiking.membrane_at_inference == "half" and b.spiking.inference_initial_membrane is None
+        assert (b.spiking.lateral_inhibition, b.spiking.current_norm) == ("mean", "std")
+        assert b.neuron.p == a.neuron.p and a.neuron.p.threshold == 3.0 and a.neuron.p.reset == "subtract"
+        assert torch.equal(a.weight, b.weight)
+    out = net(images())
+    assert 0.02 < float(out.mean()) < 0.98
+    assert torch.equal(back(images()), out)

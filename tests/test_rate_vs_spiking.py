@@ -11,10 +11,12 @@ from liouna_snn.training import load_checkpoint
 
 from .conftest import SMALL_SPEC_TOML, load_experiment_script
 
-
-
 driver = load_experiment_script("rate_vs_spiking")
 
+# The tiny benchmark's [spiking] options whose defaults changed (liouna_snn.spiking.LEGACY_DEFAULTS), as these tests
+# were written: the drive as current, no inhibition, from rest, the rule on count / T; the labels stay short.
+LEGACY_SPIKING = ('lateral_inhibition = "none"\ncurrent_norm = "none"\ninitial_membrane = "rest"\n'
+                  'inference_initial_membrane = "rest"\nlearning_code = "rate"\n')
 MATCHED = ('[neuron_params]\n'
            'native-lif = { beta = 0.9, threshold = 1.0, reset = "zero" }\n'
            'snntorch-leaky = { beta = 0.9, threshold = 1.0, reset = "zero" }\n'
@@ -34,7 +36,7 @@ def _write_config(tmp_path, neuron_params=MATCHED):
     config = exp_dir / "rvs.toml"
     config.write_text(
         'base_experiment = "base.toml"\nrun = "liouna"\nneurons = ["native-lif", "snntorch-leaky"]\n'
-        'time_steps = [2, 4]\n[spiking]\nencoder = "constant-current"\n' + neuron_params +
+        'time_steps = [2, 4]\n[spiking]\nencoder = "constant-current"\n' + LEGACY_SPIKING + neuron_params +
         '[targets]\nneuron = "native-lif"\ntime_steps = 4\nmax_accuracy_drop = 2.0\nmax_time_ratio = 3.0\n')
     return config
 
@@ -100,8 +102,7 @@ def test_driver_end_to_end_writes_schema_table_and_plot_and_skips_finished_runs(
     out.with_suffix(".json").write_text(json.dumps({**old, "runs": runs}))
 
     # Lateral inhibition is a run of its own, beside the uninhibited one, and the targets follow [spiking].
-    config.write_text(config.read_text().replace('encoder = "constant-current"\n',
-                                                 'encoder = "constant-current"\nlateral_inhibition = "mean"\n'))
+    config.write_text(config.read_text().replace('lateral_inhibition = "none"', 'lateral_inhibition = "mean"'))
     assert driver.main(args + ["--neurons", "native-lif", "--time-steps", "4"]) == 0
     assert "liouna-rate: already in" in capsys.readouterr().out
     after = json.loads(out.with_suffix(".json").read_text())["runs"]
@@ -812,3 +813,13 @@ def test_machine_numbers_keep_the_published_numbers_when_a_machine_is_added():
     # machines none of the published tables named: numbered from 1 in sorted order
     assert driver.machine_numbers([run("B CPU, avx2, 8 cores"), run("A CPU, avx2, 8 cores")]) == {
         "cpu (A CPU, avx2, 8 cores), 2 threads": 1, "cpu (B CPU, avx2, 8 cores), 2 threads": 2}
+
+
+def test_a_backend_without_a_threshold_is_matched_with_the_default_one_of_a_standardised_current():
+    """With current_norm = "std" (the default) a backend given no threshold runs SpikingConfig's default one, so it
+    matches a backend given that threshold in its own units; on the drive's units it is the neuron's own default."""
+    params = {"native-lif": {"beta": 0.9, "reset": "zero"}, "norse-lif": {"v_th": 3.0}}
+    driver.check_matched_neurons(params, "cfg")
+    with pytest.raises(ValueError, match=r"cfg: the backends do not run the same neuron: native-lif has "
+                                         r"LIFParameters\(beta=0.9, threshold=1.0"):
+        driver.check_matched_neurons(params, "cfg", current_norm="none")

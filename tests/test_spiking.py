@@ -14,11 +14,19 @@ from liouna_snn.export import load_trained_network
 from liouna_snn.neurons import bernoulli_rate, compiled_counts, compiled_step, make_neuron, rates, run
 from liouna_snn.network import LocalNetwork
 from liouna_snn.rules import ConvGeometry, RuleConfig
-from liouna_snn.spiking import (SpikingConfig, Trace, initial_membranes, neuron_current, spike_counts,
-                                spiking_config)
+from liouna_snn.spiking import (LEGACY_DEFAULTS, SpikingConfig, Trace, initial_membranes, neuron_current,
+                                spike_counts, spiking_config)
 
 from .test_network import SMALL_SPEC
 from .conftest import SMALL_SPEC_TOML
+
+
+def legacy_config(*args, **options) -> SpikingConfig:
+    """A :class:`SpikingConfig` with the defaults these tests were written against (``LEGACY_DEFAULTS``: no
+    inhibition, the drive as current, membranes from rest, the rule on rates) for the options not given, so each
+    test isolates the mechanism it names."""
+    return SpikingConfig(*args, **{**LEGACY_DEFAULTS, **options})
+
 
 # Rule with a plain weight step: weight += lr * dW (no norm-dependent rate, no scaling).
 PLAIN = dict(lr_schedule="constant", scaling="none")
@@ -65,7 +73,7 @@ def test_integrate_and_fire_rates_approach_the_rate_layer(kind, inhibition):
         assert not torch.equal(expected, layer(ClampedReLU(threshold))(inputs))
     errors = {}
     for T in (8, 64):
-        cfg = SpikingConfig("integrate-and-fire", {"threshold": threshold}, time_steps=T, lateral_inhibition=inhibition)
+        cfg = legacy_config("integrate-and-fire", {"threshold": threshold}, time_steps=T, lateral_inhibition=inhibition)
         out = layer(spiking=cfg)(inputs)
         assert out.shape == expected.shape and 0 <= float(out.min()) and float(out.max()) <= 1
         errors[T] = float((out - expected).abs().max())
@@ -80,7 +88,7 @@ def test_rate_plasticity_is_the_rule_on_rates(encoder, inhibition):
     (the neurons driven by u, or by u - mean over units at every position and step under lateral inhibition)."""
     T, lr = 5, 0.5
     x = torch.rand(3, 2, 7, 7, generator=torch.Generator().manual_seed(0))
-    cfg = SpikingConfig("native-lif", {"beta": 0.8}, T, encoder=encoder, lateral_inhibition=inhibition)
+    cfg = legacy_config("native-lif", {"beta": 0.8}, T, encoder=encoder, lateral_inhibition=inhibition)
     layer = PlasticConv2d(2, 4, 3, padding=1, padding_mode="reflect", pool=nn.MaxPool2d(2), spiking=cfg,
                           rule=rule_config("liouna", lr=lr, init_radius=2.0, **PLAIN),
                           generator=torch.Generator().manual_seed(1))
@@ -121,7 +129,7 @@ def test_rate_plasticity_is_the_rule_on_rates(encoder, inhibition):
 def _online_vs_rate(T, decay, threshold=1.0, **options):
     updates = []
     for plasticity in ("online", "rate"):
-        cfg = SpikingConfig("integrate-and-fire", {"threshold": threshold}, T, plasticity=plasticity,
+        cfg = legacy_config("integrate-and-fire", {"threshold": threshold}, T, plasticity=plasticity,
                             trace_decay=decay, **options)
         layer = PlasticConv2d(3, 4, 3, padding=1, norm=False, spiking=cfg,
                               rule=rule_config("liouna", lr=1.0, init_radius=1.0, **PLAIN),
@@ -172,7 +180,7 @@ def test_the_current_code_learns_rate_mode_s_update_as_T_grows():
         return layer.weight - w0, out
 
     def config(T, code):
-        return SpikingConfig("integrate-and-fire", {"threshold": 6.0}, T, lateral_inhibition="mean",
+        return legacy_config("integrate-and-fire", {"threshold": 6.0}, T, lateral_inhibition="mean",
                              current_norm="std", initial_membrane="half", learning_code=code)
 
     expected, _ = step(activation=InhibitedReLU())
@@ -199,7 +207,7 @@ def test_trace_is_an_unbiased_weighted_mean():
 
 
 def test_activity_report_counts_silent_and_saturated_units():
-    cfg = SpikingConfig("integrate-and-fire", {"threshold": 1.0}, time_steps=4)
+    cfg = legacy_config("integrate-and-fire", {"threshold": 1.0}, time_steps=4)
     layer = PlasticLinear(3, 3, norm=False, spiking=cfg, rule=rule_config("random"))
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 5.0, 0.0]]))
@@ -218,7 +226,7 @@ def test_activity_report_counts_silent_and_saturated_units():
 
 
 def test_spiking_network_keeps_rate_weights_and_checkpoints():
-    cfg = SpikingConfig("native-lif", time_steps=3)
+    cfg = legacy_config("native-lif", time_steps=3)
     spiking, rate = build_network(SMALL_SPEC, rule_config("liouna"), spiking=cfg), build_network(SMALL_SPEC, rule_config("liouna"))
     assert spiking.spiking is cfg and rate.spiking is None
     assert all(torch.equal(a.weight, b.weight) for a, b in zip(spiking.layers, rate.layers))
@@ -236,7 +244,7 @@ def test_every_neuron_backend_gives_the_same_network_rates():
     for name, params in [("native-lif", {"reset": "zero"}), ("snntorch-leaky", {"reset": "zero"}),
                          ("norse-lif", {}), ("norse-lifbox", {})]:
         net = build_network(SMALL_SPEC, rule_config("liouna", init_radius=3.0, lr=0.05),
-                            spiking=SpikingConfig(name, {"beta": 0.9, **params}, time_steps=6))
+                            spiking=legacy_config(name, {"beta": 0.9, **params}, time_steps=6))
         outputs[name] = net(x, 2)
         w = net.layers[0].weight.clone()
         net.learn_layer(0, x, 0.0)
@@ -285,6 +293,7 @@ def test_a_run_overrides_the_spiking_table(tmp_path):
     """A run's own `spiking` table updates the top-level [spiking]; `spiking = false` keeps a run in rate mode."""
     exp = _write_spiking_experiment(
         tmp_path, '[spiking]\nneuron = "native-lif"\nneuron_params = { threshold = 8.0 }\ntime_steps = 4\n'
+        'lateral_inhibition = "none"\n'
         '[[runs]]\nlabel = "rate"\nrule = "liouna"\nspiking = false\n'
         '[[runs]]\nlabel = "inhibited"\nrule = "liouna"\nspiking = { lateral_inhibition = "mean", time_steps = 2 }\n')
     runs = {r["label"]: r for r in run_experiment(exp, device="cpu", progress=False)["runs"]}
@@ -346,11 +355,11 @@ def test_run_labels_must_be_distinct_and_neuron_params_merge_entry_by_entry(tmp_
 ])
 def test_bad_spiking_configs_name_the_problem(options, match):
     with pytest.raises(ValueError, match=match):
-        SpikingConfig(**options)
+        legacy_config(**options)
 
 
 def test_spike_encoder_needs_rates_in_the_unit_interval():
-    layer = PlasticConv2d(3, 4, 3, spiking=SpikingConfig(time_steps=2, encoder="bernoulli"))
+    layer = PlasticConv2d(3, 4, 3, spiking=legacy_config(time_steps=2, encoder="bernoulli"))
     with pytest.raises(ValueError, match=r"PlasticConv2d: the 'bernoulli' encoder needs input rates in \[0, 1\].*"
                                          r"got values in \[-1\.5, 2\]"):
         layer.learn(torch.tensor([-1.5, 0.5, 2.0]).view(1, 3, 1, 1).expand(2, 3, 4, 4).contiguous())
@@ -397,7 +406,7 @@ def test_current_norm_makes_the_spikes_independent_of_the_weight_scale(inhibitio
     x = torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(2))
 
     def out(current_norm, gain):
-        cfg = SpikingConfig("integrate-and-fire", {"threshold": 1.5}, time_steps=8, lateral_inhibition=inhibition,
+        cfg = legacy_config("integrate-and-fire", {"threshold": 1.5}, time_steps=8, lateral_inhibition=inhibition,
                             current_norm=current_norm)
         layer = PlasticConv2d(3, 6, 3, padding=1, spiking=cfg, generator=torch.Generator().manual_seed(3))
         with torch.no_grad():
@@ -412,14 +421,14 @@ def test_current_norm_makes_the_spikes_independent_of_the_weight_scale(inhibitio
 
 def test_current_norm_is_validated():
     with pytest.raises(ValueError, match=r"current_norm='rms' is not allowed; choose one of: none, std"):
-        SpikingConfig(current_norm="rms")
+        legacy_config(current_norm="rms")
 
 
 def test_recalibrate_norms_sets_the_current_scale_to_the_mean_batch_variance():
     from liouna_snn.training import recalibrate_norms
     from liouna_snn.data import ImageTensors
 
-    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4, current_norm="std")
+    cfg = legacy_config("integrate-and-fire", {"threshold": 2.0}, time_steps=4, current_norm="std")
     spec = {"input_channels": 3, "input_size": 8, "layers": [{"out_channels": 4, "kernel_size": 3, "padding": 1}]}
     net = build_network(spec, RuleConfig(name="softhebb"), spiking=cfg)
     images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
@@ -450,7 +459,7 @@ def test_with_spiking_reads_the_same_weights_out_in_either_mode():
     for i in range(len(rate)):
         rate.learn_layer(i, x if i == 0 else rate(x, i), 0.0)
     rate.eval()
-    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=64, lateral_inhibition="mean",
+    cfg = legacy_config("integrate-and-fire", {"threshold": 2.0}, time_steps=64, lateral_inhibition="mean",
                         current_norm="std")
     spiking = rate.with_spiking(cfg)
     assert spiking.spiking == cfg and spiking.init_seed == 5 and not spiking.training
@@ -482,7 +491,7 @@ def test_with_spiking_reads_the_same_weights_out_in_either_mode():
 def test_a_masked_learning_step_updates_the_current_scale_once_and_reuses_its_gain():
     """The masked run of a learning step keeps the unmasked run's gain (a fixed threshold), and the running
     estimate moves once per batch, toward the unmasked current's variance."""
-    cfg = SpikingConfig("integrate-and-fire", {"threshold": 1.0}, time_steps=4, current_norm="std")
+    cfg = legacy_config("integrate-and-fire", {"threshold": 1.0}, time_steps=4, current_norm="std")
     rule = RuleConfig(name="liouna", mask_ratio=0.5, lr=0.0)
     layer = PlasticConv2d(3, 5, 3, padding=1, spiking=cfg, rule=rule, generator=torch.Generator().manual_seed(0))
     x = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
@@ -495,29 +504,29 @@ def test_a_masked_learning_step_updates_the_current_scale_once_and_reuses_its_ga
 def test_checkpoints_written_before_current_norm_existed_still_match_their_network():
     from liouna_snn.training.checkpoint import check_identity
 
-    cfg = SpikingConfig("native-lif", {"beta": 0.9}, time_steps=4)
+    cfg = legacy_config("native-lif", {"beta": 0.9}, time_steps=4)
     net = build_network(SMALL_SPEC, RuleConfig(name="softhebb"), spiking=cfg)
     old = net.identity()
     for layer in old["layers"]:
         del layer["spiking"]["current_norm"]
     check_identity({"network_identity": old}, net, "old.pt", "")  # no error
     normed = build_network(SMALL_SPEC, RuleConfig(name="softhebb"),
-                           spiking=SpikingConfig("native-lif", {"beta": 0.9}, time_steps=4, current_norm="std"))
+                           spiking=legacy_config("native-lif", {"beta": 0.9}, time_steps=4, current_norm="std"))
     with pytest.raises(ValueError, match=r"spiking.current_norm: 'none' -> 'std'"):
         check_identity({"network_identity": old}, normed, "old.pt", "")
 
 
 def test_with_spiking_keeps_the_current_gain_between_two_normalising_modes():
-    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4, current_norm="std")
+    cfg = legacy_config("integrate-and-fire", {"threshold": 2.0}, time_steps=4, current_norm="std")
     net = build_network(SMALL_SPEC, RuleConfig(name="softhebb"), spiking=cfg)
     net(torch.randn(4, 3, 12, 12, generator=torch.Generator().manual_seed(0)))  # train mode: gains move from 1
-    longer = net.with_spiking(SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=16,
+    longer = net.with_spiking(legacy_config("integrate-and-fire", {"threshold": 2.0}, time_steps=16,
                                             current_norm="std"))
     for a, b in zip(net.layers, longer.layers):
         assert float(a.current_scale.running_var) != 1.0
         assert torch.equal(a.current_scale.running_var, b.current_scale.running_var)
         assert float(b.spike_counts_inference.sum()) == 0  # activity counts start afresh
-    plain = net.with_spiking(SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4))
+    plain = net.with_spiking(legacy_config("integrate-and-fire", {"threshold": 2.0}, time_steps=4))
     assert all(layer.current_scale is None for layer in plain.layers)
 
 
@@ -566,7 +575,7 @@ def test_uniform_initial_membranes_start_every_backend_alike():
 
 
 def test_a_uniform_membrane_layer_learns_reproducibly_and_errors_are_clear():
-    cfg = SpikingConfig("native-lif", {"beta": 0.9, "threshold": 1.0}, time_steps=4, initial_membrane="uniform")
+    cfg = legacy_config("native-lif", {"beta": 0.9, "threshold": 1.0}, time_steps=4, initial_membrane="uniform")
     x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(0))
     weights = []
     for _ in range(2):
@@ -577,11 +586,11 @@ def test_a_uniform_membrane_layer_learns_reproducibly_and_errors_are_clear():
     assert torch.equal(weights[0], weights[1])
     torch.manual_seed(0)
     rest = build_network(SMALL_SPEC, rule_config("liouna", init_radius=3.0, lr=0.05),
-                         spiking=SpikingConfig("native-lif", {"beta": 0.9, "threshold": 1.0}, time_steps=4))
+                         spiking=legacy_config("native-lif", {"beta": 0.9, "threshold": 1.0}, time_steps=4))
     rest.learn_layer(0, x, 0.0, generator=torch.Generator().manual_seed(3))
     assert not torch.equal(rest.layers[0].weight, weights[0])
     with pytest.raises(ValueError, match=r"initial_membrane='random' is not allowed; choose one of: rest, uniform"):
-        SpikingConfig(initial_membrane="random")
+        legacy_config(initial_membrane="random")
     with pytest.raises(ValueError, match=r"initial_membrane has shape \(2,\), but one step's current has shape \(3,\)"):
         spike_counts(make_neuron("native-lif"), torch.zeros(3), 2, initial_membrane=torch.zeros(2))
 
@@ -590,9 +599,9 @@ def test_an_inference_initial_membrane_governs_only_the_forward_pass():
     """uniform + half at inference: the learning step draws its membranes exactly as a uniform layer's (same generator,
     same update), the forward pass starts them midway exactly as a half layer's (deterministic)."""
     params = {"threshold": 1.0}
-    split = SpikingConfig("integrate-and-fire", params, time_steps=4, initial_membrane="uniform",
+    split = legacy_config("integrate-and-fire", params, time_steps=4, initial_membrane="uniform",
                           inference_initial_membrane="half")
-    assert split.membrane_at_inference == "half" and SpikingConfig(initial_membrane="uniform").membrane_at_inference \
+    assert split.membrane_at_inference == "half" and legacy_config(initial_membrane="uniform").membrane_at_inference \
         == "uniform"
     x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(0))
     nets = {}
@@ -612,7 +621,7 @@ def test_an_inference_initial_membrane_governs_only_the_forward_pass():
     assert not torch.equal(out, nets["uniform"](x, 1))
     with pytest.raises(ValueError, match=r"inference_initial_membrane='mid' is not allowed; choose one of: rest, "
                                          r"uniform, half"):
-        SpikingConfig(inference_initial_membrane="mid")
+        legacy_config(inference_initial_membrane="mid")
 
 
 def test_half_initial_membranes_round_integrate_and_fire_counts():
@@ -635,9 +644,9 @@ def test_half_initial_membranes_round_integrate_and_fire_counts():
     assert torch.equal(low, torch.full((3,), 0.25))   # midway between v_reset -0.5 and threshold 1
     with pytest.raises(ValueError, match="mode must be 'uniform' or 'half'"):
         initial_membranes(neuron, (2,), "cpu", torch.float32, mode="middle")
-    assert SpikingConfig(initial_membrane="half").initial_membrane == "half"
+    assert legacy_config(initial_membrane="half").initial_membrane == "half"
     with pytest.raises(ValueError, match="initial_membrane='top' is not allowed; choose one of: rest, uniform, half"):
-        SpikingConfig(initial_membrane="top")
+        legacy_config(initial_membrane="top")
 
 
 needs_compiler = pytest.mark.skipif(not any(shutil.which(c) for c in ("c++", "g++", "clang++")),
@@ -688,7 +697,7 @@ def test_the_compiled_whole_loop_counts_like_the_eager_steps(name, params):
 
 @needs_compiler
 def test_compile_neurons_keeps_a_network_s_outputs_and_identity():
-    cfg = SpikingConfig("integrate-and-fire", {"threshold": 1.0}, time_steps=6, lateral_inhibition="mean")
+    cfg = legacy_config("integrate-and-fire", {"threshold": 1.0}, time_steps=6, lateral_inhibition="mean")
     net = build_network(SMALL_SPEC, rule_config("liouna"), spiking=cfg)
     x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(1))
     eager, identity = net(x, 2), net.identity()
@@ -709,7 +718,7 @@ def test_compile_neurons_keeps_a_network_s_outputs_and_identity():
 def test_compile_neurons_needs_a_spiking_network():
     with pytest.raises(ValueError, match=r"layer\(s\) \[1, 2, 3\] run in rate mode"):
         build_network(SMALL_SPEC, rule_config("liouna")).compile_neurons()
-    net = build_network(SMALL_SPEC, rule_config("liouna"), spiking=SpikingConfig("integrate-and-fire"))
+    net = build_network(SMALL_SPEC, rule_config("liouna"), spiking=legacy_config("integrate-and-fire"))
     with pytest.raises(TypeError, match="True or False"):
         net.compile_neurons("yes")
 
@@ -750,7 +759,7 @@ def test_exact_current_calibration_averages_the_current_variance_over_the_images
     data = load_dataset("cifar10-mini", split="train").subset(40)
     data.images = data.images[:, :, 10:22, 10:22].contiguous()
     x = data.images.float() / 255
-    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4, lateral_inhibition="mean",
+    cfg = legacy_config("integrate-and-fire", {"threshold": 2.0}, time_steps=4, lateral_inhibition="mean",
                         current_norm="std", current_calibration="exact")
     net = build_network(SMALL_SPEC, RuleConfig(name="softhebb"), spiking=cfg)
     net(x)  # train mode: every estimate moves away from its start, toward the batch's
@@ -777,7 +786,7 @@ def test_the_greedy_schedule_calibrates_each_layer_once_when_it_stops_learning(m
 
     data = load_dataset("cifar10-mini", split="train").subset(32)
     data.images = data.images[:, :, 10:22, 10:22].contiguous()
-    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4, lateral_inhibition="mean",
+    cfg = legacy_config("integrate-and-fire", {"threshold": 2.0}, time_steps=4, lateral_inhibition="mean",
                         current_norm="std", current_calibration="exact")
     calls = []
 
@@ -800,9 +809,9 @@ def test_the_greedy_schedule_calibrates_each_layer_once_when_it_stops_learning(m
 
 def test_exact_current_calibration_needs_a_current_norm_and_unknown_calibrations_are_refused():
     with pytest.raises(ValueError, match=r"current_calibration='sampled' is not allowed; choose one of: running, exact"):
-        SpikingConfig(current_norm="std", current_calibration="sampled")
+        legacy_config(current_norm="std", current_calibration="sampled")
     with pytest.raises(ValueError, match=r"current_calibration='exact' calibrates .* only current_norm = 'std'"):
-        SpikingConfig(current_calibration="exact")
+        legacy_config(current_calibration="exact")
     with pytest.raises(ValueError, match="unknown key"):
         spiking_config({"current_calibrate": "exact"})
     assert spiking_config({"current_norm": "std", "current_calibration": "exact"}).current_calibration == "exact"
@@ -812,8 +821,61 @@ def test_parallel_training_refuses_an_exact_calibration_it_would_not_compute():
     from liouna_snn.training import TrainConfig
     from liouna_snn.training.distributed import train_parallel
 
-    cfg = SpikingConfig("integrate-and-fire", {"threshold": 2.0}, time_steps=4, current_norm="std",
+    cfg = legacy_config("integrate-and-fire", {"threshold": 2.0}, time_steps=4, current_norm="std",
                         current_calibration="exact")
     net = build_network(SMALL_SPEC, RuleConfig(name="softhebb"), spiking=cfg)
     with pytest.raises(ValueError, match=r"layers \[1, 2, 3\] ask for current_calibration = 'exact'"):
         train_parallel(net, None, TrainConfig(schedule="greedy"), "pipeline")
+
+
+def test_the_defaults_fill_the_threshold_of_a_standardised_current_and_store_one_start():
+    """With ``current_norm = "std"`` a neuron given no threshold gets ``STD_CURRENT_THRESHOLD`` (given in either
+    backend's name, none is added), the caller's dict untouched; the drive's units get none. A TOML table's inference
+    start equal to its learning start reads as ``None`` (TOML cannot write it), so the two spellings are one config;
+    in Python the inference start stays what was given."""
+    from liouna_snn.spiking import STD_CURRENT_THRESHOLD
+
+    default = SpikingConfig()
+    assert (default.lateral_inhibition, default.current_norm, default.initial_membrane,
+            default.inference_initial_membrane, default.learning_code) == ("mean", "std", "uniform", "half", "current")
+    assert default.neuron_params == {"threshold": STD_CURRENT_THRESHOLD} == {"threshold": 3.0}
+    assert default.make_neuron().p.threshold == 3.0
+    given = {"beta": 0.8}
+    assert SpikingConfig(neuron_params=given).neuron_params == {"beta": 0.8, "threshold": 3.0} and given == {"beta": 0.8}
+    assert SpikingConfig(neuron_params={"threshold": 2.0}).neuron_params == {"threshold": 2.0}
+    assert SpikingConfig("norse-lif", {"v_th": 2.0}).neuron_params == {"v_th": 2.0}
+    assert SpikingConfig("norse-lif").make_neuron().p.threshold == 3.0
+    assert SpikingConfig(current_norm="none").neuron_params == {}
+    assert SpikingConfig(current_norm="none").make_neuron().p.threshold == 1.0
+    same = spiking_config({"initial_membrane": "rest", "inference_initial_membrane": "rest"})
+    assert same.inference_initial_membrane is None and same.membrane_at_inference == "rest"
+    assert same == SpikingConfig(initial_membrane="rest", inference_initial_membrane=None)
+    assert spiking_config({"inference_initial_membrane": "uniform"}) == SpikingConfig(inference_initial_membrane=None)
+    assert SpikingConfig(initial_membrane="rest").membrane_at_inference == "half"
+    assert SpikingConfig(initial_membrane="rest", inference_initial_membrane="rest").inference_initial_membrane == "rest"
+    with pytest.raises(ValueError, match=r"neuron_params=\{'beta': 2.0\} \(with the default threshold 3.0\)"):
+        SpikingConfig(neuron_params={"beta": 2.0})
+
+
+def test_records_without_an_option_read_as_its_old_default():
+    """A record or checkpoint identity written before an option existed, or before its default changed, is filled
+    from ``LEGACY_DEFAULTS``, not from today's defaults; a complete record is kept as it is."""
+    from liouna_snn.spiking import with_legacy_defaults
+    from liouna_snn.training.checkpoint import identity_with_defaults
+
+    old = {k: v for k, v in legacy_config("native-lif", {"beta": 0.9, "threshold": 2.0}).to_dict().items()
+           if k not in ("lateral_inhibition", "learning_code", "inference_initial_membrane")}
+    filled = with_legacy_defaults(old)
+    assert filled == legacy_config("native-lif", {"beta": 0.9, "threshold": 2.0}).to_dict()
+    assert filled != SpikingConfig("native-lif", {"beta": 0.9, "threshold": 2.0}).to_dict()
+    complete = SpikingConfig(time_steps=4).to_dict()
+    assert with_legacy_defaults(complete) == complete
+
+    net = build_network(SMALL_SPEC, rule_config("liouna"), spiking=legacy_config(time_steps=2))
+    identity = net.identity()
+    saved = {**identity, "layers": [{**layer, "spiking": {k: v for k, v in layer["spiking"].items()
+                                                         if k != "learning_code"}} for layer in identity["layers"]]}
+    assert identity_with_defaults(saved) == identity
+    current = build_network(SMALL_SPEC, rule_config("liouna"), spiking=legacy_config(time_steps=2,
+                                                                                    learning_code="current"))
+    assert identity_with_defaults(saved) != current.identity()

@@ -16,7 +16,7 @@ noise = load_experiment_script("spiking_update_noise")
 
 CONFIG = ('base_experiment = "base.toml"\nrun = "liouna"\nneurons = ["integrate-and-fire"]\ntime_steps = [4]\n'
           '[spiking]\nencoder = "constant-current"\nlateral_inhibition = "mean"\ncurrent_norm = "std"\n'
-          'initial_membrane = "uniform"\ninference_initial_membrane = "half"\n'
+          'initial_membrane = "uniform"\ninference_initial_membrane = "half"\nlearning_code = "rate"\n'
           '[neuron_params]\nintegrate-and-fire = { threshold = 1.0 }\n'
           '[targets]\nneuron = "integrate-and-fire"\ntime_steps = 4\nmax_accuracy_drop = 2.0\nmax_time_ratio = 3.0\n')
 
@@ -32,7 +32,7 @@ def _layers(initial_membrane):
     rules = [rule_config("liouna", lr=0.05)]
     spiking = SpikingConfig(neuron="integrate-and-fire", neuron_params={"threshold": 1.0}, time_steps=4,
                             lateral_inhibition="mean", current_norm="std", initial_membrane=initial_membrane,
-                            inference_initial_membrane="half")
+                            inference_initial_membrane="half", learning_code="rate")
     spk = build_network(spec, rules, seed=3, spiking=spiking).layers[0].train()
     rate = build_network(spec, rules, seed=3).layers[0].train()
     return spk, rate

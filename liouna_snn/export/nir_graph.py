@@ -522,7 +522,7 @@ def import_nir(graph, *, dt: float | None = None, time_steps: int | None = None,
             w = np.asarray(synapse_meta["liouna_snn_weight"])
         cfg = SpikingConfig(neuron=neuron, neuron_params=params, time_steps=T, encoder=encoder,
                             lateral_inhibition=inhibition, current_norm=current_norm,
-                            initial_membrane=initial_membrane)
+                            initial_membrane=initial_membrane, inference_initial_membrane=None)
         if norm_node is not None:
             channels = int(w.shape[1])
             bn, norm_kind = _bn_from_node(norm_node[1], channels, conv, f"node {norm_node[0]!r}")

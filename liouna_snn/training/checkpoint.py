@@ -2,7 +2,6 @@
 another network or rule is named as such, not resumed."""
 from __future__ import annotations
 
-import dataclasses
 
 import os
 import tempfile
@@ -62,14 +61,14 @@ def check_identity(state: dict, network, path, remedy: str) -> None:
 
 
 def identity_with_defaults(identity: dict | None) -> dict | None:
-    """A saved :meth:`LocalNetwork.identity` with every spiking option it predates set to its default, so a
-    checkpoint written before an option existed (e.g. ``current_norm``) still matches the same network."""
+    """A saved :meth:`LocalNetwork.identity` with every spiking option it predates set to the default it ran with
+    (:func:`liouna_snn.spiking.with_legacy_defaults`), so a checkpoint written before an option existed (e.g.
+    ``current_norm``) still matches the same network."""
     if identity is None or not any(isinstance(layer.get("spiking"), dict) for layer in identity.get("layers", [])):
         return identity
-    from ..spiking import SpikingConfig
+    from ..spiking import with_legacy_defaults
 
-    defaults = dataclasses.asdict(SpikingConfig())
-    layers = [{**layer, "spiking": {**defaults, **layer["spiking"]}} if isinstance(layer.get("spiking"), dict)
+    layers = [{**layer, "spiking": with_legacy_defaults(layer["spiking"])} if isinstance(layer.get("spiking"), dict)
               else layer for layer in identity["layers"]]
     return {**identity, "layers": layers}
 
