@@ -6,7 +6,7 @@ import pytest
 from liouna_snn.training import load_checkpoint
 
 from .conftest import load_experiment_script
-from .test_rate_vs_spiking import _write_config
+from .test_rate_vs_spiking import LEGACY_SPIKING, _write_config
 
 estimates = load_experiment_script("current_scale_estimates")
 driver = load_experiment_script("rate_vs_spiking")
@@ -20,7 +20,8 @@ def _params(calibration):
 
 @pytest.mark.parametrize("calibration", ["running", "exact"])
 def test_a_runs_stored_current_scale_is_compared_with_its_exact_value(tmp_path, capsys, calibration):
-    config = _write_config(tmp_path, _params(calibration))
+    config = _write_config(tmp_path, _params(calibration), spiking=LEGACY_SPIKING.replace(
+        'lateral_inhibition = "none"\ncurrent_norm = "none"\n', ""))
     out = tmp_path / "results" / "rvs"
     assert driver.main(["--config", str(config), "--out", str(out), "--device", "cpu", "--quiet",
                         "--neurons", "native-lif", "--time-steps", "4", "--probe-layers", "3", "--precision", "fp32"]) == 0

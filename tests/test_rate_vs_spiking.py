@@ -23,7 +23,7 @@ MATCHED = ('[neuron_params]\n'
            'norse-lifbox = { beta = 0.9, threshold = 1.0, reset = "zero", dt = 1e-3 }\n')
 
 
-def _write_config(tmp_path, neuron_params=MATCHED):
+def _write_config(tmp_path, neuron_params=MATCHED, spiking=LEGACY_SPIKING):
     """A 3-layer toy model, a base experiment on 40 / 20 mini images, and the benchmark config over it."""
     (tmp_path / "models").mkdir(exist_ok=True)
     (tmp_path / "models" / "small.toml").write_text(SMALL_SPEC_TOML)
@@ -36,7 +36,7 @@ def _write_config(tmp_path, neuron_params=MATCHED):
     config = exp_dir / "rvs.toml"
     config.write_text(
         'base_experiment = "base.toml"\nrun = "liouna"\nneurons = ["native-lif", "snntorch-leaky"]\n'
-        'time_steps = [2, 4]\n[spiking]\nencoder = "constant-current"\n' + LEGACY_SPIKING + neuron_params +
+        'time_steps = [2, 4]\n[spiking]\nencoder = "constant-current"\n' + spiking + neuron_params +
         '[targets]\nneuron = "native-lif"\ntime_steps = 4\nmax_accuracy_drop = 2.0\nmax_time_ratio = 3.0\n')
     return config
 
