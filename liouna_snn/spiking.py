@@ -17,13 +17,14 @@ One frozen record, :class:`SpikingConfig`, switches a layer (or a whole network,
 2. **Neurons.** The layer's neuron (:func:`liouna_snn.neurons.make_neuron`, built once per layer) is
    driven by ``u`` (or ``u_t``) for ``T`` steps, less the mean drive of the layer's units at the same
    position with ``lateral_inhibition = "mean"`` (rate mode's triangle competition as an inhibitory
-   current), from rest or, with ``initial_membrane = "uniform"``, from membranes drawn uniformly below
-   threshold for every input; the layer's output is the firing rate ``y = count / T`` after pooling, so the next layer
-   receives rates in [0, 1]. Probes use these rates as features. The rule sees the synaptic drive ``u``.
+   current) and divided by its standard deviation with ``current_norm = "std"`` (both the defaults), from
+   membranes drawn uniformly below threshold for every input while learning and at half the threshold at inference
+   (the defaults; or from rest); the layer's output is the firing rate ``y = count / T`` after pooling, so the next
+   layer receives rates in [0, 1]. Probes use these rates as features. The rule sees the synaptic drive ``u``.
 3. **Plasticity.** ``rate``: after the ``T`` steps the rule of the rule document (section 2) is applied
    to rates, ``dW = LocalRule.delta(x, u, y)`` with ``x = mean_t`` of the normalised presynaptic input,
-   ``u = mean_t u_t`` and ``y = count / T`` (with ``learning_code = "current"``: ``y = threshold * count / T /
-   gain``, the rate in the drive's units, see :class:`SpikingConfig`). ``online``: low-pass traces of the presynaptic input, the
+   ``u = mean_t u_t`` and ``y = threshold * count / T / gain``, the rate in the drive's units (the default
+   ``learning_code = "current"``; ``"rate"``: ``y = count / T``; see :class:`SpikingConfig`). ``online``: low-pass traces of the presynaptic input, the
    drive and the postsynaptic spikes (:class:`Trace`, decay ``trace_decay``); at every step
    ``dW += LocalRule.delta(xbar_t, ubar_t, ybar_t)`` (the same pure function: ``corr(hbar_t, xbar_t -
    x_hat(cbar_t))`` for Liouna), and the sum divided by ``T`` is applied once per batch with the rule's
@@ -35,7 +36,7 @@ One frozen record, :class:`SpikingConfig`, switches a layer (or a whole network,
 Example::
 
     from liouna_snn.spiking import SpikingConfig
-    cfg = SpikingConfig(neuron="native-lif", neuron_params={"beta": 0.9}, time_steps=8)
+    cfg = SpikingConfig(neuron="native-lif", neuron_params={"beta": 0.9}, time_steps=8)   # threshold 3 std
     net = build_network(spec, rules, spiking=cfg)        # every layer spiking, same training code
 """
 from __future__ import annotations
