@@ -113,6 +113,11 @@ def check_matched_neurons(neuron_params: dict, where: str, current_norm: str = S
                              f"has {p}; give every backend the same beta, threshold, reset and v_reset")
 
 
+def shared_current_norm(cfg: dict) -> str:
+    """The ``current_norm`` of a config's shared ``[spiking]`` options (:class:`SpikingConfig`'s default if unset)."""
+    return cfg.get("spiking", {}).get("current_norm", SpikingConfig.current_norm)
+
+
 def load_config(path: str | Path) -> dict:
     """The benchmark configuration TOML, validated (unknown keys, neuron names, matched parameters, targets)."""
     path = Path(path)
@@ -136,8 +141,7 @@ def load_config(path: str | Path) -> dict:
         raise ValueError(f"{where} [targets]: neuron {cfg['targets']['neuron']!r} has no [neuron_params] entry, so "
                          f"the target names no neuron; configured: {', '.join(cfg['neuron_params'])}")
     check_time_steps(cfg["time_steps"], f"{where} time_steps")
-    check_matched_neurons(cfg["neuron_params"], f"{where} [neuron_params]",
-                          cfg.get("spiking", {}).get("current_norm", SpikingConfig.current_norm))
+    check_matched_neurons(cfg["neuron_params"], f"{where} [neuron_params]", shared_current_norm(cfg))
     for neuron, params in cfg["neuron_params"].items():  # bad [spiking] values raise now, not after the rate run
         spiking_run_config(cfg, neuron, cfg["time_steps"][0], f"{where} [spiking]")
     cfg.setdefault("name", path.stem)
@@ -174,8 +178,7 @@ def with_neuron_params(cfg: dict, overrides: list[str] | None, neurons: list[str
     changes = parse_neuron_overrides(overrides)
     chosen = set(neurons) | {cfg["targets"]["neuron"]}
     params = {name: {**p, **changes} for name, p in cfg["neuron_params"].items() if name in chosen}
-    check_matched_neurons(params, f"--neuron-param {' '.join(overrides)}",
-                          cfg.get("spiking", {}).get("current_norm", SpikingConfig.current_norm))
+    check_matched_neurons(params, f"--neuron-param {' '.join(overrides)}", shared_current_norm(cfg))
     return {**cfg, "neuron_params": params}
 
 

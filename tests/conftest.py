@@ -13,6 +13,15 @@ def load_experiment_script(name: str):
     return module
 
 
+def legacy_config(*args, **options):
+    """A :class:`liouna_snn.spiking.SpikingConfig` with the defaults the spiking tests were written against
+    (``LEGACY_DEFAULTS``: no inhibition, the drive as current, membranes from rest, the rule on rates) for the options
+    not given, so each test isolates the mechanism it names (and a NIR graph's synapses hold the learned weights)."""
+    from liouna_snn.spiking import LEGACY_DEFAULTS, SpikingConfig
+
+    return SpikingConfig(*args, **{**LEGACY_DEFAULTS, **options})
+
+
 # A 3-layer toy spec (reflect-padded conv + max pool, conv + avg pool, linear): small enough for
 # end-to-end experiment tests in seconds, with every layer kind the CIFAR network has.
 SMALL_SPEC_TOML = (

@@ -10,7 +10,9 @@ import torch
 import liouna_snn as ls
 from liouna_snn.export import NIR_DT, export_nir, import_nir
 from liouna_snn.network import LocalNetwork
-from liouna_snn.spiking import LEGACY_DEFAULTS, SpikingConfig
+from liouna_snn.spiking import SpikingConfig
+
+from .conftest import legacy_config
 
 nir = pytest.importorskip("nir")
 
@@ -23,15 +25,9 @@ STRIDED = {"name": "tiny-strided", "input_channels": 3, "input_size": 8, "layers
 ZERO_LIF = {"beta": 0.8, "threshold": 1.0, "reset": "zero"}
 
 
-def plain_config(**options) -> SpikingConfig:
-    """A :class:`SpikingConfig` on the drive as is, from rest (``LEGACY_DEFAULTS``) unless ``options`` say otherwise:
-    the graph's synapses then hold the learned weights themselves, which most tests below compare."""
-    return SpikingConfig(**{**LEGACY_DEFAULTS, **options})
-
-
 def trained(spec, neuron="native-lif", params=None, T=6, seed=0, lateral_inhibition="none"):
     """A spiking network that has learned a few batches (non-trivial weights and batch-norm statistics)."""
-    cfg = plain_config(neuron=neuron, neuron_params=ZERO_LIF if params is None else params, time_steps=T,
+    cfg = legacy_config(neuron=neuron, neuron_params=ZERO_LIF if params is None else params, time_steps=T,
                         lateral_inhibition=lateral_inhibition)
     net = ls.build_network(spec, ls.rule_config("softhebb"), seed=seed, spiking=cfg)
     x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 + 0.5
@@ -133,7 +129,7 @@ def test_unrepresentable_layers_are_errors_naming_the_layer(change, pattern):
     spec = {**POOLED, "layers": [dict(layer) for layer in POOLED["layers"]]}
     change(spec)
     net = ls.build_network(spec, ls.rule_config("softhebb"),
-                           spiking=plain_config(neuron_params=ZERO_LIF, time_steps=2)).eval()
+                           spiking=legacy_config(neuron_params=ZERO_LIF, time_steps=2)).eval()
     with pytest.raises(ValueError, match=pattern):
         export_nir(net)
 
@@ -290,7 +286,7 @@ rule = "softhebb"
 def test_current_norm_is_folded_into_the_synapse_and_round_trips():
     """With current_norm = "std" the eval-mode current is (W - mean_k W) * x / s: the synapse node holds that
     effective weight (so any NIR tool computes the current), and the import restores W and s exactly."""
-    cfg = plain_config(neuron="native-lif", neuron_params={**ZERO_LIF, "threshold": 1.5}, time_steps=6,
+    cfg = legacy_config(neuron="native-lif", neuron_params={**ZERO_LIF, "threshold": 1.5}, time_steps=6,
                         lateral_inhibition="mean", current_norm="std")
     net = ls.build_network(POOLED, ls.rule_config("softhebb"), spiking=cfg)
     x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 + 0.5
@@ -319,7 +315,7 @@ def test_current_norm_is_folded_into_the_synapse_and_round_trips():
 def test_uniform_initial_membranes_are_recorded_in_the_graph_and_restored(tmp_path):
     """NIR neurons have no initial state: the graph's metadata says the membranes start uniformly below threshold,
     and the import runs them so (same draws, same spikes)."""
-    cfg = plain_config(neuron="native-lif", neuron_params=ZERO_LIF, time_steps=6, initial_membrane="uniform")
+    cfg = legacy_config(neuron="native-lif", neuron_params=ZERO_LIF, time_steps=6, initial_membrane="uniform")
     net = ls.build_network(POOLED, ls.rule_config("softhebb"), spiking=cfg).eval()
     path = tmp_path / "net.nir"
     nir.write(path, export_nir(net))

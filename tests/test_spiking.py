@@ -14,18 +14,11 @@ from liouna_snn.export import load_trained_network
 from liouna_snn.neurons import bernoulli_rate, compiled_counts, compiled_step, make_neuron, rates, run
 from liouna_snn.network import LocalNetwork
 from liouna_snn.rules import ConvGeometry, RuleConfig
-from liouna_snn.spiking import (LEGACY_DEFAULTS, SpikingConfig, Trace, initial_membranes, neuron_current,
+from liouna_snn.spiking import (SpikingConfig, Trace, initial_membranes, neuron_current,
                                 spike_counts, spiking_config)
 
 from .test_network import SMALL_SPEC
-from .conftest import SMALL_SPEC_TOML
-
-
-def legacy_config(*args, **options) -> SpikingConfig:
-    """A :class:`SpikingConfig` with the defaults these tests were written against (``LEGACY_DEFAULTS``: no
-    inhibition, the drive as current, membranes from rest, the rule on rates) for the options not given, so each
-    test isolates the mechanism it names."""
-    return SpikingConfig(*args, **{**LEGACY_DEFAULTS, **options})
+from .conftest import SMALL_SPEC_TOML, legacy_config
 
 
 # Rule with a plain weight step: weight += lr * dW (no norm-dependent rate, no scaling).
