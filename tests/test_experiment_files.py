@@ -87,8 +87,8 @@ def test_the_spiking_layer1_seeds_experiment_learns_layer_1_as_the_spiking_bench
 def test_the_leaky_current_code_config_is_the_leaky_subtract_run_learning_from_the_drives_units():
     """rate_vs_spiking_lif_current_code.toml trains the leaky native LIF of the run made with
     rate_vs_spiking_lif_uniform_half_std_current.toml and ``--neuron-param reset=subtract``, changing only the code the
-    rule reads (``learning_code = "current"``), gives snnTorch's Leaky the same parameters, and holds the native
-    neuron to issue 4's targets."""
+    rule reads (``learning_code = "current"``), gives snnTorch's Leaky and Norse's LIFBoxCell the same neuron, and
+    holds the native neuron to issue 4's targets."""
     import dataclasses
     from pathlib import Path
 
@@ -106,6 +106,8 @@ def test_the_leaky_current_code_config_is_the_leaky_subtract_run_learning_from_t
     assert current == dataclasses.replace(subtract, learning_code="current")
     through_snntorch = driver.spiking_run_config(full, "snntorch-leaky", 8)
     assert through_snntorch == dataclasses.replace(current, neuron="snntorch-leaky")
+    through_norse = driver.spiking_run_config(full, "norse-lifbox", 8)
+    assert through_norse.make_neuron().p == current.make_neuron().p   # Norse's units, the same neuron
     assert full["targets"] == {"neuron": "native-lif", "time_steps": 8, "max_accuracy_drop": 2.0,
                                "max_time_ratio": 3.0}
     assert (full["name"], full["base_experiment"], full["run"]) == (

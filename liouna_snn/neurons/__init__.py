@@ -7,8 +7,8 @@ spiking neurons put out spikes and remember their membranes. :mod:`.lif` holds t
 Norse behind the same interface (with the parameter mapping), :mod:`.encoders` turns inputs into spikes.
 """
 from .backends import (
-    NEURONS, SPIKING_NEURONS, NorseLIF, NorseLIFBox, SnnTorchLeaky, beta_to_tau_mem_inv, make_neuron,
-    neuron_parameters, tau_mem_inv_to_beta,
+    NEURONS, SPIKING_NEURONS, NorseLIF, NorseLIFBox, SnnTorchLeaky, SubtractAfterLeak, beta_to_tau_mem_inv,
+    make_neuron, neuron_parameters, tau_mem_inv_to_beta,
 )
 from .base import Neuron, compiled_counts, compiled_step, rates, run
 from .encoders import ConstantInput, bernoulli_rate, constant_current, latency, poisson_rate
@@ -19,7 +19,8 @@ __all__ = [
     "ACTIVATIONS", "make_activation", "RateNeuron",
     "Neuron", "compiled_counts", "compiled_step", "run", "rates",
     "LIFParameters", "lif_step", "lif_step_", "NativeLIF", "IntegrateAndFire",
-    "SnnTorchLeaky", "NorseLIF", "NorseLIFBox", "NEURONS", "SPIKING_NEURONS", "make_neuron", "neuron_parameters",
+    "SnnTorchLeaky", "NorseLIF", "NorseLIFBox", "SubtractAfterLeak",
+    "NEURONS", "SPIKING_NEURONS", "make_neuron", "neuron_parameters",
     "beta_to_tau_mem_inv", "tau_mem_inv_to_beta",
     "bernoulli_rate", "poisson_rate", "constant_current", "ConstantInput", "latency",
 ]

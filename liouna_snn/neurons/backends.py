@@ -15,7 +15,7 @@ beta          ``beta``                                   ``1 - dt * tau_mem_inv`
 threshold     ``threshold``                              ``v_th - v_leak``; we use ``v_leak = 0``
 reset         ``reset_mechanism`` "subtract" / "zero"    ``LIFCell``: reset to value only;
                                                          ``LIFBoxCell``: ``reset_method`` =
-                                                         ``reset_value`` / ``reset_subtract``
+                                                         ``reset_value`` / :class:`SubtractAfterLeak`
 v_reset       (none: "zero" resets to 0)                 ``v_reset`` (with ``v_leak = 0``)
 current I     input, added to the membrane as is         input ``I / (dt * tau_mem_inv)``, see below
 (synapse)     none                                       ``LIFCell``: ``tau_syn_inv = 1 / dt``
@@ -47,10 +47,13 @@ What matches what, spike for spike (see ``tests/test_neurons.py``):
   ``v + a * (I / a - v)`` rather than ``beta * v + I``, so its membranes differ from ours by a few ulp; the
   spikes are identical unless some membrane lands within that distance of the threshold. ``LIFCell`` and
   ``LIFBoxCell`` are bit-identical to each other.
-* ``"subtract"`` reset with ``beta < 1``: Norse's ``reset_subtract`` removes the threshold right after the
-  spike, before the next leak (``v[t] = beta * (v[t-1] - threshold * s[t-1]) + I[t]``); snnTorch and the
-  native LIF remove it after the leak (``v[t] = beta * v[t-1] - threshold * s[t-1] + I[t]``). Different
-  neurons, not a rounding issue; they agree for ``beta = 1``, which Norse cannot express.
+* ``"subtract"`` reset: native, snnTorch and Norse ``LIFBoxCell``, with the same caveat on Norse's rounding.
+  Norse's own ``reset_subtract`` is a different neuron for ``beta < 1``: it removes the threshold right after
+  the spike, before the next leak (``v[t] = beta * (v[t-1] - threshold * s[t-1]) + I[t]``), while snnTorch
+  and the native LIF remove it after the leak (``v[t] = beta * v[t-1] - threshold * s[t-1] + I[t]``). So the
+  wrapper hands ``LIFBoxCell`` its own reset method through Norse's ``reset_method`` parameter,
+  :class:`SubtractAfterLeak`, which removes ``threshold / beta`` before the leak: the leak then leaves exactly
+  ``threshold`` removed, and the parameters mean the same neuron in every backend.
 * snnTorch's ``reset_delay=False`` is not used: with ``"subtract"`` its "avoid double reset" correction
   leaves a membrane that is still above threshold after a reset stuck there without firing (an input of
   2.5 then 0, -0.2, ... gives one spike instead of two), so it is neither convention above.
@@ -242,14 +245,36 @@ class NorseLIF(Neuron):
         return f"beta={self.p.beta}, threshold={self.p.threshold}, v_reset={self.p.v_reset}, dt={self.dt}"
 
 
+class SubtractAfterLeak:
+    """A Norse ``ResetMethod`` (``(z, v, v_reset, v_th) -> v``) for ``LIFBoxCell`` that gives snnTorch's and the
+    native LIF's subtractive reset: it removes ``v_th / beta`` from a membrane that spiked, so the next step's
+    leak leaves ``beta * v - v_th`` (Norse's ``reset_subtract`` removes ``v_th``, and the leak then ``beta * v_th``).
+
+    Args:
+        beta: the cell's membrane decay per step, in (0, 1) (Norse's ``1 - dt * tau_mem_inv``).
+    """
+
+    def __init__(self, beta: float):
+        if not 0.0 < beta < 1.0:
+            raise ValueError(f"SubtractAfterLeak: beta (decay per step) must be in (0, 1), got {beta!r}")
+        self.beta = float(beta)
+
+    def __call__(self, z: torch.Tensor, v: torch.Tensor, v_reset: torch.Tensor, v_th: torch.Tensor) -> torch.Tensor:
+        return v - z * (v_th / self.beta)
+
+    def __repr__(self) -> str:
+        return f"SubtractAfterLeak(beta={self.beta})"
+
+
 class NorseLIFBox(Neuron):
     """Norse's LIF without synaptic current, ``LIFBoxCell`` (input enters the membrane directly).
 
     Args:
         beta: membrane decay per step, in [0, 1). Default 0.9 (Norse's defaults: 100 /s at dt = 1 ms).
         threshold: firing threshold, > 0 (Norse ``v_th``, with ``v_leak = 0``). Default 1.0.
-        reset: ``"zero"`` (Norse ``reset_value``, its default) or ``"subtract"`` (Norse ``reset_subtract``,
-            which subtracts before the next leak, unlike :class:`.lif.NativeLIF`). Default ``"zero"``.
+        reset: ``"zero"`` (Norse ``reset_value``, its default) or ``"subtract"`` (:class:`SubtractAfterLeak`,
+            the native LIF's and snnTorch's subtractive reset; not Norse's ``reset_subtract``, which subtracts
+            before the next leak). Default ``"zero"``.
         v_reset: the potential a ``"zero"`` reset sets (Norse ``v_reset``). Default 0.
         dt: Norse's integration step in seconds: the units of ``tau_mem_inv`` and of ``cell.p``. Default 1e-3.
         tau_mem_inv: Norse's inverse membrane time constant in 1/s, in place of ``beta``
@@ -266,15 +291,20 @@ class NorseLIFBox(Neuron):
         beta, threshold = _norse_parameters("norse-lifbox", beta, tau_mem_inv, threshold, v_th, dt)
         self.p = LIFParameters(beta=beta, threshold=threshold, reset=reset, v_reset=v_reset)
         tau_mem_inv, self.input_scale = _norse_membrane(self.p, dt, "norse-lifbox", tau_mem_inv)
+        if self.p.reset == "subtract" and self.p.beta == 0.0:
+            raise ValueError("norse-lifbox: a subtractive reset needs beta > 0: Norse resets before the next leak, and "
+                             "beta = 0 (dt * tau_mem_inv = 1) leaks all of it away; use 'native-lif' or "
+                             "'snntorch-leaky'")
         self.dt = float(dt)
         import_norse()
         from norse.torch import LIFBoxCell, LIFBoxParameters
-        from norse.torch.functional.reset import reset_subtract, reset_value
+        from norse.torch.functional.reset import reset_value
 
         self.cell = LIFBoxCell(LIFBoxParameters(
             tau_mem_inv=_as_param(tau_mem_inv), v_leak=_as_param(0.0), v_th=_as_param(self.p.threshold),
             v_reset=_as_param(self.p.v_reset), method="heaviside",
-            reset_method=reset_subtract if self.p.reset == "subtract" else reset_value), dt=self.dt)
+            reset_method=SubtractAfterLeak(tau_mem_inv_to_beta(tau_mem_inv, self.dt))
+            if self.p.reset == "subtract" else reset_value), dt=self.dt)
 
     def init_state(self, shape, device=None, dtype=None):
         from norse.torch.functional.lif_box import LIFBoxFeedForwardState

@@ -25,9 +25,10 @@ In equations, from ``v[0] = 0``::
 This is snnTorch's ``snn.Leaky`` (default ``reset_delay=True``) operation for operation, so the two give
 bit-identical spike trains and membranes (``"zero"`` only with ``v_reset = 0``, which is all snnTorch offers;
 in float64 only for thresholds representable in float32, because snnTorch computes its reset in float32). In ``"zero"`` mode it is also Norse's ``LIFCell`` / ``LIFBoxCell`` with an instantaneous
-synapse (see :mod:`.backends`). Norse's ``reset_subtract`` differs from step 5 for ``beta < 1``: Norse
-subtracts right after the spike, before the next leak (``v[t] = beta * (v[t-1] - threshold * s[t-1]) + I[t]``).
-With ``beta = 1`` every convention coincides; that is :class:`IntegrateAndFire`.
+synapse, and in ``"subtract"`` mode Norse's ``LIFBoxCell`` with the reset the wrapper gives it (see
+:mod:`.backends`; Norse's own ``reset_subtract`` subtracts right after the spike, before the next leak, so for
+``beta < 1`` it is another neuron: ``v[t] = beta * (v[t-1] - threshold * s[t-1]) + I[t]``). With ``beta = 1``
+every convention coincides; that is :class:`IntegrateAndFire`.
 
 :func:`lif_step` is pure (returns new tensors, autograd-safe); :func:`lif_step_` updates the membrane in
 place and is what :func:`.base.run` / :func:`.base.rates` use on the state they own. Neither branches on
