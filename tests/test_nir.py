@@ -347,10 +347,47 @@ def test_a_network_of_the_default_spiking_config_round_trips():
     assert graph.metadata["initial_membrane"] == "half"
     back = import_nir(graph)
     for a, b in zip(net.layers, back.layers):
-        assert b.spiking.membrane_at_inference == "half" and b.spiking.inference_initial_membrane is None
+        assert b.spiking.membrane_at_inference == "half" and b.spiking.initial_membrane == "uniform"
         assert (b.spiking.lateral_inhibition, b.spiking.current_norm) == ("mean", "std")
+        # Every option but the neuron's parameters (each in the backend's own words) is the exported one.
+        assert dataclasses.replace(b.spiking, neuron_params=a.spiking.neuron_params) == a.spiking
         assert b.neuron.p == a.neuron.p and a.neuron.p.threshold == 3.0 and a.neuron.p.reset == "subtract"
         assert torch.equal(a.weight, b.weight)
     first = net(images(), 1)  # (the 5-unit top layer rarely passes 3 standard deviations: the first layer is graded)
     assert 0.02 < float(first.mean()) < 0.98
     assert torch.equal(back(images(), 1), first) and torch.equal(back(images()), net(images()))
+
+
+def test_learning_options_and_encoder_parameters_travel_with_the_graph(tmp_path):
+    """What only learning reads (plasticity, trace decay, calibration, the start while learning, the code the rule
+    reads) goes into each synapse node's metadata, and the encoder's parameters into the graph's, through a file;
+    the imported network learns exactly as the exported one."""
+    cfg = legacy_config(neuron="native-lif", neuron_params=ZERO_LIF, time_steps=6, encoder="poisson",
+                        encoder_params={"f_max": 300.0}, plasticity="online", trace_decay=0.7,
+                        initial_membrane="uniform", inference_initial_membrane="rest", learning_code="current",
+                        lateral_inhibition="mean", current_norm="std")
+    rule = ls.rule_config("softhebb")
+    net = ls.build_network(POOLED, rule, seed=0, spiking=cfg)
+    path = tmp_path / "net.nir"
+    nir.write(path, export_nir(net))
+    back = import_nir(nir.read(path), rule=rule)  # (the rule is not in the graph: import_nir takes it)
+    for a, b in zip(net.layers, back.layers):
+        assert dataclasses.replace(b.spiking, neuron_params=a.spiking.neuron_params) == a.spiking
+    assert "initial_membrane" not in export_nir(net).metadata  # inference starts at rest: nothing for other tools
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(2))  # rates in [0, 1] for the encoder
+    before = net.layers[0].weight.detach().clone()
+    for model in (net, back):
+        model.train()
+        torch.manual_seed(3)
+        model.learn_layer(0, x, 0.0)
+    assert not torch.equal(net.layers[0].weight, before)  # it learned something
+    assert torch.equal(net.layers[0].weight, back.layers[0].weight)
+    # A graph written before these keys existed (or a foreign one) learns with SpikingConfig's defaults.
+    bare = export_nir(net)
+    for node in bare.nodes.values():
+        for key in ("plasticity", "trace_decay", "current_calibration", "learning_initial_membrane", "learning_code"):
+            (getattr(node, "metadata", None) or {}).pop(key, None)
+    bare.metadata.pop("encoder_params")
+    old = import_nir(bare).layers[0].spiking
+    assert (old.plasticity, old.learning_code, old.encoder_params) == (SpikingConfig.plasticity,
+                                                                       SpikingConfig.learning_code, {})

@@ -20,7 +20,8 @@ The batch-norm is a node of its own, not folded into the convolution: folding is
 padding (zero padding would then carry the shift ``b`` into the border), and a separate node keeps the
 synaptic weights exactly as learned. Every node carries ``metadata`` with what NIR has no field for
 (the batch-norm's running statistics and ``eps``, the library's neuron name and reset, the layer's
-norm kind), so ``import_nir(export_nir(net))`` rebuilds the same network.
+norm kind and the options its learning reads), so ``import_nir(export_nir(net))`` rebuilds the same network,
+which also learns as the exported one did.
 
 Neuron parameters (``dt``: the step length in seconds, default :data:`NIR_DT` = 1e-4 s, snnTorch's)
 ---------------------------------------------------------------------------------------------------
@@ -75,6 +76,7 @@ batch-norms without running statistics or with an affine part, and any other lay
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -211,8 +213,10 @@ def export_nir(network: nn.Module, *, dt: float = NIR_DT, input_shape: tuple[int
             (recording the true reset in metadata) instead of raising.
 
     Returns the graph; ``nir.write("net.nir", graph)`` saves it. Graph metadata: ``format``, ``version``,
-    ``dt``, ``time_steps``, ``encoder``, ``input_shape``, and ``initial_membrane`` when the neurons do not start at
-    rest (NIR has no initial state: other tools start them at rest; :func:`import_nir` restores it).
+    ``dt``, ``time_steps``, ``encoder``, ``input_shape``, ``encoder_params`` (JSON) when the encoder has any, and
+    ``initial_membrane`` when the neurons do not start at rest at inference (NIR has no initial state: other tools
+    start them at rest; :func:`import_nir` restores it). Each synapse node also holds its layer's
+    :data:`LEARNING_OPTIONS`, so the imported network learns as this one does.
 
     Raises:
         ValueError: a layer or module NIR cannot represent (the message names the layer and what is supported).
@@ -253,7 +257,8 @@ def export_nir(network: nn.Module, *, dt: float = NIR_DT, input_shape: tuple[int
             nodes[prefix + "conv"] = nir.Conv2d(
                 input_shape=shape[1:], weight=weight, stride=g.stride, padding=g.padding, dilation=1,
                 groups=1, bias=np.zeros(k, dtype=np.float32),
-                metadata={"padding_mode": g.padding_mode, "norm": layer.norm_kind, **inhibition})
+                metadata={"padding_mode": g.padding_mode, "norm": layer.norm_kind, **inhibition,
+                          **_learning_metadata(layer.spiking)})
             kk = layer.weight.shape[-1]
             hw = tuple((s + 2 * g.padding - kk) // g.stride + 1 for s in shape[1:])
             nodes[prefix + "neuron"] = neuron_to_nir(layer.neuron, (k, *hw), dt, where=here,
@@ -274,7 +279,8 @@ def export_nir(network: nn.Module, *, dt: float = NIR_DT, input_shape: tuple[int
             if norm is not None:
                 nodes[prefix + "norm"] = norm
             weight, inhibition = _synaptic_weight(layer)
-            nodes[prefix + "linear"] = nir.Linear(weight=weight, metadata={"norm": layer.norm_kind, **inhibition})
+            nodes[prefix + "linear"] = nir.Linear(weight=weight, metadata={"norm": layer.norm_kind, **inhibition,
+                                                                           **_learning_metadata(layer.spiking)})
             nodes[prefix + "neuron"] = neuron_to_nir(layer.neuron, (k,), dt, where=here,
                                                      approximate_subtractive_reset=approximate_subtractive_reset)
             shape = (k,)
@@ -289,9 +295,14 @@ def export_nir(network: nn.Module, *, dt: float = NIR_DT, input_shape: tuple[int
         if cfg.membrane_at_inference != first.membrane_at_inference:
             raise ValueError(f"layer {i}: initial membrane at inference {cfg.membrane_at_inference!r}, layer 1 "
                              f"{first.membrane_at_inference!r}; a NIR graph records one for all its neurons")
+        if cfg.encoder_params != first.encoder_params:
+            raise ValueError(f"layer {i}: encoder parameters {cfg.encoder_params!r}, layer 1 "
+                             f"{first.encoder_params!r}; a NIR graph records one encoder")
     spec = getattr(network, "spec", None) or {}
     metadata = {"format": FORMAT, "version": FORMAT_VERSION, "dt": float(dt), "time_steps": first.time_steps,
                 "encoder": first.encoder, "input_shape": np.array(first_shape), "name": spec.get("name") or "network"}
+    if first.encoder_params:
+        metadata["encoder_params"] = json.dumps(first.encoder_params, sort_keys=True)
     if first.membrane_at_inference != "rest":  # NIR neurons start at rest; other tools run them from there
         metadata["initial_membrane"] = first.membrane_at_inference  # a graph runs inference: its start
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=False)
@@ -317,6 +328,22 @@ def _synaptic_weight(layer) -> tuple[np.ndarray, dict]:
         effective = effective * float((scale.running_var + scale.eps).rsqrt())
         meta |= {"current_norm": "std", "current_running_var": float(scale.running_var)}
     return _array(effective), meta
+
+
+LEARNING_OPTIONS = ("plasticity", "trace_decay", "current_calibration", "initial_membrane", "learning_code")
+"""The :class:`~liouna_snn.spiking.SpikingConfig` fields that only learning reads: each synapse node's metadata holds
+them (``initial_membrane`` as ``learning_initial_membrane``; the graph's ``initial_membrane`` is the start at
+inference), so an imported network learns as the exported one did. A graph without them (a foreign one, or one
+written before they were recorded) learns with ``SpikingConfig``'s defaults."""
+
+
+def _learning_key(option: str) -> str:
+    return "learning_initial_membrane" if option == "initial_membrane" else option
+
+
+def _learning_metadata(cfg) -> dict:
+    """A layer's :data:`LEARNING_OPTIONS`, keyed as its synapse node's metadata holds them."""
+    return {_learning_key(option): getattr(cfg, option) for option in LEARNING_OPTIONS}
 
 
 # --- import --------------------------------------------------------------------------------------------
@@ -455,7 +482,8 @@ def import_nir(graph, *, dt: float | None = None, time_steps: int | None = None,
     dt = float(dt if dt is not None else gmeta.get("dt", NIR_DT))
     T = int(time_steps if time_steps is not None else gmeta.get("time_steps", 8))
     encoder = encoder or gmeta.get("encoder", "constant-current")
-    initial_membrane = str(gmeta.get("initial_membrane", "rest"))
+    encoder_params = json.loads(gmeta["encoder_params"]) if "encoder_params" in gmeta else {}
+    inference_membrane = str(gmeta.get("initial_membrane", "rest"))
     inputs = [n for n in graph.nodes.values() if isinstance(n, nir.Input)]
     shape = tuple(int(s) for s in np.asarray(inputs[0].input_type["input"]).ravel()) if inputs else None
     if "input_shape" in gmeta:
@@ -520,9 +548,16 @@ def import_nir(graph, *, dt: float | None = None, time_steps: int | None = None,
         current_norm = str(synapse_meta.get("current_norm", "none"))
         if "liouna_snn_weight" in synapse_meta:  # the node holds the effective weight; the learned W is in the metadata
             w = np.asarray(synapse_meta["liouna_snn_weight"])
+        learning = {option: synapse_meta[_learning_key(option)] for option in LEARNING_OPTIONS
+                    if _learning_key(option) in synapse_meta}
+        learning.setdefault("initial_membrane", inference_membrane)
+        if "trace_decay" in learning:
+            learning["trace_decay"] = float(learning["trace_decay"])
         cfg = SpikingConfig(neuron=neuron, neuron_params=params, time_steps=T, encoder=encoder,
-                            lateral_inhibition=inhibition, current_norm=current_norm,
-                            initial_membrane=initial_membrane, inference_initial_membrane=None)
+                            encoder_params=encoder_params if encoder == gmeta.get("encoder") else {},
+                            lateral_inhibition=inhibition, current_norm=current_norm, **learning,
+                            inference_initial_membrane=None if learning["initial_membrane"] == inference_membrane
+                            else inference_membrane)
         if norm_node is not None:
             channels = int(w.shape[1])
             bn, norm_kind = _bn_from_node(norm_node[1], channels, conv, f"node {norm_node[0]!r}")
