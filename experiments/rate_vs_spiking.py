@@ -670,7 +670,8 @@ def write_report(results: dict, depths: list[int], out: Path, cfg: dict) -> str:
     out.with_suffix(".md").write_text(table + "\n")
     plot_rate_vs_spiking(shown, depths, out.with_suffix(".png"),
                          title=f"{cfg['name']}: {results['dataset']}, {results['train_images']} train / "
-                               f"{results['test_images']} test images, {results['device']}")
+                               f"{results['test_images']} test images, {results['device']}",
+                         numbers=machine_numbers(seeded))  # the tables' numbering
     return table
 
 
@@ -972,20 +973,23 @@ def curve_labels(curves: list[list[str]]) -> tuple[list[str], list[str]]:
     return labels, [w for w in (curves[0] if curves else []) if w in shared]
 
 
-def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title: str = "") -> None:
+def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title: str = "",
+                         numbers: dict[str, int] | None = None) -> None:
     """Best probed-layer top-1 (%) and unsupervised time (s) against ``T``: a line per backend, neuron, neuron
     current and precision (colour and marker), rate mode as black horizontal lines, one legend under both panels.
     Words every spiking line shares go to the subtitle, so labels name only what tells the lines apart. Times
     join into a line only within one machine (:func:`machine_name`): with several machines the time panel draws
-    each machine in its own line style, keyed in the legend, and each rate run says its machine."""
+    each machine in its own line style, keyed in the legend, and each rate run says its machine, by the tables'
+    numbers (``numbers``, default :func:`machine_numbers` of ``runs``)."""
     from matplotlib.lines import Line2D
 
     from liouna_snn.plots import line_style, plt
 
     spiking = [r for r in runs if r["mode"] == "spiking"]
     rate = [r for r in runs if r["mode"] == "rate"]
-    machines = sorted({machine_name(r) for r in runs})  # wall times join into a line only within one machine
-    styles = ("-", "--", ":", "-.")
+    numbers = numbers or machine_numbers(runs)
+    machines = sorted({machine_name(r) for r in runs}, key=numbers.get)  # times join into a line within one machine
+    styles = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 
     def curve(r):
         return r["neuron"], neuron_variant(r), current_variant(r), precision_of(r)
@@ -1014,9 +1018,10 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
         acc_ax.axhline(best_probe(r, depths), **style)
         time_ax.axhline(r["unsup_seconds"], **style)
         handles.append(Line2D([], [], label=f"rate mode, {precision_of(r)}"
-                              + (f" [machine {m + 1}]" if len(machines) > 1 else ""), **style))
+                              + (f" [machine {numbers[machine_name(r)]}]" if len(machines) > 1 else ""), **style))
     if len(machines) > 1:
-        handles += [Line2D([], [], color="0.3", linestyle=styles[m % len(styles)], label=f"machine {m + 1}: {where}")
+        handles += [Line2D([], [], color="0.3", linestyle=styles[m % len(styles)],
+                           label=f"machine {numbers[where]}: {where}")
                     for m, where in enumerate(machines)]
     all_steps = sorted({r["time_steps"] for r in spiking})
     which = f"layer {depths[0]}" if len(depths) == 1 else f"best of layers {', '.join(map(str, depths))}"

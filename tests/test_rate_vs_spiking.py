@@ -823,3 +823,28 @@ def test_a_backend_without_a_threshold_is_matched_with_the_default_one_of_a_stan
     with pytest.raises(ValueError, match=r"cfg: the backends do not run the same neuron: native-lif has "
                                          r"LIFParameters\(beta=0.9, threshold=1.0"):
         driver.check_matched_neurons(params, "cfg", current_norm="none")
+
+
+def test_the_plot_numbers_machines_as_the_tables_do(tmp_path, monkeypatch):
+    """The time panel's legend names each machine by the tables' number (:func:`machine_numbers`), not by its place
+    in an alphabetical list: the AMX Xeon sorts before the AVX-512 one but is machine 5 in the tables."""
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    results = json.loads((Path(__file__).parent.parent / "experiments" / "results" /
+                          "rate_vs_spiking.json").read_text())
+    intel = [r for r in results["runs"] if "Intel" in (r.get("cpu") or "") and r.get("conditions")
+             and r["precision"] == "fp32"]
+    numbers = driver.machine_numbers(results["runs"])
+    alphabetical = sorted({driver.machine_name(r) for r in intel})
+    assert [numbers[name] for name in alphabetical] == [5, 4]  # the case a plot of its own numbering gets wrong
+    labels = []
+    original = Figure.legend
+    monkeypatch.setattr(Figure, "legend", lambda fig, *a, **k: (labels.extend(h.get_label() for h in k["handles"]),
+                                                                original(fig, *a, **k))[1])
+    driver.plot_rate_vs_spiking(intel, [3], tmp_path / "plot.png", numbers=numbers)
+    named = {label.split(": ", 1)[1]: label.split(":")[0] for label in labels if label.startswith("machine ")}
+    assert named == {name: f"machine {numbers[name]}" for name in {driver.machine_name(r) for r in intel}}
+    assert set(named.values()) == {"machine 4", "machine 5"}
+    assert all(f"[machine {numbers[driver.machine_name(r)]}]" in " ".join(labels) for r in intel if r["mode"] == "rate")
