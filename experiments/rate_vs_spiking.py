@@ -1008,7 +1008,7 @@ def plot_rate_vs_spiking(runs: list[dict], depths: list[int], path: Path, title:
             timed = [r for r in rs if machine_name(r) == where]
             if timed:
                 time_ax.plot([r["time_steps"] for r in timed], [r["unsup_seconds"] for r in timed],
-                             styles[m % len(styles)], **style)
+                             linestyle=styles[m % len(styles)], **style)
         handles.append(Line2D([], [], linestyle="-", label=label, **style))
     precisions = sorted({precision_of(r) for r in rate})
     for r in rate:
